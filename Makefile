@@ -1,0 +1,31 @@
+# Cadenza's everyday commands. `make setup` runs first for demo, test, lint and bench.
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO := build/demo
+
+.PHONY: setup demo test lint format bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	$(BIN)/cadenza bench catalog $(DEMO)/masters --tracks 4 --min-seconds 20 --max-seconds 40
+	$(BIN)/cadenza ingest $(DEMO)/masters --out $(DEMO)/published
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: setup
+	$(BIN)/cadenza bench encode
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Benchmarks that load Cadenza and report its figures next to a reference run."""

@@ -1,0 +1,1 @@
+"""Edges: caching proxies that serve players, one or more per region."""

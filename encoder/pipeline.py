@@ -1,0 +1,319 @@
+"""Encode one master into a published version: probe, one ffmpeg run, check, publish.
+
+The version is staged in a hidden work directory on the output's filesystem and renamed into
+place only when complete; the master playlist is switched last, so a crash or Ctrl-C at any
+point leaves the previous state visible and nothing half-written under a final name.
+"""
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from cadenza import layout
+from cadenza.fsio import publish_dir, write_atomic
+from encoder import graph
+from encoder.errors import EncodeError, MasterError
+from encoder.identity import sha256_file, track_id, version_id
+from encoder.ladder import Ladder
+from encoder.loudness import Loudness, parse_ebur128_summary
+from encoder.playlist import (
+    MediaPlaylist,
+    Variant,
+    measure_bandwidth,
+    parse_media_playlist,
+    write_master_playlist,
+    write_media_playlist,
+)
+from encoder.probe import Master, Tags, probe
+from encoder.progress import ProgressReader
+
+STAGING = ".cadenza-staging"
+LOUDNESS_DATA_ID = "org.cadenza.loudness"
+# A decode that stops this much short of the declared duration means a damaged master.
+TRUNCATION_TOLERANCE = 0.5
+
+ProgressCallback = Callable[[float, float], None]  # (seconds encoded, seconds in total)
+
+
+@dataclass(frozen=True)
+class RungResult:
+    name: str
+    codec: str
+    codecs: str
+    bitrate_kbps: int | None
+    peak_bps: int
+    average_bps: int
+    segments: int
+
+
+@dataclass(frozen=True)
+class EncodedTrack:
+    source: Path
+    track_id: str
+    version: str
+    duration: float
+    tags: Tags
+    loudness: Loudness | None
+    rungs: tuple[RungResult, ...]
+    encode_seconds: float
+    reused: bool
+    warnings: tuple[str, ...]
+
+    @property
+    def speed(self) -> float:
+        """Times realtime; 0 for a reused version."""
+        return self.duration / self.encode_seconds if self.encode_seconds > 0 else 0.0
+
+
+async def encode_track(
+    path: Path,
+    ladder: Ladder,
+    out_root: Path,
+    on_progress: ProgressCallback | None = None,
+    *,
+    claim: Callable[[str], None] | None = None,
+    measure_loudness: bool = True,
+) -> EncodedTrack:
+    """Encode ``path`` into ``out_root/tracks/...``; raises MasterError for an unusable master.
+
+    ``claim`` is called with the track id before any encoding; it raises to refuse the track
+    (a batch uses it to reject two masters of the same recording).
+    """
+    started = time.perf_counter()
+    master = await probe(path, ladder.max_duration_seconds)
+    report = on_progress or (lambda done, total: None)
+    report(0.0, master.duration)
+    source_sha = await asyncio.to_thread(sha256_file, path)
+    tid = track_id(master.tags, source_sha)
+    if claim is not None:
+        claim(tid)
+    recipe = ladder.fingerprint() + ("" if measure_loudness else "|without-loudness")
+    version = version_id(source_sha, recipe)
+    final = out_root / layout.version_prefix(tid, version)
+    if (final / layout.METADATA).is_file():
+        metadata = json.loads((final / layout.METADATA).read_text())
+        await asyncio.to_thread(_write_master, out_root, tid, metadata)
+        report(master.duration, master.duration)
+        return _result(master, metadata, time.perf_counter() - started, reused=True)
+    staging = out_root / STAGING / f"{tid}-{version}-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        for rung in ladder.rungs:
+            (staging / rung.name).mkdir(parents=True)
+        args = graph.build_command(master, ladder, staging, measure_loudness=measure_loudness)
+        log = await _run_ffmpeg(
+            args, lambda done: report(min(done, master.duration), master.duration)
+        )
+        loudness = parse_ebur128_summary(log) if measure_loudness else None
+        if measure_loudness and loudness is None:
+            raise EncodeError("ffmpeg printed no loudness summary; see the log with -vv")
+        metadata = await asyncio.to_thread(
+            _finalize, staging, master, ladder, loudness, source_sha, tid, version
+        )
+        await asyncio.to_thread(publish_dir, staging, final)
+        await asyncio.to_thread(_write_master, out_root, tid, metadata)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            (out_root / STAGING).rmdir()
+    report(master.duration, master.duration)
+    return _result(master, metadata, time.perf_counter() - started, reused=False)
+
+
+async def _run_ffmpeg(args: list[str], on_seconds: Callable[[float], None]) -> str:
+    """Run ffmpeg to completion, reporting progress; returns its log. Killed if cancelled."""
+    proc = await asyncio.create_subprocess_exec(
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,  # Ctrl-C reaches Cadenza, which stops ffmpeg itself
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    reader = ProgressReader()
+
+    async def follow_progress() -> None:
+        assert proc.stdout is not None
+        while chunk := await proc.stdout.read(4096):
+            if reader.feed(chunk):
+                on_seconds(reader.out_seconds)
+
+    try:
+        _, log = await asyncio.gather(follow_progress(), proc.stderr.read())
+        await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    text = log.decode(errors="replace")
+    if proc.returncode != 0:
+        raise EncodeError(
+            f"ffmpeg failed ({_ffmpeg_error(text) or f'exit code {proc.returncode}'})"
+        )
+    return text
+
+
+def _ffmpeg_error(log: str) -> str:
+    errors = [line for line in log.splitlines() if line.startswith(("[error]", "[fatal]"))]
+    if not errors:
+        return ""
+    return errors[-1].split("] ", 1)[-1].strip()
+
+
+def _finalize(
+    staging: Path,
+    master: Master,
+    ladder: Ladder,
+    loudness: Loudness | None,
+    source_sha: str,
+    tid: str,
+    version: str,
+) -> dict[str, Any]:
+    """Check what ffmpeg wrote, rewrite the media playlists, and write the metadata."""
+    rungs = []
+    timelines: dict[str, tuple[float, ...]] = {}
+    for rung in ladder.rungs:
+        folder = staging / rung.name
+        playlist = _read_playlist(folder)
+        durations = tuple(s.duration for s in playlist.segments)
+        sizes = [(folder / s.uri).stat().st_size for s in playlist.segments]
+        peak, average = measure_bandwidth(durations, sizes)
+        (folder / layout.MEDIA_PLAYLIST).write_text(write_media_playlist(playlist))
+        if timelines.setdefault(rung.codec, durations) != durations:
+            raise EncodeError(f"rung {rung.name} has segment boundaries unlike its codec's others")
+        rungs.append(
+            RungResult(
+                rung.name,
+                rung.codec,
+                rung.codec_string,
+                rung.bitrate_kbps,
+                peak,
+                average,
+                len(durations),
+            )
+        )
+    encoded = sum(next(iter(timelines.values())))
+    if encoded + TRUNCATION_TOLERANCE < master.duration:
+        raise MasterError(
+            f"decoding stopped at {encoded:.1f} s of {master.duration:.1f} s: the file is "
+            "truncated or damaged; export the master again"
+        )
+    metadata = {
+        "track_id": tid,
+        "version": version,
+        "source": {
+            "name": master.path.name,
+            "sha256": source_sha,
+            "container": master.container,
+            "codec": master.codec,
+            "sample_rate": master.sample_rate,
+            "channels": master.channels,
+        },
+        "duration": round(master.duration, 6),
+        "tags": asdict(master.tags),
+        "loudness": asdict(loudness) if loudness else None,
+        "cover": graph.cover_name(master),
+        "rungs": [asdict(r) for r in rungs],
+        "warnings": list(master.warnings),
+        "files": _hash_files(staging),
+    }
+    (staging / layout.METADATA).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    return metadata
+
+
+def _read_playlist(folder: Path) -> MediaPlaylist:
+    try:
+        playlist = parse_media_playlist((folder / layout.MEDIA_PLAYLIST).read_text())
+    except (OSError, ValueError) as e:
+        raise EncodeError(f"ffmpeg wrote no usable playlist for rung {folder.name} ({e})") from e
+    missing = [s.uri for s in playlist.segments if not (folder / s.uri).is_file()]
+    if missing or not (folder / playlist.init_uri).is_file():
+        raise EncodeError(f"rung {folder.name} is missing files: {missing or playlist.init_uri}")
+    return playlist
+
+
+def _hash_files(root: Path) -> dict[str, dict[str, Any]]:
+    return {
+        path.relative_to(root).as_posix(): {
+            "size": path.stat().st_size,
+            "sha256": sha256_file(path),
+        }
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def master_playlist(metadata: dict[str, Any]) -> str:
+    version = metadata["version"]
+    variants = [
+        Variant(
+            uri=f"{version}/{r['name']}/{layout.MEDIA_PLAYLIST}",
+            codecs=r["codecs"],
+            bandwidth=r["peak_bps"],
+            average_bandwidth=r["average_bps"],
+        )
+        for r in metadata["rungs"]
+    ]
+    return write_master_playlist(variants, _session_data(metadata.get("loudness")))
+
+
+def _session_data(loudness: dict[str, Any] | None) -> dict[str, str]:
+    if loudness is None:
+        return {}
+
+    def text(value: float | None) -> str:
+        return "-inf" if value is None else f"{value:.1f}"
+
+    return {
+        f"{LOUDNESS_DATA_ID}.integrated-lufs": text(loudness["integrated_lufs"]),
+        f"{LOUDNESS_DATA_ID}.true-peak-dbtp": text(loudness["true_peak_dbtp"]),
+        f"{LOUDNESS_DATA_ID}.range-lu": f"{loudness['range_lu']:.1f}",
+    }
+
+
+def remove_stale_staging(out_root: Path) -> None:
+    """Remove work directories left by a killed ingest (their process no longer exists)."""
+    for entry in (out_root / STAGING).glob("*-*-*-*"):
+        pid = int(entry.name.split("-")[2]) if entry.name.split("-")[2].isdigit() else 0
+        if pid and not _alive(pid):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _write_master(out_root: Path, tid: str, metadata: dict[str, Any]) -> None:
+    path = out_root / layout.master_path(tid)
+    text = master_playlist(metadata).encode()
+    if not path.is_file() or path.read_bytes() != text:
+        write_atomic(path, text)
+
+
+def _result(master: Master, metadata: dict[str, Any], seconds: float, reused: bool) -> EncodedTrack:
+    loud = metadata.get("loudness")
+    return EncodedTrack(
+        source=master.path,
+        track_id=metadata["track_id"],
+        version=metadata["version"],
+        duration=master.duration,
+        tags=master.tags,
+        loudness=Loudness(**loud) if loud else None,
+        rungs=tuple(RungResult(**r) for r in metadata["rungs"]),
+        encode_seconds=seconds,
+        reused=reused,
+        warnings=master.warnings,
+    )

@@ -1,0 +1,1 @@
+"""The locator: sends each player to the nearest, least-loaded healthy edge."""

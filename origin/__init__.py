@@ -1,0 +1,1 @@
+"""The origin: the store of record that edges fetch from (published tracks, catalog, rights)."""

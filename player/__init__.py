@@ -1,0 +1,1 @@
+"""Players that adapt their bitrate to the network."""

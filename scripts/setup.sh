@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Make a bare Debian 12 machine ready for Cadenza: system packages (as root, only the missing
+# ones), then .venv with the project and its test and development extras. Fast when done before.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg)
+command -v make >/dev/null || missing+=(make)
+if ! command -v python3 >/dev/null; then
+    missing+=(python3 python3-venv)
+elif ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    missing+=(python3-venv)
+fi
+
+if ((${#missing[@]})); then
+    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
+        echo "setup: missing system packages: ${missing[*]}" >&2
+        echo "setup: install them as root (apt-get install ${missing[*]}) and run 'make setup' again" >&2
+        exit 1
+    fi
+    echo "setup: installing ${missing[*]} with apt-get"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "setup: Cadenza needs Python 3.11 or newer; found $(python3 --version)" >&2
+    exit 1
+fi
+
+stamp=.venv/.installed
+if [[ -f $stamp && $stamp -nt pyproject.toml && $stamp -nt scripts/setup.sh ]]; then
+    exit 0
+fi
+[[ -x .venv/bin/python ]] || python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[test,dev]'
+touch "$stamp"
+echo "setup: .venv is ready ($(.venv/bin/cadenza --version))"

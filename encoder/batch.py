@@ -93,7 +93,11 @@ async def ingest(
 ) -> list[Outcome]:
     """Encode every usable source with at most ``jobs`` ffmpeg processes at once."""
     remove_stale_staging(out_root)
-    slots = asyncio.Semaphore(max(1, jobs))
+    jobs = max(1, jobs)
+    encoders = asyncio.Semaphore(jobs)
+    # Twice as many tracks in flight as encoders: while ffmpeg keeps every core busy, the
+    # next tracks are probed and hashed and the finished ones fsynced and published.
+    in_flight = asyncio.Semaphore(2 * jobs)
     claimed: dict[str, Path] = {}
 
     async def one(source: Source) -> Outcome:
@@ -107,7 +111,7 @@ async def ingest(
             if other != source.path:
                 raise MasterError(f"same recording (track {track_id}) as {other}; ingest one")
 
-        async with slots:
+        async with in_flight:
             observer.started(source.path)
             try:
                 track = await encode_track(
@@ -116,6 +120,7 @@ async def ingest(
                     out_root,
                     lambda done, total: observer.progressed(source.path, done, total),
                     claim=claim,
+                    encoder_slot=encoders,
                     measure_loudness=measure_loudness,
                 )
                 outcome = Outcome(source.path, track, None)

@@ -43,11 +43,13 @@ class Ladder:
     rungs: tuple[Rung, ...]
     sample_rate: int = 48000
     segment_seconds: float = 6.0
-    max_duration_seconds: float = 2 * 60 * 60
+    max_duration_seconds: float = 2 * 60 * 60.0
 
     def fingerprint(self) -> str:
-        """A canonical text of everything that changes the encoded bytes."""
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        """A canonical text of everything that changes the encoded bytes (not the limits)."""
+        recipe = asdict(self)
+        del recipe["max_duration_seconds"]
+        return json.dumps(recipe, sort_keys=True, separators=(",", ":"))
 
 
 DEFAULT_LADDER = Ladder(
@@ -96,8 +98,7 @@ def _parse_rung(raw: Any, where: str, sample_rate: int) -> Rung | None:
     if not isinstance(raw, dict):
         raise LadderError(f"{where}: must be a table")
     check_keys(raw, _RUNG_KEYS, where)
-    if not typed(raw, "enabled", bool, where, True):
-        return None
+    enabled = typed(raw, "enabled", bool, where, True)
     name = typed(raw, "name", str, where)
     if not RUNG_NAME.fullmatch(name):
         raise LadderError(f"{where}: name {name!r} must be lowercase letters, digits and '_'")
@@ -113,7 +114,7 @@ def _parse_rung(raw: Any, where: str, sample_rate: int) -> Rung | None:
             raise LadderError(f"{where}: bitrate_kbps must be between 6 and 512")
     elif bitrate is not None:
         raise LadderError(f"{where}: {codec} is lossless; remove bitrate_kbps")
-    return Rung(name, codec, bitrate)
+    return Rung(name, codec, bitrate) if enabled else None
 
 
 def load_ladder(path: Path | None) -> Ladder:

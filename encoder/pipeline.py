@@ -7,10 +7,14 @@ point leaves the previous state visible and nothing half-written under a final n
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import os
 import secrets
+import shlex
 import shutil
+import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -19,6 +23,7 @@ from typing import Any
 
 from cadenza import layout
 from cadenza.fsio import publish_dir, write_atomic
+from cadenza.log import get_logger
 from encoder import graph
 from encoder.errors import EncodeError, MasterError
 from encoder.identity import sha256_file, track_id, version_id
@@ -39,7 +44,9 @@ STAGING = ".cadenza-staging"
 LOUDNESS_DATA_ID = "org.cadenza.loudness"
 # A decode that stops this much short of the declared duration means a damaged master.
 TRUNCATION_TOLERANCE = 0.5
+PR_SET_PDEATHSIG = 1
 
+logger = get_logger("encoder")
 ProgressCallback = Callable[[float, float], None]  # (seconds encoded, seconds in total)
 
 
@@ -80,12 +87,15 @@ async def encode_track(
     on_progress: ProgressCallback | None = None,
     *,
     claim: Callable[[str], None] | None = None,
+    encoder_slot: contextlib.AbstractAsyncContextManager[Any] | None = None,
     measure_loudness: bool = True,
 ) -> EncodedTrack:
     """Encode ``path`` into ``out_root/tracks/...``; raises MasterError for an unusable master.
 
     ``claim`` is called with the track id before any encoding; it raises to refuse the track
-    (a batch uses it to reject two masters of the same recording).
+    (a batch uses it to reject two masters of the same recording). ``encoder_slot`` is held
+    while ffmpeg runs, so a batch keeps its cores busy with ffmpeg while other tracks are
+    probed, hashed and published.
     """
     started = time.perf_counter()
     master = await probe(path, ladder.max_duration_seconds)
@@ -103,38 +113,67 @@ async def encode_track(
         await asyncio.to_thread(_write_master, out_root, tid, metadata)
         report(master.duration, master.duration)
         return _result(master, metadata, time.perf_counter() - started, reused=True)
+    on_seconds = lambda done: report(min(done, master.duration), master.duration)  # noqa: E731
+    metadata = await _encode_version(
+        master,
+        ladder,
+        out_root,
+        (tid, version, source_sha),
+        on_seconds,
+        encoder_slot or contextlib.nullcontext(),
+        measure_loudness,
+    )
+    report(master.duration, master.duration)
+    seconds = time.perf_counter() - started
+    logger.info("published %s as %s/%s in %.1f s", path, tid, version, seconds)
+    return _result(master, metadata, seconds, reused=False)
+
+
+async def _encode_version(
+    master: Master,
+    ladder: Ladder,
+    out_root: Path,
+    ids: tuple[str, str, str],
+    on_seconds: Callable[[float], None],
+    encoder_slot: contextlib.AbstractAsyncContextManager[Any],
+    measure_loudness: bool,
+) -> dict[str, Any]:
+    """Encode into a staging folder, check it, rename it into place, switch the master."""
+    tid, version, source_sha = ids
     staging = out_root / STAGING / f"{tid}-{version}-{os.getpid()}-{secrets.token_hex(4)}"
     try:
         for rung in ladder.rungs:
             (staging / rung.name).mkdir(parents=True)
         args = graph.build_command(master, ladder, staging, measure_loudness=measure_loudness)
-        log = await _run_ffmpeg(
-            args, lambda done: report(min(done, master.duration), master.duration)
-        )
-        loudness = parse_ebur128_summary(log) if measure_loudness else None
+        async with encoder_slot:
+            ffmpeg_log = await _run_ffmpeg(args, on_seconds)
+        loudness = parse_ebur128_summary(ffmpeg_log) if measure_loudness else None
         if measure_loudness and loudness is None:
-            raise EncodeError("ffmpeg printed no loudness summary; see the log with -vv")
+            raise EncodeError("ffmpeg printed no loudness summary; run with -vv to see its log")
         metadata = await asyncio.to_thread(
             _finalize, staging, master, ladder, loudness, source_sha, tid, version
         )
-        await asyncio.to_thread(publish_dir, staging, final)
+        await asyncio.to_thread(
+            publish_dir, staging, out_root / layout.version_prefix(tid, version)
+        )
         await asyncio.to_thread(_write_master, out_root, tid, metadata)
+        return metadata
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         with contextlib.suppress(OSError):
             (out_root / STAGING).rmdir()
-    report(master.duration, master.duration)
-    return _result(master, metadata, time.perf_counter() - started, reused=False)
 
 
 async def _run_ffmpeg(args: list[str], on_seconds: Callable[[float], None]) -> str:
     """Run ffmpeg to completion, reporting progress; returns its log. Killed if cancelled."""
+    logger.debug("running %s", shlex.join(args))
     proc = await asyncio.create_subprocess_exec(
         *args,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,  # Ctrl-C reaches Cadenza, which stops ffmpeg itself
+        preexec_fn=_die_with_parent,
     )
     assert proc.stdout is not None and proc.stderr is not None
     reader = ProgressReader()
@@ -146,18 +185,29 @@ async def _run_ffmpeg(args: list[str], on_seconds: Callable[[float], None]) -> s
                 on_seconds(reader.out_seconds)
 
     try:
-        _, log = await asyncio.gather(follow_progress(), proc.stderr.read())
+        _, output = await asyncio.gather(follow_progress(), proc.stderr.read())
         await proc.wait()
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-    text = log.decode(errors="replace")
+    text = output.decode(errors="replace")
     if proc.returncode != 0:
+        logger.debug("ffmpeg exited with %s:\n%s", proc.returncode, text[-4000:])
         raise EncodeError(
             f"ffmpeg failed ({_ffmpeg_error(text) or f'exit code {proc.returncode}'})"
         )
     return text
+
+
+# Loaded in the parent: the child, between fork and exec, only makes the call.
+_LIBC = ctypes.CDLL(None) if sys.platform == "linux" else None
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: a SIGKILLed ingest must not leave ffmpeg running (Linux)."""
+    if _LIBC is not None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _ffmpeg_error(log: str) -> str:

@@ -100,7 +100,7 @@ def parse_probe(data: dict[str, Any], path: Path, max_duration: float) -> Master
     duration = _duration(stream, fmt)
     if duration > max_duration:
         raise MasterError(
-            f"duration {duration:.0f} s exceeds the limit of {max_duration:.0f} s; "
+            f"duration {duration:.1f} s exceeds the limit of {max_duration:.1f} s; "
             "split the master or raise max_duration_seconds in the ladder"
         )
     tags, warnings = parse_tags({**_lower(fmt.get("tags")), **_lower(stream.get("tags"))})
@@ -188,7 +188,7 @@ def _track_number(raw: str | None) -> int | None:
 
 
 def _lower(tags: Any) -> dict[str, str]:
-    return {str(k).lower(): str(v) for k, v in (tags or {}).items()}
+    return {str(k).lower(): str(v) for k, v in (tags or {}).items() if str(v).strip()}
 
 
 def _int(raw: Any) -> int:

@@ -19,9 +19,16 @@ class ProgressReader:
         updated = False
         for line in lines:
             key, _, value = line.decode(errors="replace").strip().partition("=")
-            if key == "out_time_us" and value.lstrip("-").isdigit():
-                self.out_seconds = max(0.0, int(value) / 1_000_000)
+            if key == "out_time_us":
+                self.out_seconds = _seconds(value, self.out_seconds)
             elif key == "progress":
                 self.finished = value == "end"
                 updated = True
         return updated
+
+
+def _seconds(microseconds: str, previous: float) -> float:
+    try:
+        return max(0.0, int(microseconds) / 1_000_000)
+    except ValueError:  # "N/A" before the first frame
+        return previous

@@ -76,7 +76,7 @@ class EncodedTrack:
 
     @property
     def speed(self) -> float:
-        """Times realtime; 0 for a reused version."""
+        """Times realtime while ffmpeg ran; 0 for a reused version."""
         return self.duration / self.encode_seconds if self.encode_seconds > 0 else 0.0
 
 
@@ -112,9 +112,9 @@ async def encode_track(
         metadata = json.loads((final / layout.METADATA).read_text())
         await asyncio.to_thread(_write_master, out_root, tid, metadata)
         report(master.duration, master.duration)
-        return _result(master, metadata, time.perf_counter() - started, reused=True)
+        return _result(master, metadata, 0.0, reused=True)
     on_seconds = lambda done: report(min(done, master.duration), master.duration)  # noqa: E731
-    metadata = await _encode_version(
+    metadata, encode_seconds = await _encode_version(
         master,
         ladder,
         out_root,
@@ -124,9 +124,11 @@ async def encode_track(
         measure_loudness,
     )
     report(master.duration, master.duration)
-    seconds = time.perf_counter() - started
-    logger.info("published %s as %s/%s in %.1f s", path, tid, version, seconds)
-    return _result(master, metadata, seconds, reused=False)
+    logger.info(
+        "published %s as %s/%s: encoded in %.1f s, %.1f s in all",
+        path, tid, version, encode_seconds, time.perf_counter() - started,
+    )  # fmt: skip
+    return _result(master, metadata, encode_seconds, reused=False)
 
 
 async def _encode_version(
@@ -137,8 +139,11 @@ async def _encode_version(
     on_seconds: Callable[[float], None],
     encoder_slot: contextlib.AbstractAsyncContextManager[Any],
     measure_loudness: bool,
-) -> dict[str, Any]:
-    """Encode into a staging folder, check it, rename it into place, switch the master."""
+) -> tuple[dict[str, Any], float]:
+    """Encode into a staging folder, check it, rename it into place, switch the master.
+
+    Returns the version's metadata and the seconds ffmpeg took (not counting the wait for a slot).
+    """
     tid, version, source_sha = ids
     staging = out_root / STAGING / f"{tid}-{version}-{os.getpid()}-{secrets.token_hex(4)}"
     try:
@@ -146,7 +151,9 @@ async def _encode_version(
             (staging / rung.name).mkdir(parents=True)
         args = graph.build_command(master, ladder, staging, measure_loudness=measure_loudness)
         async with encoder_slot:
+            began = time.perf_counter()
             ffmpeg_log = await _run_ffmpeg(args, on_seconds)
+            encode_seconds = time.perf_counter() - began
         loudness = parse_ebur128_summary(ffmpeg_log) if measure_loudness else None
         if measure_loudness and loudness is None:
             raise EncodeError("ffmpeg printed no loudness summary; run with -vv to see its log")
@@ -157,7 +164,7 @@ async def _encode_version(
             publish_dir, staging, out_root / layout.version_prefix(tid, version)
         )
         await asyncio.to_thread(_write_master, out_root, tid, metadata)
-        return metadata
+        return metadata, encode_seconds
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         with contextlib.suppress(OSError):

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from cadenza.errors import ConfigError
 from encoder.batch import Outcome, collect_sources, ingest
 from encoder.ladder import load_ladder
 from encoder.pipeline import EncodedTrack
@@ -72,6 +74,8 @@ def _positive(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     ladder = load_ladder(args.ladder)
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out {args.out} is a file; name a folder for the published tracks")
     sources = collect_sources(args.paths)
     stderr = Console(stderr=True)
     with BatchProgress(stderr, len(sources), enabled=stderr.is_terminal and not args.json) as view:
@@ -79,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"tracks": [outcome_json(o) for o in outcomes]}, indent=2))
     else:
-        print_summary(Console(), outcomes)
+        # Piped output is not cut to 80 columns: the table stays one row per track.
+        print_summary(Console(width=shutil.get_terminal_size((120, 24)).columns), outcomes)
     return 0 if all(o.ok for o in outcomes) else 1
 
 

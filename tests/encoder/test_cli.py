@@ -87,6 +87,14 @@ def test_a_bad_ladder_file_is_a_usage_error_naming_the_key(masters: Masters, tmp
     assert missing.returncode == 2 and "not found" in missing.stderr
 
 
+def test_an_output_that_is_a_file_is_a_usage_error(masters: Masters, tmp_path: Path):
+    not_a_folder = tmp_path / "out.txt"
+    not_a_folder.write_text("x")
+    result = cadenza("ingest", masters.album[0], "--out", not_a_folder)
+    assert result.returncode == 2
+    assert f"--out {not_a_folder} is a file" in result.stderr
+
+
 def test_a_custom_ladder_is_used(masters: Masters, tmp_path: Path):
     ladder = tmp_path / "ladder.toml"
     ladder.write_text('[[rung]]\nname = "aac_64"\ncodec = "aac"\nbitrate_kbps = 64\n')

@@ -11,6 +11,7 @@ from cadenza.errors import CadenzaError, ConfigError
 def build_parser() -> argparse.ArgumentParser:
     from bench import cli as bench_cli
     from encoder import cli as encoder_cli
+    from origin import cli as origin_cli
 
     parser = argparse.ArgumentParser(
         prog="cadenza",
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     encoder_cli.add_parser(commands)
+    origin_cli.add_parsers(commands)
     bench_cli.add_parser(commands)
     return parser
 

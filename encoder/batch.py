@@ -6,7 +6,7 @@ Inputs are files and folders; folders are walked for audio files. Every input en
 
 import asyncio
 import os
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -30,6 +30,7 @@ class Outcome:
     source: Path
     track: EncodedTrack | None
     error: str | None
+    uploaded: int | None = None  # objects sent to the origin, when uploading
 
     @property
     def ok(self) -> bool:
@@ -89,9 +90,14 @@ async def ingest(
     jobs: int,
     observer: Observer,
     *,
+    deliver: Callable[[EncodedTrack], Awaitable[int]] | None = None,
     measure_loudness: bool = True,
 ) -> list[Outcome]:
-    """Encode every usable source with at most ``jobs`` ffmpeg processes at once."""
+    """Encode every usable source with at most ``jobs`` ffmpeg processes at once.
+
+    ``deliver``, when given, is awaited with each encoded track (an upload to the origin)
+    and returns how many objects it sent; a failure there fails that track alone.
+    """
     remove_stale_staging(out_root)
     jobs = max(1, jobs)
     encoders = asyncio.Semaphore(jobs)
@@ -123,7 +129,8 @@ async def ingest(
                     encoder_slot=encoders,
                     measure_loudness=measure_loudness,
                 )
-                outcome = Outcome(source.path, track, None)
+                uploaded = await deliver(track) if deliver is not None else None
+                outcome = Outcome(source.path, track, None, uploaded)
             except (InputError, OSError) as e:
                 outcome = Outcome(source.path, None, _one_line(e))
         observer.finished(outcome)

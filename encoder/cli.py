@@ -5,13 +5,16 @@ Exit codes: 0 all done, 1 some inputs failed (the rest are complete), 2 usage er
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -23,9 +26,20 @@ from rich.progress import (
 from rich.table import Table
 
 from cadenza.errors import ConfigError
-from encoder.batch import Outcome, collect_sources, ingest
-from encoder.ladder import load_ladder
+from encoder.batch import Outcome, Source, collect_sources, ingest
+from encoder.ladder import Ladder, load_ladder
 from encoder.pipeline import EncodedTrack
+from encoder.upload import (
+    TERRITORIES_FILE,
+    TIMEOUT,
+    OriginTarget,
+    check_credentials,
+    parse_territories,
+    territories_for,
+    upload_track,
+)
+
+ENV_API_KEY = "CADENZA_API_KEY"
 
 DESCRIPTION = """\
 Encode label masters (WAV, FLAC, AIFF, MP3, M4A) into multi-bitrate fMP4 HLS.
@@ -34,6 +48,9 @@ Each track becomes DIR/tracks/{track_id}/master.m3u8 plus an immutable
 DIR/tracks/{track_id}/{version}/ with one media playlist, init segment and ~6 s
 segments per rung, the cover art and metadata.json (tags, loudness, measured rates,
 content hashes). Re-ingesting an unchanged master is a no-op.
+
+With --origin, every version is uploaded to a running origin and published there
+(only the objects the origin lacks are sent).
 """
 EPILOG = "exit codes: 0 all done, 1 some inputs failed (the others are complete), 2 usage error"
 
@@ -47,7 +64,23 @@ def add_parser(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or folders")
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output root")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="write the published layout here")
+    upload = parser.add_argument_group(
+        "upload to an origin",
+        "Encode, then upload every version to a running origin and publish it there. Without "
+        "--out the encoded files are kept in a temporary folder until uploaded.",
+    )
+    upload.add_argument("--origin", metavar="URL", help="e.g. http://127.0.0.1:8080")
+    upload.add_argument("--label", metavar="NAME", help="the label that owns the tracks")
+    upload.add_argument(
+        "--api-key", metavar="KEY", help=f"the label's key (default: ${ENV_API_KEY})"
+    )
+    upload.add_argument(
+        "--territories",
+        metavar="CC,CC",
+        help="where the tracks are licensed (default: worldwide); "
+        f"a {TERRITORIES_FILE} beside a master overrides it",
+    )
     parser.add_argument(
         "--ladder",
         type=Path,
@@ -74,18 +107,57 @@ def _positive(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     ladder = load_ladder(args.ladder)
-    if args.out.exists() and not args.out.is_dir():
+    target = _target(args)
+    if args.out is None and target is None:
+        raise ConfigError("say where the tracks go: --out DIR, or --origin URL --label --api-key")
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out} is a file; name a folder for the published tracks")
     sources = collect_sources(args.paths)
     stderr = Console(stderr=True)
-    with BatchProgress(stderr, len(sources), enabled=stderr.is_terminal and not args.json) as view:
-        outcomes = asyncio.run(ingest(sources, ladder, args.out, args.jobs, view))
+    with contextlib.ExitStack() as stack:
+        out = args.out or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cadenza-")))
+        view = stack.enter_context(
+            BatchProgress(stderr, len(sources), enabled=stderr.is_terminal and not args.json)
+        )
+        outcomes = asyncio.run(_ingest(sources, ladder, out, args.jobs, view, target))
     if args.json:
         print(json.dumps({"tracks": [outcome_json(o) for o in outcomes]}, indent=2))
     else:
         # Piped output is not cut to 80 columns: the table stays one row per track.
         print_summary(Console(width=shutil.get_terminal_size((120, 24)).columns), outcomes)
     return 0 if all(o.ok for o in outcomes) else 1
+
+
+def _target(args: argparse.Namespace) -> OriginTarget | None:
+    if args.origin is None:
+        if args.label or args.api_key or args.territories:
+            raise ConfigError("--label, --api-key and --territories go with --origin")
+        return None
+    key = args.api_key or os.environ.get(ENV_API_KEY)
+    if not args.label or not key:
+        raise ConfigError(f"--origin needs --label and --api-key (or ${ENV_API_KEY})")
+    territories = parse_territories(args.territories or "", "--territories")
+    return OriginTarget(args.origin, args.label, key, territories)
+
+
+async def _ingest(
+    sources: list[Source],
+    ladder: Ladder,
+    out: Path,
+    jobs: int,
+    view: "BatchProgress",
+    target: OriginTarget | None,
+) -> list[Outcome]:
+    if target is None:
+        return await ingest(sources, ladder, out, jobs, view)
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        await check_credentials(session, target)
+
+        async def deliver(track: EncodedTrack) -> int:
+            territories = territories_for(track.source, target.territories)
+            return await upload_track(session, target, out, track, territories)
+
+        return await ingest(sources, ladder, out, jobs, view, deliver=deliver)
 
 
 class BatchProgress:
@@ -188,4 +260,5 @@ def outcome_json(o: Outcome) -> dict[str, Any]:
         "tags": asdict(t.tags),
         "rungs": [asdict(r) for r in t.rungs],
         "warnings": list(t.warnings),
+        "uploaded_objects": o.uploaded,
     }

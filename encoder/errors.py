@@ -20,3 +20,7 @@ class EncodeError(MasterError):
 
 class LadderError(ConfigError):
     """The ladder configuration is invalid."""
+
+
+class UploadError(InputError):
+    """A track encoded fine but could not be uploaded to or published on the origin."""

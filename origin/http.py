@@ -1,0 +1,138 @@
+"""HTTP rules of the origin that need no socket: ranges, validators, content types, paths.
+
+Pure (RFC 9110 sections 8.8.3, 13.1 and 14). The handlers in ``origin.app`` call these.
+"""
+
+import itertools
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+MAX_RANGES = 4  # more ranges than this in one request is treated as abuse (416)
+MAX_PATH = 1024
+_SAFE_PATH = re.compile(r"/tracks/[A-Za-z0-9][A-Za-z0-9._/-]*")
+_BYTE_RANGE = re.compile(r"(\d*)-(\d*)")
+
+CONTENT_TYPES = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".mp4": "audio/mp4",
+    ".m4s": "audio/mp4",
+    ".json": "application/json",
+    ".jpg": "image/jpeg",
+    ".png": "image/png",
+}
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+class RangeNotSatisfiable(Exception):
+    """416: the ranges cannot be served (beyond the end, overlapping, or too many)."""
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    start: int
+    end: int  # exclusive
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+    def content_range(self, size: int) -> str:
+        return f"bytes {self.start}-{self.end - 1}/{size}"
+
+
+def parse_range(header: str | None, size: int) -> ByteRange | None:
+    """The one range to serve, or None to serve the whole object (200).
+
+    A header that does not parse is ignored, as RFC 9110 allows; several satisfiable,
+    disjoint ranges are answered with the whole object, which the RFC also allows.
+    """
+    if not header:
+        return None
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or not spec.strip():
+        return None
+    parts = [p.strip() for p in spec.split(",")]
+    if len(parts) > MAX_RANGES:
+        raise RangeNotSatisfiable(f"more than {MAX_RANGES} ranges")
+    ranges = []
+    for part in parts:
+        match = _BYTE_RANGE.fullmatch(part)
+        if not match or match.groups() == ("", ""):
+            return None
+        first, last = match.groups()
+        if first and last and int(last) < int(first):
+            return None
+        resolved = _resolve(first, last, size)
+        if resolved is not None:
+            ranges.append(resolved)
+    if not ranges:
+        raise RangeNotSatisfiable("no range overlaps the object")
+    ranges.sort(key=lambda r: r.start)
+    if any(b.start < a.end for a, b in itertools.pairwise(ranges)):
+        raise RangeNotSatisfiable("overlapping ranges")
+    return ranges[0] if len(ranges) == 1 else None
+
+
+def _resolve(first: str, last: str, size: int) -> ByteRange | None:
+    if not first:  # suffix range: the last N bytes
+        suffix = int(last)
+        return ByteRange(max(0, size - suffix), size) if suffix > 0 and size > 0 else None
+    start = int(first)
+    if start >= size:
+        return None
+    end = size if not last else min(int(last) + 1, size)
+    return ByteRange(start, end)
+
+
+def etag_for(sha256: str, variant: str = "") -> str:
+    """A strong ETag from the content hash; each encoding of a resource gets its own."""
+    return f'"{sha256[:32]}{variant}"'
+
+
+def none_match(header: str | None, etag: str) -> bool:
+    """True when If-None-Match matches ``etag`` (weak comparison, RFC 9110 13.1.2)."""
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    opaque = etag.removeprefix("W/")
+    return any(tag.strip().removeprefix("W/") == opaque for tag in header.split(","))
+
+
+def if_range_allows(header: str | None, etag: str) -> bool:
+    """If-Range with a strong ETag: serve the range only when the ETag still matches."""
+    if not header:
+        return True
+    return header.strip() == etag and not etag.startswith("W/")
+
+
+def accepts_gzip(header: str | None) -> bool:
+    for item in (header or "").split(","):
+        coding, _, params = item.strip().partition(";")
+        if coding.strip().lower() in {"gzip", "*"}:
+            q = params.strip().removeprefix("q=").strip() if "q=" in params else "1"
+            try:
+                return float(q) > 0
+            except ValueError:
+                return False
+    return False
+
+
+def content_type(name: str) -> str:
+    return CONTENT_TYPES.get(PurePosixPath(name).suffix.lower(), "application/octet-stream")
+
+
+def object_key(raw_path: str) -> str | None:
+    """The storage key of a ``/tracks/...`` request path, or None when it is not a safe one.
+
+    The raw path (before percent-decoding) must use only the characters keys are made of, so
+    ``%2e%2e``, ``%2f``, encoded backslashes and NUL bytes never become a key.
+    """
+    path = raw_path.split("?", 1)[0]
+    if len(path) > MAX_PATH or not _SAFE_PATH.fullmatch(path):
+        return None
+    segments = path[1:].split("/")
+    if any(s in {"", ".", ".."} for s in segments):
+        return None
+    return "/".join(segments)

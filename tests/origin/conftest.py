@@ -1,14 +1,21 @@
-"""A real S3 API for the storage tests: one moto server per session on a free loopback port."""
+"""What the storage test files share: a real S3 API (one moto server per session on a free
+loopback port), test data, and helpers to put, read and inspect objects and S3 buckets."""
 
+import hashlib
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
+from uuid import uuid4
 
 import pytest
+from aiobotocore.session import get_session
+
+from origin.storage import Storage, StorageConfig
 
 START_SECONDS = 30.0
 STOP_SECONDS = 10.0
@@ -78,3 +85,61 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def _tail(log: Path) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+
+
+# --- helpers of the storage tests ----------------------------------------------------------------
+
+DATA = bytes(range(100))
+PREFIX = "origin/"
+RAW_S3 = get_session()  # one session for the tests' own clients: it caches the service model
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+async def _read_all(storage: Storage, key: str, start: int = 0, end: int | None = None) -> bytes:
+    return b"".join([chunk async for chunk in storage.read(key, start, end)])
+
+
+def _files(root: Path) -> list[str]:
+    """Every file under ``root``, hidden ones included."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def _raw_s3(config: StorageConfig) -> Any:
+    return RAW_S3.create_client(
+        "s3",
+        region_name=config.region,
+        endpoint_url=config.endpoint_url,
+        aws_access_key_id=config.access_key_id,
+        aws_secret_access_key=config.secret_access_key,
+    )
+
+
+def _s3_config(endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> StorageConfig:
+    """A fresh bucket's config, with fake credentials and no AWS settings from this machine."""
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    return StorageConfig(
+        backend="s3",
+        bucket=f"cadenza-{uuid4().hex[:16]}",
+        prefix=PREFIX,
+        endpoint_url=endpoint,
+        access_key_id="testing",
+        secret_access_key="testing",
+    )
+
+
+async def _create_bucket(config: StorageConfig) -> None:
+    async with _raw_s3(config) as s3:
+        await s3.create_bucket(Bucket=config.bucket)

@@ -144,6 +144,28 @@ def test_label_workflow_end_to_end(running: RunningOrigin, api_key: str, tmp_pat
     assert _get(master_url)[0] == 410
 
 
+def test_a_refused_upload_fails_that_track_alone(
+    running: RunningOrigin, api_key: str, tmp_path: Path
+):
+    other = cadenza("origin", "add-label", "other", "--data-dir", running.data_dir).stdout.strip()
+    taken = write_master(
+        tmp_path / "a" / "taken.wav", MasterSpec(3, seed=1, tags={"title": "X", "artist": "Y"})
+    )
+    free = write_master(
+        tmp_path / "b" / "free.wav", MasterSpec(3, seed=2, tags={"title": "Z", "artist": "Y"})
+    )
+    first = cadenza(
+        "ingest", taken, "--origin", running.url, "--label", "acme", "--api-key", api_key
+    )
+    assert first.returncode == 0, first.stderr
+    both = cadenza("ingest", taken, free, "--origin", running.url, "--label", "other",
+                   "--api-key", other, "--json")  # fmt: skip
+    assert both.returncode == 1
+    refused, published = json.loads(both.stdout)["tracks"]
+    assert refused["status"] == "failed" and "403" in refused["error"]
+    assert published["status"] == "ok" and published["uploaded_objects"] > 0
+
+
 def test_a_wrong_api_key_stops_the_ingest_with_exit_2(running: RunningOrigin, tmp_path: Path):
     master = write_master(tmp_path / "m.wav", MasterSpec(3, seed=1))
     result = cadenza("ingest", master, "--origin", running.url, "--label", "acme",

@@ -1,101 +1,49 @@
 """One suite for every storage backend: a real directory and a real S3 API (moto on loopback).
 
-The tests only use the Storage interface, except where a backend's own promise is checked (no
-stray temporary files on disk, keys under the bucket prefix).
+The tests only use the Storage interface, except that on disk they also look for stray temporary
+files. Each backend's own promises are checked in test_storage_fs.py and test_storage_s3.py.
 """
 
 import asyncio
 import contextlib
-import hashlib
 import os
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
 from pathlib import Path, PurePosixPath
-from typing import Any
-from uuid import uuid4
 
 import pytest
-from aiobotocore.session import get_session
 from hypothesis import given
 from hypothesis import strategies as st
 
 from cadenza.errors import ConfigError
-from cadenza.fsio import TEMP_PREFIX, write_atomic
-from origin.errors import InvalidKey, ObjectNotFound, ObjectTooLarge, StorageError
+from origin.errors import InvalidKey, ObjectNotFound, ObjectTooLarge
 from origin.storage import (
     CHUNK_SIZE,
     MAX_KEY_LENGTH,
     MAX_KEY_SEGMENTS,
-    FileStorage,
     ObjectInfo,
     Storage,
     StorageConfig,
     open_storage,
     validate_key,
 )
+from tests.origin.conftest import (
+    DATA,
+    _chunks,
+    _create_bucket,
+    _files,
+    _read_all,
+    _s3_config,
+    _sha,
+)
 
 MiB = 1024 * 1024
-DATA = bytes(range(100))
-PREFIX = "origin/"
-RAW_S3 = get_session()  # one session for the tests' own clients: it caches the service model
-
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
-    for part in parts:
-        yield part
 
 
 async def _failing(*parts: bytes) -> AsyncIterator[bytes]:
     for part in parts:
         yield part
     raise RuntimeError("the upload broke")
-
-
-async def _read_all(storage: Storage, key: str, start: int = 0, end: int | None = None) -> bytes:
-    return b"".join([chunk async for chunk in storage.read(key, start, end)])
-
-
-def _files(root: Path) -> list[str]:
-    """Every file under ``root``, hidden ones included."""
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-
-
-def _raw_s3(config: StorageConfig) -> Any:
-    return RAW_S3.create_client(
-        "s3",
-        region_name=config.region,
-        endpoint_url=config.endpoint_url,
-        aws_access_key_id=config.access_key_id,
-        aws_secret_access_key=config.secret_access_key,
-    )
-
-
-def _s3_config(endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> StorageConfig:
-    """A fresh bucket's config, with fake credentials and no AWS settings from this machine."""
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    return StorageConfig(
-        backend="s3",
-        bucket=f"cadenza-{uuid4().hex[:16]}",
-        prefix=PREFIX,
-        endpoint_url=endpoint,
-        access_key_id="testing",
-        secret_access_key="testing",
-    )
-
-
-async def _create_bucket(config: StorageConfig) -> None:
-    async with _raw_s3(config) as s3:
-        await s3.create_bucket(Bucket=config.bucket)
 
 
 @pytest.fixture(params=["filesystem", "s3"])
@@ -114,15 +62,6 @@ async def storage(config: StorageConfig) -> AsyncIterator[Storage]:
     store = await open_storage(config)
     yield store
     await store.close()
-
-
-@pytest.fixture
-async def s3_config(
-    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> StorageConfig:
-    config = _s3_config(moto_endpoint, monkeypatch, tmp_path)
-    await _create_bucket(config)
-    return config
 
 
 async def _assert_only(storage: Storage, config: StorageConfig, *keys: str) -> None:
@@ -455,79 +394,3 @@ async def test_filesystem_root_is_created(tmp_path: Path) -> None:
     storage = await open_storage(StorageConfig(root=tmp_path / "new" / "objects"))
     assert (tmp_path / "new" / "objects").is_dir()
     await storage.close()
-
-
-# --- the filesystem backend ---------------------------------------------------------------------
-
-
-async def test_list_ignores_temp_files_and_foreign_names(tmp_path: Path) -> None:
-    storage = FileStorage(tmp_path)
-    await storage.put("tracks/t/seg", _chunks(DATA))
-    for name in [f"{TEMP_PREFIX}abc", f"tracks/t/{TEMP_PREFIX}123", "tracks/.hidden/x", "a b"]:
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_bytes(b"junk")
-    assert await storage.list("") == ["tracks/t/seg"]
-    assert await storage.list("tracks/t/") == ["tracks/t/seg"]
-
-
-async def test_stat_digest_follows_a_replaced_file(tmp_path: Path) -> None:
-    storage = FileStorage(tmp_path)
-    await storage.put("seg", _chunks(b"aaaa"))
-    assert (await storage.stat("seg")) == ObjectInfo("seg", 4, _sha(b"aaaa"))
-    write_atomic(tmp_path / "seg", b"bbbb")  # same size, new file: the cached digest is stale
-    assert (await storage.stat("seg")) == ObjectInfo("seg", 4, _sha(b"bbbb"))
-    assert (await FileStorage(tmp_path).stat("seg")) == ObjectInfo("seg", 4, _sha(b"bbbb"))
-
-
-async def test_a_folder_is_not_an_object(tmp_path: Path) -> None:
-    storage = FileStorage(tmp_path)
-    await storage.put("a/b", _chunks(DATA))
-    assert await storage.stat("a") is None
-    with pytest.raises(ObjectNotFound):
-        await _read_all(storage, "a")
-    await storage.delete("a")
-    with pytest.raises(StorageError, match="'a/b/c'"):
-        await storage.put("a/b/c", _chunks(DATA))
-    with pytest.raises(StorageError, match="'a'"):
-        await storage.put("a", _chunks(DATA))
-    assert _files(tmp_path) == ["a/b"]
-
-
-# --- the S3 backend -----------------------------------------------------------------------------
-
-
-async def test_s3_objects_live_under_the_prefix_with_their_digest(s3_config: StorageConfig) -> None:
-    storage = await open_storage(s3_config)
-    try:
-        await storage.put("tracks/t/seg", _chunks(DATA))
-        async with _raw_s3(s3_config) as s3:
-            await s3.put_object(Bucket=s3_config.bucket, Key="elsewhere/x", Body=b"x")
-            await s3.put_object(Bucket=s3_config.bucket, Key=f"{PREFIX}bad key", Body=b"x")
-            await s3.put_object(Bucket=s3_config.bucket, Key=f"{PREFIX}foreign", Body=DATA)
-            listed = await s3.list_objects_v2(Bucket=s3_config.bucket, Prefix=PREFIX)
-            head = await s3.head_object(Bucket=s3_config.bucket, Key=f"{PREFIX}tracks/t/seg")
-        assert f"{PREFIX}tracks/t/seg" in [item["Key"] for item in listed["Contents"]]
-        assert head["Metadata"] == {"sha256": _sha(DATA)}
-        assert await storage.list("") == ["foreign", "tracks/t/seg"]
-        # stored by another tool, without the digest in its metadata
-        assert await storage.stat("foreign") == ObjectInfo("foreign", len(DATA), _sha(DATA))
-    finally:
-        await storage.close()
-
-
-async def test_s3_prefixes_are_separate_stores(s3_config: StorageConfig) -> None:
-    first = await open_storage(s3_config)
-    second = await open_storage(replace(s3_config, prefix="other"))  # the same as "other/"
-    try:
-        await first.put("k", _chunks(b"first"))
-        await second.put("k", _chunks(b"second"))
-        assert await _read_all(first, "k") == b"first"
-        assert await first.list("") == await second.list("") == ["k"]
-    finally:
-        await first.close()
-        await second.close()
-
-
-async def test_s3_missing_bucket_is_a_config_error(s3_config: StorageConfig) -> None:
-    with pytest.raises(ConfigError, match="does not exist"):
-        await open_storage(replace(s3_config, bucket="no-such-bucket"))

@@ -15,8 +15,7 @@ from aiohttp import web
 from cadenza import layout
 from encoder.pipeline import master_playlist
 from origin import http
-from origin.catalog import Conflict, Forbidden, NotFound, Unauthorized
-from origin.errors import ObjectTooLarge
+from origin.errors import Conflict, Forbidden, NotFound, ObjectTooLarge, Unauthorized
 from origin.keys import CATALOG, METRICS, SETTINGS, SHUTDOWN, STORAGE
 from origin.settings import MAX_LONG_POLL
 from origin.storage import validate_key

@@ -22,14 +22,14 @@ import re
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 from cadenza import layout
 from origin import rights
-from origin.errors import OriginError
+from origin.errors import Conflict, Forbidden, LabelExists, NotFound, OriginError
 
 SCHEMA_VERSION = 1
 MAX_PAGE = 1000
@@ -90,32 +90,6 @@ SCHEMA = (
 T = TypeVar("T")
 Json = dict[str, Any]
 Manifest = dict[str, dict[str, Any]]
-
-
-class Unauthorized(OriginError):
-    status = 401
-
-
-class Forbidden(OriginError):
-    status = 403
-
-
-class NotFound(OriginError):
-    status = 404
-
-
-class Conflict(OriginError):
-    """The request contradicts what the catalog holds; ``missing`` names objects not uploaded."""
-
-    status = 409
-
-    def __init__(self, message: str, missing: Iterable[str] = ()) -> None:
-        super().__init__(message)
-        self.missing = list(missing)
-
-
-class LabelExists(Conflict):
-    pass
 
 
 class Catalog:

@@ -11,7 +11,8 @@ from typing import Any
 
 from cadenza import serving
 from cadenza.errors import CadenzaError, ConfigError
-from origin.catalog import Catalog, LabelExists, NotFound
+from origin.catalog import Catalog
+from origin.errors import LabelExists, NotFound
 from origin.settings import ENV_OPERATOR_KEY, OriginSettings, load_settings
 
 ORIGIN_DESCRIPTION = """\

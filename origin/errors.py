@@ -2,11 +2,18 @@
 
 CadenzaError                  (cadenza.errors)
 └── OriginError               500  anything the origin reports that it cannot serve
+    ├── Unauthorized          401  no API key, or one the catalog does not know
+    ├── Forbidden             403  the key's label does not own the track; admin API disabled
+    ├── NotFound              404  no such label, track or version in the catalog
+    ├── Conflict              409  contradicts the catalog (``missing`` names objects not uploaded)
+    │   └── LabelExists       409  a label of that name exists already
     └── StorageError          503  the object store failed (disk, S3 endpoint, bucket)
         ├── ObjectNotFound    404  no object under that key
         ├── ObjectTooLarge    413  a put went over its byte limit; nothing was stored
         └── InvalidKey        400  a key that is not a safe relative path (see validate_key)
 """
+
+from collections.abc import Iterable
 
 from cadenza.errors import CadenzaError
 
@@ -15,6 +22,32 @@ class OriginError(CadenzaError):
     """A failure inside the origin; ``status`` is the HTTP status a handler answers with."""
 
     status = 500
+
+
+class Unauthorized(OriginError):
+    status = 401
+
+
+class Forbidden(OriginError):
+    status = 403
+
+
+class NotFound(OriginError):
+    status = 404
+
+
+class Conflict(OriginError):
+    """The request contradicts what the catalog holds; ``missing`` names objects not uploaded."""
+
+    status = 409
+
+    def __init__(self, message: str, missing: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.missing = list(missing)
+
+
+class LabelExists(Conflict):
+    pass
 
 
 class StorageError(OriginError):

@@ -9,15 +9,8 @@ from typing import Any
 
 import pytest
 
-from origin.catalog import (
-    Catalog,
-    Conflict,
-    Forbidden,
-    LabelExists,
-    NotFound,
-    Unauthorized,
-)
-from origin.errors import OriginError
+from origin.catalog import Catalog
+from origin.errors import Conflict, Forbidden, LabelExists, NotFound, OriginError, Unauthorized
 
 TRACK = "t000000000000001"
 OTHER_TRACK = "t000000000000002"

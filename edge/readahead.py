@@ -1,0 +1,29 @@
+"""Which segments to fetch ahead of a player: the next ones of the same rendition.
+
+Pure. A player that fetches segment n of a rendition will, unless it skips or switches rung,
+fetch n+1, n+2, ...; the edge warms about ``seconds`` of audio ahead at low priority.
+"""
+
+import math
+import re
+
+SEGMENT = re.compile(r"^(?P<folder>.*/)seg_(?P<number>\d{5})\.m4s$")
+SEGMENT_SECONDS = 6.0
+
+
+def segment_number(path: str) -> int | None:
+    match = SEGMENT.match(path)
+    return int(match.group("number")) if match else None
+
+
+def following_segments(
+    path: str, seconds: float, segment_seconds: float = SEGMENT_SECONDS
+) -> list[str]:
+    """The paths of the segments covering the next ``seconds`` after ``path``'s segment."""
+    match = SEGMENT.match(path)
+    if match is None or seconds <= 0:
+        return []
+    count = math.ceil(seconds / segment_seconds)
+    first = int(match.group("number")) + 1
+    last = min(first + count, 100_000)
+    return [f"{match.group('folder')}seg_{n:05d}.m4s" for n in range(first, last)]

@@ -8,6 +8,8 @@ import posixpath
 import urllib.parse
 from collections.abc import Mapping
 
+from edge.fields import split_list
+
 TRACKS = "/tracks/"
 CMCD_HEADERS = ("CMCD-Request", "CMCD-Object", "CMCD-Status", "CMCD-Session")
 CmcdValue = str | int | float | bool
@@ -19,27 +21,13 @@ def parse_cmcd(text: str) -> dict[str, CmcdValue]:
     Unparseable pairs are skipped rather than failing the request: CMCD is advisory.
     """
     data: dict[str, CmcdValue] = {}
-    for pair in _pairs(text):
+    for pair in split_list(text):
         key, sep, raw = pair.partition("=")
         key = key.strip()
         if not key or not key.replace("-", "").isalnum():
             continue
         data[key] = True if not sep else _value(raw.strip())
     return data
-
-
-def _pairs(text: str) -> list[str]:
-    parts, current, quoted = [], [], False
-    for char in text:
-        if char == '"':
-            quoted = not quoted
-        if char == "," and not quoted:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current))
-    return [p for p in parts if p.strip()]
 
 
 def _value(raw: str) -> CmcdValue:

@@ -7,6 +7,8 @@ import email.utils
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from edge.fields import split_list
+
 # Status codes a shared cache may store without explicit freshness (RFC 9110 15.1). Whether the
 # edge also stores partial (206) answers is its own choice, made outside this module.
 HEURISTICALLY_CACHEABLE = {200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501}
@@ -31,7 +33,7 @@ class CacheControl:
 def parse_cache_control(header: str | None) -> CacheControl:
     """Directives by name (case-insensitive); a malformed delta-seconds counts as 0 (stale)."""
     fields: dict[str, str | None] = {}
-    for part in _split(header or ""):
+    for part in split_list(header or ""):
         name, sep, value = part.partition("=")
         name = name.strip().lower()
         if name and name not in fields:  # the first occurrence wins
@@ -48,21 +50,6 @@ def parse_cache_control(header: str | None) -> CacheControl:
         stale_if_error=_seconds(fields, "stale-if-error"),
         stale_while_revalidate=_seconds(fields, "stale-while-revalidate"),
     )
-
-
-def _split(header: str) -> list[str]:
-    """Split on commas outside quoted strings."""
-    parts, current, quoted = [], [], False
-    for char in header:
-        if char == '"':
-            quoted = not quoted
-        if char == "," and not quoted:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current))
-    return [p for p in (p.strip() for p in parts) if p]
 
 
 def _seconds(fields: Mapping[str, str | None], name: str) -> int | None:

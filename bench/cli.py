@@ -27,6 +27,9 @@ def add_parser(commands: Any) -> None:
     from bench import encode
 
     encode.add_parser(benches, _catalog_options)
+    from bench import cache
+
+    cache.add_parser(benches)
 
 
 def _catalog_options(

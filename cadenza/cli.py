@@ -10,6 +10,7 @@ from cadenza.errors import CadenzaError, ConfigError
 
 def build_parser() -> argparse.ArgumentParser:
     from bench import cli as bench_cli
+    from edge import cli as edge_cli
     from encoder import cli as encoder_cli
     from origin import cli as origin_cli
 
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     encoder_cli.add_parser(commands)
     origin_cli.add_parsers(commands)
+    edge_cli.add_parser(commands)
     bench_cli.add_parser(commands)
     return parser
 

@@ -1,0 +1,210 @@
+"""``cadenza bench cache``: the edge's eviction policies on a music trace, next to LRU and OPT.
+
+Each run draws one synthetic trace (``edge.trace``: Zipf track popularity, sessions that play a
+track's segments in order and often skip early, one rung per player) and replays it through
+LRU, S3-FIFO and W-TinyLFU, and through Belady's furthest-next-use rule (OPT), for caches of
+1%, 5% and 10% of the trace's footprint: the bytes of the distinct objects it requests, not of
+the whole catalog, much of which is never requested (both are printed). The report gives
+medians over the runs (one seed each) of the miss ratios, by requests and by bytes, and of the
+share of the LRU-to-OPT gap in request miss ratio that each policy closes.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from cadenza.errors import ConfigError
+from edge.policy import make_policy
+from edge.trace import Outcome, TraceModel, belady, catalog_bytes, footprint, generate, simulate
+
+SHARES = (0.01, 0.05, 0.10)
+POLICIES = ("lru", "s3fifo", "wtinylfu")
+CANDIDATES = POLICIES[1:]
+TARGET_GAP = 0.40  # of the LRU-to-OPT gap, closed by the better policy at the largest cache
+DEFAULTS = TraceModel()
+
+
+def add_parser(benches: Any) -> None:
+    parser = benches.add_parser(
+        "cache",
+        help="eviction policies on a synthetic music trace, against LRU and OPT",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--tracks", type=int, default=DEFAULTS.tracks, help="catalog size")
+    parser.add_argument("--requests", type=int, default=DEFAULTS.requests, help="per trace")
+    parser.add_argument("--zipf", type=float, default=DEFAULTS.zipf, help="popularity exponent")
+    parser.add_argument("--seed", type=int, default=1, help="first trace's seed (default 1)")
+    parser.add_argument("--runs", type=int, default=3, help="traces, one seed each (default 3)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.tracks < 1 or args.requests < 1 or args.runs < 1 or args.jobs < 1:
+        raise ConfigError("--tracks, --requests, --runs and --jobs must be at least 1")
+    if args.zipf < 0:
+        raise ConfigError(f"--zipf must be at least 0, got {args.zipf}")
+    started = time.perf_counter()
+    models = [
+        TraceModel(tracks=args.tracks, requests=args.requests, zipf=args.zipf, seed=args.seed + i)
+        for i in range(args.runs)
+    ]
+    if args.jobs > 1 and args.runs > 1:
+        with ProcessPoolExecutor(min(args.jobs, args.runs)) as pool:
+            results = list(pool.map(measure, models))
+    else:
+        results = [measure(model) for model in models]
+    report = _report(models, results, time.perf_counter() - started)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print(report)
+    return 0
+
+
+def measure(model: TraceModel) -> dict[str, Any]:
+    """One trace through every policy and OPT at every cache size."""
+    requests = list(generate(model))
+    total = footprint(requests)
+    sizes = []
+    for share in SHARES:
+        capacity = int(total * share)
+        outcomes = {name: simulate(make_policy(name, capacity), requests) for name in POLICIES}
+        outcomes["opt"] = belady(requests, capacity)
+        sizes.append(
+            {
+                "capacity_bytes": capacity,
+                "miss_ratio": {k: _ratio(o.misses, o.hits + o.misses) for k, o in outcomes.items()},
+                "byte_miss_ratio": {k: _byte_ratio(o) for k, o in outcomes.items()},
+            }
+        )
+    return {
+        "footprint_bytes": total,
+        "objects": len({key for key, _ in requests}),
+        "catalog_bytes": catalog_bytes(model),
+        "sizes": sizes,
+    }
+
+
+def _ratio(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+def _byte_ratio(outcome: Outcome) -> float:
+    return _ratio(outcome.miss_bytes, outcome.hit_bytes + outcome.miss_bytes)
+
+
+def gap_closed(lru: float, policy: float, opt: float) -> float | None:
+    """How much of LRU's excess misses over OPT ``policy`` avoids; None when there are none."""
+    return (lru - policy) / (lru - opt) if lru > opt else None
+
+
+def _median(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(statistics.median(known), 4) if known else None
+
+
+def _report(
+    models: list[TraceModel], results: list[dict[str, Any]], seconds: float
+) -> dict[str, Any]:
+    sizes = [
+        _size_report(share, [r["sizes"][i] for r in results]) for i, share in enumerate(SHARES)
+    ]
+    gaps: dict[str, float | None] = sizes[-1]["gap_closed"]
+    best = max(CANDIDATES, key=lambda name: _or_worst(gaps[name]))
+    value = gaps[best]
+    first = models[0]
+    return {
+        "trace": {
+            "tracks": first.tracks,
+            "requests": first.requests,
+            "zipf": first.zipf,
+            "seeds": [m.seed for m in models],
+            "objects": int(statistics.median(r["objects"] for r in results)),
+            "footprint_bytes": int(statistics.median(r["footprint_bytes"] for r in results)),
+            "catalog_bytes": int(statistics.median(r["catalog_bytes"] for r in results)),
+        },
+        "runs": len(models),
+        "cache_size_of": "footprint: bytes of the distinct objects requested",
+        "sizes": sizes,
+        "best": best,
+        "targets": {
+            "gap_closed": {
+                "policy": best,
+                "share": SHARES[-1],
+                "target": f">= {TARGET_GAP}",
+                "value": value,
+                "met": value is not None and value >= TARGET_GAP,
+            }
+        },
+        "seconds": round(seconds, 1),
+    }
+
+
+def _size_report(share: float, per_run: list[dict[str, Any]]) -> dict[str, Any]:
+    ratios = [run["miss_ratio"] for run in per_run]
+    gaps = {
+        name: _median([gap_closed(r["lru"], r[name], r["opt"]) for r in ratios])
+        for name in CANDIDATES
+    }
+    return {
+        "share": share,
+        "capacity_bytes": int(statistics.median(r["capacity_bytes"] for r in per_run)),
+        "miss_ratio": _medians(per_run, "miss_ratio"),
+        "byte_miss_ratio": _medians(per_run, "byte_miss_ratio"),
+        "gap_closed": gaps,
+    }
+
+
+def _or_worst(value: float | None) -> float:
+    return float("-inf") if value is None else value
+
+
+def _medians(per_run: list[dict[str, Any]], field: str) -> dict[str, float | None]:
+    return {name: _median([run[field][name] for run in per_run]) for name in (*POLICIES, "opt")}
+
+
+def _print(r: dict[str, Any]) -> None:
+    trace, target = r["trace"], r["targets"]["gap_closed"]
+    names = (*POLICIES, "opt")
+    print(
+        f"trace: {trace['tracks']} tracks ({trace['catalog_bytes'] / 1e9:.1f} GB at every rung), "
+        f"zipf {trace['zipf']}, {trace['requests']} requests for {trace['objects']} objects "
+        f"({trace['footprint_bytes'] / 1e9:.2f} GB footprint); medians of {r['runs']} seeds, "
+        f"{r['seconds']} s"
+    )
+    print("cache size as a share of the footprint; gap closed = (LRU - policy) / (LRU - OPT)")
+    ratios = "".join(f"{n:>9}" for n in names)
+    gaps = "".join(f"{n:>9}" for n in CANDIDATES)
+    print(f"{'':15}{'miss ratio by requests':^36}  {'miss ratio by bytes':^36}  {'gap closed':>14}")
+    print(f"{'cache':15}{ratios}  {ratios}  {gaps}")
+    for size in r["sizes"]:
+        label = f"{size['share']:.0%} {_megabytes(size['capacity_bytes'])}"
+        print(
+            f"{label:15}"
+            + "".join(_cell(size["miss_ratio"][n], ".4f") for n in names)
+            + "  "
+            + "".join(_cell(size["byte_miss_ratio"][n], ".4f") for n in names)
+            + "  "
+            + "".join(_cell(size["gap_closed"][n], ".1%") for n in CANDIDATES)
+        )
+    mark = "met" if target["met"] else "MISSED"
+    value = "n/a" if target["value"] is None else f"{target['value']:.1%}"
+    print(
+        f"better policy: {r['best']}, closing {value} of the LRU-to-OPT gap at a "
+        f"{target['share']:.0%} cache (target >= {TARGET_GAP:.0%}: {mark})"
+    )
+
+
+def _megabytes(size: int) -> str:
+    return f"({size / 1e6:,.0f} MB)" if size >= 1e6 else f"({size / 1e3:,.0f} kB)"
+
+
+def _cell(value: float | None, spec: str) -> str:
+    return f"{'n/a':>9}" if value is None else f"{value:>9{spec}}"

@@ -1,0 +1,350 @@
+"""The edge's aiohttp application: ``create_app(settings)`` for the CLI and the tests alike.
+
+A request is checked (path token or --allow-unsigned, safe path, takedowns), served from memory
+when fresh, else joined to the one origin fetch for its object and streamed as bytes arrive.
+Segments also start readahead of the ones that follow.
+"""
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from cadenza.log import get_logger
+from cadenza.tokens import TokenError, split_token_path, verify
+from edge.cmcd import from_request, next_objects
+from edge.disk import DiskTier
+from edge.fetch import CACHE, STATUS, Fetcher, OriginTimeout
+from edge.freshness import CacheControl, Stored
+from edge.inflight import Fill, FillFailed, Inflight
+from edge.load import Egress, HitRatio
+from edge.memory import Entry, MemoryTier
+from edge.metrics import EdgeMetrics
+from edge.policy import make_policy
+from edge.purge import Denials, follow_events
+from edge.readahead import following_segments
+from edge.settings import EdgeSettings
+from origin import http
+
+logger = get_logger("edge")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+SETTINGS = web.AppKey("settings", EdgeSettings)
+METRICS = web.AppKey("metrics", EdgeMetrics)
+MEMORY = web.AppKey("memory", MemoryTier)
+INFLIGHT = web.AppKey("inflight", Inflight)
+FETCHER = web.AppKey("fetcher", Fetcher)
+DISK = web.AppKey("disk", DiskTier)
+EGRESS = web.AppKey("egress", Egress)
+HITS = web.AppKey("hits", HitRatio)
+DENIALS = web.AppKey("denials", Denials)
+STATE = web.AppKey("state", dict[str, int])
+PREFETCHED = web.AppKey("prefetched", set[str])
+TASKS = web.AppKey("tasks", set[asyncio.Task[None]])
+
+CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "ETag, Content-Length, Content-Range, Age, X-Cache",
+}
+PREFETCH_LIMIT = 4
+
+
+def create_app(settings: EdgeSettings) -> web.Application:
+    app = web.Application(middlewares=[_observe])
+    app[SETTINGS] = settings
+    app[METRICS] = EdgeMetrics()
+    app[MEMORY] = MemoryTier(
+        make_policy(settings.policy, settings.memory_bytes), on_evict=app[METRICS].evictions.inc
+    )
+    app[INFLIGHT] = Inflight()
+    app[EGRESS] = Egress()
+    app[HITS] = HitRatio()
+    app[DENIALS] = Denials()
+    app[STATE] = {"active": 0, "draining": 0}
+    app[PREFETCHED] = set()
+    app[TASKS] = set()
+    app.cleanup_ctx.append(_disk)
+    app.cleanup_ctx.append(_client)
+    app.cleanup_ctx.append(_purge)
+    app.on_shutdown.append(_drain)
+    r = app.router
+    r.add_get("/tracks/{tail:.*}", serve, name="tracks")
+    r.add_get("/p/{token}/tracks/{tail:.*}", serve, name="signed_tracks")
+    r.add_route("OPTIONS", "/{tail:.*}", _preflight, name="preflight")
+    r.add_get("/status", status, name="status")
+    r.add_get("/metrics", _metrics, name="metrics")
+    return app
+
+
+async def _disk(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    disk = await asyncio.to_thread(DiskTier, settings.cache_dir, settings.disk_bytes)
+    app[DISK] = disk
+    yield
+    await asyncio.to_thread(disk.close)
+
+
+async def _client(app: web.Application) -> AsyncIterator[None]:
+    s = app[SETTINGS]
+    connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=300)
+    async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as client:
+        app[FETCHER] = Fetcher(
+            client, s.origin, app[MEMORY], app[DISK], app[METRICS], s.first_byte_timeout,
+            s.fetch_timeout, s.stale_grace,
+        )  # fmt: skip
+        yield
+        await app[INFLIGHT].close()
+        prefetches: set[asyncio.Task[None]] = app[TASKS]
+        for task in list(prefetches):
+            task.cancel()
+        await asyncio.gather(*prefetches, return_exceptions=True)
+
+
+async def _purge(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(
+        follow_events(
+            app[FETCHER].client, app[SETTINGS].origin, app[DENIALS], app[MEMORY], app[DISK]
+        )
+    )
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _drain(app: web.Application) -> None:
+    app[STATE]["draining"] = 1
+
+
+@web.middleware
+async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    state = request.app[STATE]
+    state["active"] += 1
+    cache = "NONE"
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        cache = response.headers.get("X-Cache", "NONE")
+        return response
+    except web.HTTPException as e:
+        status = e.status
+        raise
+    finally:
+        state["active"] -= 1
+        request.app[METRICS].requests.labels(str(status), cache).inc()
+
+
+def _refuse(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=CORS)
+
+
+async def serve(request: web.Request) -> web.StreamResponse:
+    started = time.perf_counter()
+    settings = request.app[SETTINGS]
+    try:
+        token, path = split_token_path(request.raw_path.split("?", 1)[0])
+        claims = verify(token, settings.token_keys, path, time.time()) if token else None
+    except TokenError as e:
+        return _refuse(403, f"token refused: {e.reason}")
+    if claims is None and not settings.allow_unsigned:
+        return _refuse(403, "a signed path token (/p/{token}/...) is required")
+    key = http.object_key(path)
+    if key is None:
+        return _refuse(400, "not a valid track path")
+    denial = request.app[DENIALS].denied(key, claims.territory if claims else None)
+    if denial is not None:
+        return _refuse(denial, "this track has been withdrawn here")
+    memory = request.app[MEMORY]
+    entry = memory.get(key) or await _from_disk(request.app, key)
+    if entry is not None and entry.stored.fresh(time.time()):
+        request.app[HITS].record(True)
+        if key in request.app[PREFETCHED]:
+            request.app[PREFETCHED].discard(key)
+            request.app[METRICS].prefetches.labels("used").inc()
+        _readahead(request, key, path)
+        return await _send_entry(request, entry, "HIT", started)
+    request.app[HITS].record(False)
+    inflight = request.app[INFLIGHT]
+    fill, first = inflight.join(key, request.app[FETCHER].fill)
+    if not first:
+        request.app[METRICS].coalesced.inc()
+    _readahead(request, key, path)
+    return await _send_fill(request, fill, started)
+
+
+async def _from_disk(app: web.Application, key: str) -> Entry | None:
+    """A disk hit is promoted to memory (stale ones too: the fetcher revalidates them)."""
+    entry = await app[DISK].get(key)
+    if entry is not None:
+        app[MEMORY].put(key, entry)
+    return entry
+
+
+async def _send_entry(
+    request: web.Request, entry: Entry, cache: str, started: float
+) -> web.StreamResponse:
+    now = time.time()
+    headers = {**_public(entry.headers), **CORS, "X-Cache": cache, "Accept-Ranges": "bytes"}
+    headers["Age"] = str(int(entry.stored.age(now)))
+    if entry.etag and http.none_match(request.headers.get("If-None-Match"), entry.etag):
+        return web.Response(status=304, headers=headers)
+    body, status = entry.body, 200
+    if entry.etag is None or http.if_range_allows(request.headers.get("If-Range"), entry.etag):
+        try:
+            wanted = http.parse_range(request.headers.get("Range"), len(body))
+        except http.RangeNotSatisfiable:
+            headers["Content-Range"] = f"bytes */{len(body)}"
+            return web.Response(status=416, headers=headers)
+        if wanted is not None:
+            headers["Content-Range"] = wanted.content_range(len(body))
+            body, status = body[wanted.start : wanted.end], 206
+    request.app[METRICS].latency.labels(cache).observe(time.perf_counter() - started)
+    _count(request, 0 if request.method == "HEAD" else len(body))
+    return web.Response(status=status, body=body, headers=headers)
+
+
+async def _send_fill(request: web.Request, fill: Fill, started: float) -> web.StreamResponse:
+    try:
+        meta = await fill.started()
+    except FillFailed as e:
+        timed_out = isinstance(e.__cause__, OriginTimeout | TimeoutError)
+        return _refuse(504 if timed_out else 502, f"origin unavailable: {e.__cause__ or e}")
+    status, cache = int(meta[STATUS]), meta[CACHE]
+    if status != 200 or "Range" in request.headers:
+        return await _send_whole(request, fill, status, cache, started)
+    headers = {**_public(meta), **CORS, "X-Cache": cache, "Accept-Ranges": "bytes", "Age": "0"}
+    response = web.StreamResponse(status=200, headers=headers)
+    length = meta.get("Content-Length")
+    if length is not None and length.isdigit():
+        response.content_length = int(length)
+    await response.prepare(request)
+    request.app[METRICS].latency.labels(cache).observe(time.perf_counter() - started)
+    if request.method != "HEAD":
+        try:
+            async for chunk in fill.stream():
+                await response.write(chunk)
+                _count(request, len(chunk))
+        except FillFailed:
+            # Cut the connection: the client must see a short body, never a complete one.
+            if request.transport is not None:
+                request.transport.abort()
+            raise
+    await response.write_eof()
+    return response
+
+
+async def _send_whole(
+    request: web.Request, fill: Fill, status: int, cache: str, started: float
+) -> web.StreamResponse:
+    """Error answers and ranges of a miss: wait for the whole object, then answer."""
+    try:
+        body = b"".join([chunk async for chunk in fill.stream()])
+    except FillFailed as e:
+        return _refuse(502, f"origin unavailable: {e.__cause__ or e}")
+    meta = fill.headers
+    if status != 200:
+        headers = {
+            **CORS,
+            "X-Cache": "MISS",
+            "Content-Type": meta.get("Content-Type", "text/plain"),
+        }
+        return web.Response(status=status, body=body, headers=headers)
+    entry = request.app[MEMORY].peek(fill.key)
+    if entry is None or entry.body != body:
+        entry = Entry(body, _public(meta), _uncached(), meta.get("ETag"))
+    return await _send_entry(request, entry, cache, started)
+
+
+def _uncached() -> Stored:
+    return Stored(0.0, 0.0, time.time(), CacheControl())
+
+
+def _public(meta: dict[str, str]) -> dict[str, str]:
+    """Headers to repeat to a client: not our markers, and the length is set per response."""
+    return {k: v for k, v in meta.items() if not k.startswith(":") and k not in _PER_RESPONSE}
+
+
+_PER_RESPONSE = {"Date", "Content-Length"}
+
+
+def _count(request: web.Request, nbytes: int) -> None:
+    request.app[METRICS].bytes_served.inc(nbytes)
+    request.app[EGRESS].add(nbytes, time.time())
+
+
+def _readahead(request: web.Request, key: str, path: str) -> None:
+    """Warm the next segments of this rendition (and what CMCD ``nor`` names) in the background."""
+    app = request.app
+    seconds = app[SETTINGS].readahead_seconds
+    nexts = next_objects(from_request(request.query, request.headers), path)
+    paths = nexts or following_segments(path, seconds)
+    for next_path in paths:
+        next_key = http.object_key(next_path)
+        if next_key is None or next_key in app[INFLIGHT] or app[MEMORY].peek(next_key):
+            continue
+        if len(app[TASKS]) >= PREFETCH_LIMIT * 4:
+            return
+        fill, first = app[INFLIGHT].join(next_key, app[FETCHER].fill)
+        if first:
+            app[PREFETCHED].add(next_key)
+            app[METRICS].prefetches.labels("issued").inc()
+            task = asyncio.create_task(_settle(fill))
+            app[TASKS].add(task)
+            task.add_done_callback(app[TASKS].discard)
+
+
+async def _settle(fill: Fill) -> None:
+    with contextlib.suppress(FillFailed):
+        async for _ in fill.stream():
+            pass
+
+
+async def _preflight(request: web.Request) -> web.Response:
+    return web.Response(
+        status=204,
+        headers={
+            **CORS,
+            "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+            "Access-Control-Allow-Headers": request.headers.get(
+                "Access-Control-Request-Headers", "Range"
+            ),
+            "Access-Control-Max-Age": "86400",
+        },
+    )
+
+
+async def status(request: web.Request) -> web.Response:
+    app, s = request.app, request.app[SETTINGS]
+    memory = app[MEMORY]
+    return web.json_response(
+        {
+            "healthy": not app[STATE]["draining"],
+            "state": "draining" if app[STATE]["draining"] else "healthy",
+            "region": s.region,
+            "latitude": s.latitude,
+            "longitude": s.longitude,
+            "capacity_bps": s.capacity_bps,
+            "active_requests": app[STATE]["active"] - 1,  # not counting this one
+            "egress_bps": app[EGRESS].bits_per_second(time.time()),
+            "hit_ratio": app[HITS].ratio,
+            "cache": {
+                "memory": {"bytes": memory.bytes, "objects": len(memory)},
+                "disk": {"bytes": app[DISK].volume(), "objects": len(app[DISK])},
+            },
+        },
+        headers=CORS,
+    )
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    memory = request.app[MEMORY]
+    request.app[METRICS].cache_bytes.labels("memory").set(memory.bytes)
+    request.app[METRICS].cache_bytes.labels("disk").set(request.app[DISK].volume())
+    response = web.Response(body=generate_latest(request.app[METRICS].registry))
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response

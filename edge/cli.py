@@ -1,0 +1,55 @@
+"""``cadenza edge``: run a caching edge in front of the origin."""
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from cadenza import serving
+from edge.settings import ENV_TOKEN_KEYS, load_settings
+
+DESCRIPTION = f"""\
+Serve /tracks/... and /p/{{token}}/tracks/... from memory when cached, else from the origin with
+one fetch per object (every waiter streamed as bytes arrive); read ahead the next segments;
+serve stale on origin errors within a grace; purge takedowns from the origin's event stream.
+GET /status for the locator, /metrics for Prometheus. Token keys: [token_keys] in the config
+or {ENV_TOKEN_KEYS}="kid:secret,...".
+"""
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "edge",
+        help="run a caching edge",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--config", type=Path, metavar="FILE", help="e.g. configs/edge-eu-west.toml"
+    )
+    parser.add_argument(
+        "--listen", metavar="HOST:PORT", help="default 127.0.0.1:8081 (port 0: any)"
+    )
+    parser.add_argument("--origin", metavar="URL", help="default http://127.0.0.1:8080")
+    parser.add_argument("--region", metavar="NAME")
+    parser.add_argument("--cache-dir", type=Path, metavar="DIR")
+    parser.add_argument(
+        "--allow-unsigned",
+        action="store_const",
+        const=True,
+        help="serve without path tokens: labs and benchmarks only",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge.app import create_app
+
+    settings = load_settings(
+        args.config,
+        listen=args.listen,
+        origin=args.origin,
+        region=args.region,
+        cache_dir=args.cache_dir,
+        allow_unsigned=args.allow_unsigned,
+    )
+    return serving.run(create_app(settings), settings.host, settings.port, "cadenza edge")

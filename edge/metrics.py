@@ -1,0 +1,42 @@
+"""The edge's Prometheus metrics, one registry per app."""
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+@dataclass
+class EdgeMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.requests = Counter(
+            "cadenza_edge_requests", "Requests by status and cache result", ["status", "cache"],
+            registry=r,
+        )  # fmt: skip
+        self.bytes_served = Counter("cadenza_edge_bytes_served", "Body bytes sent", registry=r)
+        self.origin_fetches = Counter(
+            "cadenza_edge_origin_fetches",
+            "Fetches from the origin by result",
+            ["result"],
+            registry=r,
+        )
+        self.origin_bytes = Counter(
+            "cadenza_edge_origin_bytes", "Bytes read from origin", registry=r
+        )
+        self.coalesced = Counter(
+            "cadenza_edge_coalesced_waiters", "Misses that joined a fetch under way", registry=r
+        )
+        self.prefetches = Counter(
+            "cadenza_edge_prefetches", "Readahead fetches by outcome", ["outcome"], registry=r
+        )
+        self.evictions = Counter("cadenza_edge_evictions", "Objects evicted", registry=r)
+        self.cache_bytes = Gauge("cadenza_edge_cache_bytes", "Bytes held", ["tier"], registry=r)
+        self.latency = Histogram(
+            "cadenza_edge_first_byte_seconds",
+            "Time to the response's first byte by cache result",
+            ["cache"],
+            registry=r,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )

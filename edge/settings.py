@@ -1,0 +1,104 @@
+"""The edge's settings: ``configs/edge-*.toml``, then environment variables, then flags."""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from cadenza.errors import ConfigError
+from cadenza.settings import check_keys, read_toml, typed
+from origin.settings import parse_listen
+
+SECONDS = 1.0
+MIB = 1 << 20
+ENV_TOKEN_KEYS = "CADENZA_TOKEN_KEYS"  # "kid1:secret1,kid2:secret2"
+
+
+@dataclass(frozen=True)
+class EdgeSettings:
+    host: str = "127.0.0.1"
+    port: int = 8081
+    origin: str = "http://127.0.0.1:8080"
+    region: str = "local"
+    latitude: float = 0.0
+    longitude: float = 0.0
+    capacity_bps: float = 1e9  # egress the operator allows; the status reports load against it
+    memory_bytes: int = 256 * MIB
+    disk_bytes: int = 4096 * MIB
+    cache_dir: Path = Path("data/edge")
+    policy: str = "s3fifo"
+    first_byte_timeout: float = 2 * SECONDS
+    fetch_timeout: float = 30 * SECONDS
+    stale_grace: float = 3600 * SECONDS
+    readahead_seconds: float = 20 * SECONDS
+    allow_unsigned: bool = False
+    token_keys: Mapping[str, bytes] = field(default_factory=dict)
+
+
+_KEYS = {
+    "listen", "origin", "region", "latitude", "longitude", "capacity_bps", "memory_bytes",
+    "disk_bytes",
+    "cache_dir", "policy", "first_byte_timeout_seconds", "fetch_timeout_seconds",
+    "stale_grace_seconds", "readahead_seconds", "allow_unsigned", "token_keys",
+}  # fmt: skip
+
+
+def parse_token_keys(text: str, where: str) -> dict[str, bytes]:
+    keys = {}
+    for item in filter(None, (i.strip() for i in text.split(","))):
+        kid, sep, secret = item.partition(":")
+        if not sep or not kid or len(secret) < 16:
+            raise ConfigError(f"{where}: token keys are KID:SECRET pairs, secrets of 16+ chars")
+        keys[kid] = secret.encode()
+    return keys
+
+
+def parse_settings(table: Mapping[str, Any], where: str) -> EdgeSettings:
+    check_keys(table, _KEYS, where)
+    d = EdgeSettings()
+    host, port = parse_listen(typed(table, "listen", str, where, f"{d.host}:{d.port}"), where)
+    raw_keys = table.get("token_keys", {})
+    if not isinstance(raw_keys, dict) or not all(isinstance(v, str) for v in raw_keys.values()):
+        raise ConfigError(f"{where}: [token_keys] maps key ids to secret strings")
+    settings = EdgeSettings(
+        host=host,
+        port=port,
+        origin=typed(table, "origin", str, where, d.origin),
+        region=typed(table, "region", str, where, d.region),
+        latitude=typed(table, "latitude", float, where, d.latitude),
+        longitude=typed(table, "longitude", float, where, d.longitude),
+        capacity_bps=typed(table, "capacity_bps", float, where, d.capacity_bps),
+        memory_bytes=typed(table, "memory_bytes", int, where, d.memory_bytes),
+        disk_bytes=typed(table, "disk_bytes", int, where, d.disk_bytes),
+        cache_dir=Path(typed(table, "cache_dir", str, where, str(d.cache_dir))),
+        policy=typed(table, "policy", str, where, d.policy),
+        first_byte_timeout=typed(
+            table, "first_byte_timeout_seconds", float, where, d.first_byte_timeout
+        ),
+        fetch_timeout=typed(table, "fetch_timeout_seconds", float, where, d.fetch_timeout),
+        stale_grace=typed(table, "stale_grace_seconds", float, where, d.stale_grace),
+        readahead_seconds=typed(table, "readahead_seconds", float, where, d.readahead_seconds),
+        allow_unsigned=typed(table, "allow_unsigned", bool, where, False),
+        token_keys={kid: secret.encode() for kid, secret in raw_keys.items()},
+    )
+    if min(settings.memory_bytes, settings.disk_bytes) <= 0 or settings.first_byte_timeout <= 0:
+        raise ConfigError(f"{where}: memory_bytes, disk_bytes and timeouts must be positive")
+    return settings
+
+
+def load_settings(
+    config: Path | None,
+    *,
+    environ: Mapping[str, str] = os.environ,
+    **flags: Any,
+) -> EdgeSettings:
+    """Settings from the file (or defaults), then the environment, then non-None flags."""
+    settings = parse_settings(read_toml(config), str(config)) if config else parse_settings({}, "")
+    if text := environ.get(ENV_TOKEN_KEYS):
+        settings = replace(settings, token_keys=parse_token_keys(text, ENV_TOKEN_KEYS))
+    listen = flags.pop("listen", None)
+    if listen is not None:
+        host, port = parse_listen(listen, "--listen")
+        settings = replace(settings, host=host, port=port)
+    return replace(settings, **{k: v for k, v in flags.items() if v is not None})

@@ -1,0 +1,297 @@
+"""The edge end to end on loopback, in front of a fake origin (the outer edge of the system)."""
+
+import asyncio
+import hashlib
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import aiohttp
+import pytest
+import yarl
+from aiohttp import web
+from multidict import CIMultiDict
+
+from cadenza.tokens import TokenClaims, sign
+from edge.app import create_app
+from edge.settings import EdgeSettings
+
+TRACK = "0123456789abcdef"
+VERSION = "v0123456789ab"
+SEGMENT = f"/tracks/{TRACK}/{VERSION}/aac_96/seg_00001.m4s"
+KEY_ID, SECRET = "k1", b"edge-test-secret-0123456789"
+
+
+def body_of(path: str) -> bytes:
+    seed = hashlib.sha256(path.encode()).digest()
+    return seed * 4096  # 128 KiB, like a 160 kb/s segment
+
+
+@dataclass
+class FakeOrigin:
+    """Serves deterministic bytes for any /tracks/ path; can be slow, down or cut short."""
+
+    delay: float = 0.0
+    down: bool = False
+    truncate: bool = False
+    cache_control: str = "public, max-age=31536000, immutable"
+    requests: Counter[str] = field(default_factory=Counter)
+    events: list[dict[str, object]] = field(default_factory=list)
+
+    async def track(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        self.requests[path] += 1
+        if self.down:
+            raise web.HTTPServiceUnavailable()
+        await asyncio.sleep(self.delay)
+        body = body_of(path)
+        etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+        headers = {"Cache-Control": self.cache_control, "ETag": etag, "Content-Type": "audio/mp4"}
+        if request.headers.get("If-None-Match") == etag:
+            return web.Response(status=304, headers=headers)
+        response = web.StreamResponse(headers=headers)
+        response.content_length = len(body)
+        await response.prepare(request)
+        if self.truncate:
+            await response.write(body[: len(body) // 2])
+            await asyncio.sleep(0.2)  # the edge is streaming the first half meanwhile
+            assert request.transport is not None
+            request.transport.close()
+            return response
+        await response.write(body)
+        await response.write_eof()
+        return response
+
+    async def event_log(self, request: web.Request) -> web.Response:
+        after = int(request.query.get("after", "0"))
+        deadline = time.monotonic() + 0.3
+        while time.monotonic() < deadline:
+            found = [e for e in self.events if int(str(e["seq"])) > after]
+            if found:
+                return web.json_response({"events": found, "last": found[-1]["seq"]})
+            await asyncio.sleep(0.02)
+        return web.json_response({"events": [], "last": after})
+
+
+async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{host}:{port}"
+
+
+@dataclass
+class Fleet:
+    origin: FakeOrigin
+    edge: str
+    client: aiohttp.ClientSession
+    settings: EdgeSettings
+    runner: web.AppRunner
+
+
+async def fleet_runner_cleanup(runner: web.AppRunner) -> None:
+    if runner.server is not None:  # not stopped by the test already
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Fleet]:
+    changes = getattr(request, "param", {})
+    fake = FakeOrigin()
+    origin_app = web.Application()
+    origin_app.router.add_get("/tracks/{tail:.*}", fake.track)
+    origin_app.router.add_get("/v1/events", fake.event_log)
+    origin_runner, origin_url = await _serve(origin_app)
+    base = EdgeSettings(
+        origin=origin_url,
+        cache_dir=tmp_path / "edge-cache",
+        first_byte_timeout=0.5,
+        stale_grace=60,
+        token_keys={KEY_ID: SECRET},
+        allow_unsigned=True,
+    )
+    settings = replace(base, **changes)
+    edge_runner, edge_url = await _serve(create_app(settings))
+    async with aiohttp.ClientSession() as client:
+        yield Fleet(fake, edge_url, client, settings, edge_runner)
+    await asyncio.wait_for(fleet_runner_cleanup(edge_runner), 10)
+    await asyncio.wait_for(origin_runner.cleanup(), 10)
+
+
+async def _get(fleet: Fleet, path: str, **kwargs: object) -> tuple[int, CIMultiDict[str], bytes]:
+    async with fleet.client.get(yarl.URL(fleet.edge + path, encoded=True), **kwargs) as r:
+        return r.status, r.headers.copy(), await r.read()
+
+
+async def test_miss_then_hit_with_identical_bytes(fleet: Fleet):
+    status, headers, body = await _get(fleet, SEGMENT)
+    assert (status, headers["X-Cache"]) == (200, "MISS")
+    assert body == body_of(SEGMENT)
+    status, headers, again = await _get(fleet, SEGMENT)
+    assert (status, headers["X-Cache"], again) == (200, "HIT", body)
+    assert headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert int(headers["Age"]) >= 0 and headers["ETag"].startswith('"')
+    assert fleet.origin.requests[SEGMENT] == 1
+
+
+async def test_64_concurrent_cold_requests_make_one_origin_fetch(fleet: Fleet):
+    fleet.origin.delay = 0.2
+    results = await asyncio.gather(*(_get(fleet, SEGMENT) for _ in range(64)))
+    assert fleet.origin.requests[SEGMENT] == 1
+    assert {status for status, _, _ in results} == {200}
+    assert {body for _, _, body in results} == {body_of(SEGMENT)}
+
+
+async def test_readahead_makes_the_next_segments_hits(fleet: Fleet):
+    await _get(fleet, SEGMENT)
+    following = [SEGMENT.replace("00001", f"{n:05d}") for n in (2, 3, 4, 5)]
+    deadline = time.monotonic() + 5
+    while not all(fleet.origin.requests[p] for p in following) and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    for path in following:
+        status, headers, body = await _get(fleet, path)
+        assert (status, body) == (200, body_of(path))
+        assert headers["X-Cache"] in {"HIT", "MISS"}  # MISS only if the prefetch is still running
+    assert all(fleet.origin.requests[p] == 1 for p in following)
+
+
+async def test_cmcd_next_object_request_is_prefetched(fleet: Fleet):
+    other = f"/tracks/{TRACK}/{VERSION}/aac_48/seg_00009.m4s"
+    await _get(fleet, SEGMENT, params={"CMCD": 'nor="../aac_48/seg_00009.m4s"'})
+    deadline = time.monotonic() + 5
+    while not fleet.origin.requests[other] and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert fleet.origin.requests[other] == 1
+    assert fleet.origin.requests[SEGMENT.replace("00001", "00002")] == 0
+
+
+async def test_origin_down_serves_cached_and_fails_uncached_promptly(fleet: Fleet):
+    await _get(fleet, SEGMENT)
+    fleet.origin.down = True
+    status, headers, body = await _get(fleet, SEGMENT)
+    assert (status, headers["X-Cache"], body) == (200, "HIT", body_of(SEGMENT))
+    started = time.monotonic()
+    status, _, _ = await _get(fleet, SEGMENT.replace("aac_96", "aac_160"))
+    assert status == 502
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize("fleet", [{"first_byte_timeout": 0.2}], indirect=True)
+async def test_a_slow_origin_gives_504_within_the_timeout(fleet: Fleet):
+    fleet.origin.delay = 3
+    started = time.monotonic()
+    status, _, _ = await _get(fleet, SEGMENT)
+    assert status == 504
+    assert time.monotonic() - started < 1.5
+
+
+async def test_stale_is_served_when_the_origin_fails(fleet: Fleet):
+    fleet.origin.cache_control = "public, max-age=0"
+    await _get(fleet, SEGMENT)
+    _, headers, body = await _get(fleet, SEGMENT)
+    assert headers["X-Cache"] == "REVALIDATED" and body == body_of(SEGMENT)
+    fleet.origin.down = True
+    status, headers, body = await _get(fleet, SEGMENT)
+    assert (status, headers["X-Cache"], body) == (200, "STALE", body_of(SEGMENT))
+
+
+async def test_a_truncated_origin_answer_is_not_cached(fleet: Fleet):
+    fleet.origin.truncate = True
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await _get(fleet, SEGMENT)
+    fleet.origin.truncate = False
+    status, headers, body = await _get(fleet, SEGMENT)
+    assert (status, headers["X-Cache"], body) == (200, "MISS", body_of(SEGMENT))
+    assert fleet.origin.requests[SEGMENT] == 2
+
+
+def _token(acl: str = f"/tracks/{TRACK}/", expires: float | None = None) -> str:
+    claims = TokenClaims(acl, int(expires or time.time() + 60), KEY_ID, "SE")
+    return sign(claims, SECRET)
+
+
+@pytest.mark.parametrize("fleet", [{"allow_unsigned": False}], indirect=True)
+async def test_tokens_are_checked_locally_and_left_out_of_the_cache_key(fleet: Fleet):
+    assert (await _get(fleet, SEGMENT))[0] == 403
+    status, headers, body = await _get(fleet, f"/p/{_token()}{SEGMENT}")
+    assert (status, headers["X-Cache"], body) == (200, "MISS", body_of(SEGMENT))
+    status, headers, _ = await _get(fleet, f"/p/{_token(expires=time.time() + 99)}{SEGMENT}")
+    assert (status, headers["X-Cache"]) == (200, "HIT")
+    good = _token()
+    tampered = good[:-1] + ("A" if good[-1] != "A" else "B")
+    for bad in (tampered, _token(expires=time.time() - 5), _token(acl="/tracks/fedcba9876543210/")):
+        status, _, body = await _get(fleet, f"/p/{bad}{SEGMENT}")
+        assert status == 403, body
+    assert fleet.origin.requests[SEGMENT] == 1
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/tracks/../etc/passwd",
+        "/tracks/%2e%2e/%2e%2e/etc/passwd",
+        f"/tracks/{TRACK}/..%2f..%2fsecret",
+        f"/tracks/{TRACK}/%5c..%5csecret",
+        f"/tracks/{TRACK}/x%00.m4s",
+        "/tracks//etc",
+    ],
+)
+async def test_malformed_paths_are_4xx_and_never_forwarded(fleet: Fleet, path: str):
+    status, _, _ = await _get(fleet, path)
+    assert 400 <= status < 500
+    assert sum(fleet.origin.requests.values()) == 0
+
+
+async def test_takedowns_purge_and_deny_within_seconds(fleet: Fleet):
+    await _get(fleet, SEGMENT)
+    fleet.origin.events.append({"seq": 1, "kind": "takedown", "track_id": TRACK, "territory": None})
+    deadline = time.monotonic() + 5
+    status = 200
+    while status == 200 and time.monotonic() < deadline:
+        status, _, _ = await _get(fleet, SEGMENT)
+        await asyncio.sleep(0.05)
+    assert status == 410
+    async with fleet.client.get(f"{fleet.edge}/status") as response:
+        assert (await response.json())["cache"]["memory"]["objects"] == 0
+
+
+async def test_status_metrics_and_cors(fleet: Fleet):
+    await _get(fleet, SEGMENT)
+    await _get(fleet, SEGMENT)
+    async with fleet.client.get(f"{fleet.edge}/status") as response:
+        state = await response.json()
+    assert state["healthy"] is True and state["region"] == "local"
+    assert state["hit_ratio"] == pytest.approx(0.5)
+    assert state["egress_bps"] > 0
+    assert state["cache"]["memory"]["bytes"] >= len(body_of(SEGMENT))
+    async with fleet.client.get(f"{fleet.edge}/metrics") as response:
+        text = await response.text()
+    assert 'cadenza_edge_requests_total{cache="HIT",status="200"} 1.0' in text
+    assert 'cadenza_edge_origin_fetches_total{result="200"}' in text
+    async with fleet.client.options(
+        fleet.edge + SEGMENT,
+        headers={"Origin": "https://player.example", "Access-Control-Request-Method": "GET"},
+    ) as response:
+        assert response.status == 204
+        assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+async def test_a_restart_keeps_the_disk_tier(fleet: Fleet):
+    await _get(fleet, SEGMENT)
+    await asyncio.wait_for(fleet.runner.cleanup(), 10)
+    fleet.origin.down = True
+    runner, url = await _serve(create_app(fleet.settings))
+    try:
+        async with fleet.client.get(url + SEGMENT) as response:
+            assert response.status == 200
+            assert response.headers["X-Cache"] == "HIT"
+            assert await response.read() == body_of(SEGMENT)
+        async with fleet.client.get(f"{url}/status") as response:
+            cache = (await response.json())["cache"]
+        assert cache["disk"]["objects"] >= 1 and cache["memory"]["objects"] >= 1
+    finally:
+        await asyncio.wait_for(runner.cleanup(), 10)
+    assert fleet.origin.requests[SEGMENT] == 1

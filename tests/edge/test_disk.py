@@ -1,0 +1,39 @@
+"""The disk tier round-trips entries, survives reopening and purges by prefix."""
+
+from pathlib import Path
+
+from edge.disk import DiskTier
+from edge.freshness import CacheControl, Stored
+from edge.memory import Entry
+
+ENTRY = Entry(
+    b"\x00\x01" * 40_000,
+    {"ETag": '"e"', "Cache-Control": "public, max-age=60, immutable"},
+    Stored(60.0, 1.5, 1000.0, CacheControl(public=True, immutable=True, max_age=60)),
+    '"e"',
+)
+
+
+async def test_entries_round_trip_and_survive_reopening(tmp_path: Path):
+    disk = DiskTier(tmp_path, 1 << 30)
+    await disk.put("tracks/a/v/seg_00000.m4s", ENTRY)
+    disk.close()
+    reopened = DiskTier(tmp_path, 1 << 30)
+    try:
+        assert await reopened.get("tracks/a/v/seg_00000.m4s") == ENTRY
+        assert await reopened.get("tracks/a/v/seg_00001.m4s") is None
+        assert len(reopened) == 1 and reopened.volume() >= len(ENTRY.body)
+    finally:
+        reopened.close()
+
+
+async def test_remove_prefix(tmp_path: Path):
+    disk = DiskTier(tmp_path, 1 << 30)
+    try:
+        for key in ("tracks/a/v/1", "tracks/a/v/2", "tracks/ab/v/1"):
+            await disk.put(key, ENTRY)
+        assert await disk.remove_prefix("tracks/a/") == 2
+        assert await disk.get("tracks/ab/v/1") == ENTRY
+        assert len(disk) == 1
+    finally:
+        disk.close()

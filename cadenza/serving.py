@@ -1,21 +1,41 @@
 """Run an aiohttp application until SIGINT or SIGTERM, on uvloop, the same way for every service."""
 
 import asyncio
+import logging
 import signal
 import sys
 
 import uvloop
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
 from cadenza.errors import ConfigError
 
 
-def run(app: web.Application, host: str, port: int, name: str) -> int:
-    return uvloop.run(_serve(app, host, port, name))
+def run(
+    app: web.Application,
+    host: str,
+    port: int,
+    name: str,
+    access_log: type[AbstractAccessLogger] | None = None,
+) -> int:
+    return uvloop.run(_serve(app, host, port, name, access_log))
 
 
-async def _serve(app: web.Application, host: str, port: int, name: str) -> int:
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+async def _serve(
+    app: web.Application,
+    host: str,
+    port: int,
+    name: str,
+    access_log: type[AbstractAccessLogger] | None,
+) -> int:
+    if access_log is None:
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    else:
+        logger = logging.getLogger(getattr(access_log, "LOGGER", "cadenza.access"))
+        runner = web.AppRunner(
+            app, access_log=logger, access_log_class=access_log, handle_signals=False
+        )
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

@@ -12,7 +12,8 @@ Serve /tracks/... and /p/{{token}}/tracks/... from memory when cached, else from
 one fetch per object (every waiter streamed as bytes arrive); read ahead the next segments;
 serve stale on origin errors within a grace; purge takedowns from the origin's event stream.
 GET /status for the locator, /metrics for Prometheus. Token keys: [token_keys] in the config
-or {ENV_TOKEN_KEYS}="kid:secret,...".
+or {ENV_TOKEN_KEYS}="kid:secret,...". With -v, one JSON access log line per request on stderr
+(path without token, status, bytes, cache result, CMCD fields).
 """
 
 
@@ -42,6 +43,7 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edge.access_log import JsonAccessLogger
     from edge.app import create_app
 
     settings = load_settings(
@@ -52,4 +54,6 @@ def run(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         allow_unsigned=args.allow_unsigned,
     )
-    return serving.run(create_app(settings), settings.host, settings.port, "cadenza edge")
+    return serving.run(
+        create_app(settings), settings.host, settings.port, "cadenza edge", JsonAccessLogger
+    )

@@ -60,6 +60,7 @@ async def follow_events(
     disk: DiskTier,
 ) -> None:
     url = f"{origin.rstrip('/')}/v1/events"
+    failing = False
     while True:
         try:
             params = {"after": str(denials.last_seq), "timeout": str(LONG_POLL_SECONDS)}
@@ -67,9 +68,14 @@ async def follow_events(
                 response.raise_for_status()
                 events = (await response.json())["events"]
         except (aiohttp.ClientError, TimeoutError, KeyError, ValueError) as e:
-            logger.warning("cannot read the origin's events (%s); retrying", e)
+            if not failing:  # once per outage, not once per retry
+                logger.warning("cannot read the origin's events (%s); retrying every second", e)
+            failing = True
             await asyncio.sleep(RETRY_SECONDS)
             continue
+        if failing:
+            logger.warning("reading the origin's events again")
+            failing = False
         for track in denials.apply(events):
             prefix = f"{layout.track_prefix(track)}/"
             purged = memory.remove_prefix(prefix) + await disk.remove_prefix(prefix)

@@ -295,3 +295,17 @@ async def test_a_restart_keeps_the_disk_tier(fleet: Fleet):
     finally:
         await asyncio.wait_for(runner.cleanup(), 10)
     assert fleet.origin.requests[SEGMENT] == 1
+
+
+@pytest.mark.parametrize(
+    "fleet", [{"memory_bytes": 1 << 20, "readahead_seconds": 0}], indirect=True
+)
+async def test_memory_stays_within_budget_on_a_catalog_ten_times_larger(fleet: Fleet):
+    paths = [f"/tracks/{TRACK}/{VERSION}/aac_96/seg_{n:05d}.m4s" for n in range(80)]  # 10 MiB
+    for path in paths:
+        status, _, body = await _get(fleet, path)
+        assert (status, body) == (200, body_of(path))
+    async with fleet.client.get(f"{fleet.edge}/status") as response:
+        memory = (await response.json())["cache"]["memory"]
+    assert 0 < memory["bytes"] <= 1 << 20
+    assert memory["objects"] <= 8

@@ -1,9 +1,20 @@
-"""Run an aiohttp application until SIGINT or SIGTERM, on uvloop, the same way for every service."""
+"""Run an aiohttp application until SIGINT or SIGTERM, on uvloop, the same way for every service.
+
+With several workers, each is a process of its own with its own event loop, all listening on one
+port (SO_REUSEPORT: the kernel spreads connections); SIGTERM to the parent drains every worker.
+"""
 
 import asyncio
 import logging
+import multiprocessing
+import os
+import queue
 import signal
+import socket
 import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import uvloop
 from aiohttp import web
@@ -11,49 +22,142 @@ from aiohttp.abc import AbstractAccessLogger
 
 from cadenza.errors import ConfigError
 
+DRAIN_SECONDS = 30.0
+READY_SECONDS = 30.0
 
-def run(
-    app: web.Application,
-    host: str,
-    port: int,
-    name: str,
-    access_log: type[AbstractAccessLogger] | None = None,
-) -> int:
-    return uvloop.run(_serve(app, host, port, name, access_log))
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    host: str
+    port: int
+    access_log: type[AbstractAccessLogger] | None = None
+
+
+def run(app: web.Application, host: str, port: int, name: str,
+        access_log: type[AbstractAccessLogger] | None = None) -> int:  # fmt: skip
+    return uvloop.run(_serve(app, Service(name, host, port, access_log), announce=True))
+
+
+def run_workers(make_app: Callable[[], web.Application], service: Service, workers: int) -> int:
+    """Serve ``make_app()`` in ``workers`` processes sharing one port."""
+    if workers <= 1:
+        return run(make_app(), service.host, service.port, service.name, service.access_log)
+    with _reserve(service) as reserved:
+        port = reserved.getsockname()[1]
+        shared = Service(service.name, service.host, port, service.access_log)
+        context = multiprocessing.get_context("fork")  # before any event loop exists
+        ready = context.Queue()
+        children = [
+            context.Process(target=_worker, args=(make_app, shared, ready), name=f"w{i}")
+            for i in range(workers)
+        ]
+        for child in children:
+            child.start()
+        for _ in children:  # announce only once every worker listens
+            try:
+                ready.get(timeout=READY_SECONDS)
+            except queue.Empty:
+                break
+        print(f"{service.name} listening on http://{service.host}:{port}", flush=True)
+        stop = _wait_for_stop(children)
+        for child in children:
+            if child.is_alive() and child.pid is not None:
+                os.kill(child.pid, signal.SIGTERM)
+        for child in children:
+            child.join(DRAIN_SECONDS)
+            if child.is_alive():
+                child.kill()
+                child.join()
+        print(f"{service.name} stopped", file=sys.stderr, flush=True)
+    return 0 if stop else 1
+
+
+def _worker(
+    make_app: Callable[[], web.Application], service: Service, ready: "multiprocessing.Queue[int]"
+) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into SIGTERM
+    app = make_app()
+    sys.exit(uvloop.run(_serve(app, service, announce=False, reuse_port=True, ready=ready)))
+
+
+def _wait_for_stop(children: Sequence[multiprocessing.process.BaseProcess]) -> bool:
+    """Block until SIGINT or SIGTERM (True) or until a worker dies on its own (False)."""
+    stopped: list[int] = []
+
+    def handler(signum: int, _frame: object) -> None:
+        stopped.append(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+    while not stopped and all(child.is_alive() for child in children):
+        time.sleep(0.2)
+    return bool(stopped) or all(child.is_alive() for child in children)
+
+
+class _reserve:
+    """A bound (not listening) socket that holds the port while the workers bind it too."""
+
+    def __init__(self, service: Service) -> None:
+        family = socket.AF_INET6 if ":" in service.host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            self.sock.bind((service.host, service.port))
+        except OSError as e:
+            self.sock.close()
+            raise _cannot_listen(service, e) from None
+
+    def __enter__(self) -> socket.socket:
+        return self.sock
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+
+
+def _cannot_listen(service: Service, error: OSError) -> ConfigError:
+    return ConfigError(
+        f"{service.name} cannot listen on {service.host}:{service.port} ({error.strerror}); "
+        "choose another --listen"
+    )
 
 
 async def _serve(
     app: web.Application,
-    host: str,
-    port: int,
-    name: str,
-    access_log: type[AbstractAccessLogger] | None,
+    service: Service,
+    *,
+    announce: bool,
+    reuse_port: bool = False,
+    ready: "multiprocessing.Queue[int] | None" = None,
 ) -> int:
-    if access_log is None:
+    if service.access_log is None:
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
     else:
-        logger = logging.getLogger(getattr(access_log, "LOGGER", "cadenza.access"))
+        logger = logging.getLogger(getattr(service.access_log, "LOGGER", "cadenza.access"))
         runner = web.AppRunner(
-            app, access_log=logger, access_log_class=access_log, handle_signals=False
+            app, access_log=logger, access_log_class=service.access_log, handle_signals=False
         )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, service.host, service.port, reuse_port=reuse_port or None)
         try:
             await site.start()
         except OSError as e:
-            raise ConfigError(
-                f"{name} cannot listen on {host}:{port} ({e.strerror}); choose another --listen"
-            ) from None
-        bound_host, bound_port = runner.addresses[0][:2]
-        # One line on stdout that scripts (and tests) read to find the port.
-        print(f"{name} listening on http://{bound_host}:{bound_port}", flush=True)
+            raise _cannot_listen(service, e) from None
+        if ready is not None:
+            ready.put(os.getpid())
+        if announce:
+            bound_host, bound_port = runner.addresses[0][:2]
+            # One line on stdout that scripts (and tests) read to find the port.
+            print(f"{service.name} listening on http://{bound_host}:{bound_port}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
-        print(f"{name} stopping", file=sys.stderr, flush=True)
+        if announce:
+            print(f"{service.name} stopping", file=sys.stderr, flush=True)
     finally:
-        await runner.cleanup()
+        await runner.cleanup()  # stops accepting, lets in-flight responses finish
     return 0

@@ -7,6 +7,7 @@ Segments also start readahead of the ones that follow.
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -98,6 +99,7 @@ async def _client(app: web.Application) -> AsyncIterator[None]:
         )  # fmt: skip
         yield
         await app[INFLIGHT].close()
+        await app[FETCHER].flush()
         prefetches: set[asyncio.Task[None]] = app[TASKS]
         for task in list(prefetches):
             task.cancel()
@@ -326,6 +328,7 @@ async def status(request: web.Request) -> web.Response:
             "healthy": not app[STATE]["draining"],
             "state": "draining" if app[STATE]["draining"] else "healthy",
             "region": s.region,
+            "pid": os.getpid(),
             "latitude": s.latitude,
             "longitude": s.longitude,
             "capacity_bps": s.capacity_bps,

@@ -34,6 +34,12 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--region", metavar="NAME")
     parser.add_argument("--cache-dir", type=Path, metavar="DIR")
     parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes sharing the port (default: one per core)",
+    )
+    parser.add_argument(
         "--allow-unsigned",
         action="store_const",
         const=True,
@@ -53,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         region=args.region,
         cache_dir=args.cache_dir,
         allow_unsigned=args.allow_unsigned,
+        workers=args.workers,
     )
-    return serving.run(
-        create_app(settings), settings.host, settings.port, "cadenza edge", JsonAccessLogger
-    )
+    service = serving.Service("cadenza edge", settings.host, settings.port, JsonAccessLogger)
+    return serving.run_workers(lambda: create_app(settings), service, settings.workers)

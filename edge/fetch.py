@@ -4,7 +4,7 @@ storable and complete, and fall back to a stale copy when the origin fails.
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 
@@ -38,6 +38,7 @@ class Fetcher:
     first_byte_timeout: float
     fetch_timeout: float
     stale_grace: float
+    writes: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def fill(self, fill: Fill) -> None:
         stale = self.memory.peek(fill.key)
@@ -60,7 +61,7 @@ class Fetcher:
                 self.metrics.origin_fetches.labels("revalidated").inc()
                 fresh = _entry(stale.body, {**stale.headers, **_kept(response)}, request_time)
                 self.memory.put(fill.key, fresh)
-                await self.disk.put(fill.key, fresh)
+                self._write(fill.key, fresh)
                 return self._serve(fill, fresh, "REVALIDATED")
             if response.status >= 500:
                 self.metrics.origin_fetches.labels("error").inc()
@@ -90,7 +91,17 @@ class Fetcher:
         if response.status == 200 and storable(200, "GET", cc):
             entry = _entry(fill.body(), kept, request_time)
             self.memory.put(fill.key, entry)
-            await self.disk.put(fill.key, entry)
+            self._write(fill.key, entry)
+
+    def _write(self, key: str, entry: Entry) -> None:
+        """Copy to disk in the background: the fetch (and its slot in Inflight) ends now."""
+        task = asyncio.create_task(self.disk.put(key, entry), name=f"disk {key}")
+        self.writes.add(task)
+        task.add_done_callback(self.writes.discard)
+
+    async def flush(self) -> None:
+        """Wait for the disk copies under way (before the disk tier closes)."""
+        await asyncio.gather(*self.writes, return_exceptions=True)
 
     def _serve(self, fill: Fill, entry: Entry, how: str) -> None:
         length = {"Content-Length": str(len(entry.body))}

@@ -33,6 +33,7 @@ class EdgeSettings:
     stale_grace: float = 3600 * SECONDS
     readahead_seconds: float = 20 * SECONDS
     allow_unsigned: bool = False
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     token_keys: Mapping[str, bytes] = field(default_factory=dict)
 
 
@@ -40,7 +41,7 @@ _KEYS = {
     "listen", "origin", "region", "latitude", "longitude", "capacity_bps", "memory_bytes",
     "disk_bytes",
     "cache_dir", "policy", "first_byte_timeout_seconds", "fetch_timeout_seconds",
-    "stale_grace_seconds", "readahead_seconds", "allow_unsigned", "token_keys",
+    "stale_grace_seconds", "readahead_seconds", "allow_unsigned", "workers", "token_keys",
 }  # fmt: skip
 
 
@@ -80,10 +81,16 @@ def parse_settings(table: Mapping[str, Any], where: str) -> EdgeSettings:
         stale_grace=typed(table, "stale_grace_seconds", float, where, d.stale_grace),
         readahead_seconds=typed(table, "readahead_seconds", float, where, d.readahead_seconds),
         allow_unsigned=typed(table, "allow_unsigned", bool, where, False),
+        workers=typed(table, "workers", int, where, d.workers),
         token_keys={kid: secret.encode() for kid, secret in raw_keys.items()},
     )
-    if min(settings.memory_bytes, settings.disk_bytes) <= 0 or settings.first_byte_timeout <= 0:
-        raise ConfigError(f"{where}: memory_bytes, disk_bytes and timeouts must be positive")
+    if (
+        min(settings.memory_bytes, settings.disk_bytes, settings.workers) <= 0
+        or settings.first_byte_timeout <= 0
+    ):
+        raise ConfigError(
+            f"{where}: memory_bytes, disk_bytes, workers and timeouts must be positive"
+        )
     return settings
 
 

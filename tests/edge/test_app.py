@@ -15,7 +15,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from cadenza.tokens import TokenClaims, sign
-from edge.app import create_app
+from edge.app import MEMORY, create_app
 from edge.settings import EdgeSettings
 
 TRACK = "0123456789abcdef"
@@ -130,6 +130,7 @@ async def test_miss_then_hit_with_identical_bytes(fleet: Fleet):
     status, headers, body = await _get(fleet, SEGMENT)
     assert (status, headers["X-Cache"]) == (200, "MISS")
     assert body == body_of(SEGMENT)
+    await _until_cached(fleet)
     status, headers, again = await _get(fleet, SEGMENT)
     assert (status, headers["X-Cache"], again) == (200, "HIT", body)
     assert headers["Cache-Control"] == "public, max-age=31536000, immutable"
@@ -170,6 +171,7 @@ async def test_cmcd_next_object_request_is_prefetched(fleet: Fleet):
 
 async def test_origin_down_serves_cached_and_fails_uncached_promptly(fleet: Fleet):
     await _get(fleet, SEGMENT)
+    await _until_cached(fleet)
     fleet.origin.down = True
     status, headers, body = await _get(fleet, SEGMENT)
     assert (status, headers["X-Cache"], body) == (200, "HIT", body_of(SEGMENT))
@@ -188,9 +190,20 @@ async def test_a_slow_origin_gives_504_within_the_timeout(fleet: Fleet):
     assert time.monotonic() - started < 1.5
 
 
+async def _until_cached(fleet: Fleet, path: str = SEGMENT) -> None:
+    """The fetch ends a moment after its last byte reaches the client: wait for the store."""
+    key = path.lstrip("/")
+    deadline = time.monotonic() + 5
+    while fleet.runner.app[MEMORY].peek(key) is None:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{key} was never stored")
+        await asyncio.sleep(0.01)
+
+
 async def test_stale_is_served_when_the_origin_fails(fleet: Fleet):
     fleet.origin.cache_control = "public, max-age=0"
     await _get(fleet, SEGMENT)
+    await _until_cached(fleet)
     _, headers, body = await _get(fleet, SEGMENT)
     assert headers["X-Cache"] == "REVALIDATED" and body == body_of(SEGMENT)
     fleet.origin.down = True
@@ -218,6 +231,7 @@ async def test_tokens_are_checked_locally_and_left_out_of_the_cache_key(fleet: F
     assert (await _get(fleet, SEGMENT))[0] == 403
     status, headers, body = await _get(fleet, f"/p/{_token()}{SEGMENT}")
     assert (status, headers["X-Cache"], body) == (200, "MISS", body_of(SEGMENT))
+    await _until_cached(fleet)
     status, headers, _ = await _get(fleet, f"/p/{_token(expires=time.time() + 99)}{SEGMENT}")
     assert (status, headers["X-Cache"]) == (200, "HIT")
     good = _token()
@@ -247,6 +261,7 @@ async def test_malformed_paths_are_4xx_and_never_forwarded(fleet: Fleet, path: s
 
 async def test_takedowns_purge_and_deny_within_seconds(fleet: Fleet):
     await _get(fleet, SEGMENT)
+    await _until_cached(fleet)
     fleet.origin.events.append({"seq": 1, "kind": "takedown", "track_id": TRACK, "territory": None})
     deadline = time.monotonic() + 5
     status = 200
@@ -260,6 +275,7 @@ async def test_takedowns_purge_and_deny_within_seconds(fleet: Fleet):
 
 async def test_status_metrics_and_cors(fleet: Fleet):
     await _get(fleet, SEGMENT)
+    await _until_cached(fleet)
     await _get(fleet, SEGMENT)
     async with fleet.client.get(f"{fleet.edge}/status") as response:
         state = await response.json()
@@ -281,6 +297,7 @@ async def test_status_metrics_and_cors(fleet: Fleet):
 
 async def test_a_restart_keeps_the_disk_tier(fleet: Fleet):
     await _get(fleet, SEGMENT)
+    await _until_cached(fleet)
     await asyncio.wait_for(fleet.runner.cleanup(), 10)
     fleet.origin.down = True
     runner, url = await _serve(create_app(fleet.settings))

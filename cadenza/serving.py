@@ -21,6 +21,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from cadenza.errors import ConfigError
+from cadenza.process import die_with_parent
 
 DRAIN_SECONDS = 30.0
 READY_SECONDS = 30.0
@@ -77,6 +78,7 @@ def _worker(
     make_app: Callable[[], web.Application], service: Service, ready: "multiprocessing.Queue[int]"
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into SIGTERM
+    die_with_parent(signal.SIGTERM)  # a parent killed outright takes its workers along
     app = make_app()
     sys.exit(uvloop.run(_serve(app, service, announce=False, reuse_port=True, ready=ready)))
 

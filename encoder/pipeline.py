@@ -7,14 +7,11 @@ point leaves the previous state visible and nothing half-written under a final n
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import os
 import secrets
 import shlex
 import shutil
-import signal
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -24,6 +21,7 @@ from typing import Any
 from cadenza import layout
 from cadenza.fsio import publish_dir, write_atomic
 from cadenza.log import get_logger
+from cadenza.process import die_with_parent
 from encoder import graph
 from encoder.errors import EncodeError, MasterError
 from encoder.identity import sha256_file, track_id, version_id
@@ -44,7 +42,6 @@ STAGING = ".cadenza-staging"
 LOUDNESS_DATA_ID = "org.cadenza.loudness"
 # A decode that stops this much short of the declared duration means a damaged master.
 TRUNCATION_TOLERANCE = 0.5
-PR_SET_PDEATHSIG = 1
 
 logger = get_logger("encoder")
 ProgressCallback = Callable[[float, float], None]  # (seconds encoded, seconds in total)
@@ -180,7 +177,7 @@ async def _run_ffmpeg(args: list[str], on_seconds: Callable[[float], None]) -> s
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,  # Ctrl-C reaches Cadenza, which stops ffmpeg itself
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,  # a SIGKILLed ingest must not leave ffmpeg running
     )
     assert proc.stdout is not None and proc.stderr is not None
     reader = ProgressReader()
@@ -205,16 +202,6 @@ async def _run_ffmpeg(args: list[str], on_seconds: Callable[[float], None]) -> s
             f"ffmpeg failed ({_ffmpeg_error(text) or f'exit code {proc.returncode}'})"
         )
     return text
-
-
-# Loaded in the parent: the child, between fork and exec, only makes the call.
-_LIBC = ctypes.CDLL(None) if sys.platform == "linux" else None
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: a SIGKILLed ingest must not leave ffmpeg running (Linux)."""
-    if _LIBC is not None:
-        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _ffmpeg_error(log: str) -> str:

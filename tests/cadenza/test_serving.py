@@ -83,3 +83,33 @@ async def test_two_workers_share_the_port_and_drain_on_sigterm(tmp_path: Path):
             if stream:
                 stream.close()
         await origin_runner.cleanup()
+
+
+def _gone(pid: object) -> bool:
+    status = Path(f"/proc/{pid}/status")
+    return not status.exists() or "zombie" in status.read_text()
+
+
+async def test_workers_die_with_a_killed_parent(tmp_path: Path):
+    origin_runner, origin = await _slow_origin()
+    process, url = await asyncio.to_thread(_start_edge, origin, tmp_path / "cache")
+    try:
+        pids = set()
+        for _ in range(40):
+            pids.add((await asyncio.to_thread(_status, url))["pid"])
+            if len(pids) == 2:
+                break
+        process.kill()
+        await asyncio.to_thread(process.wait, 10)
+        deadline = asyncio.get_running_loop().time() + 10
+        while not all(_gone(pid) for pid in pids):
+            assert asyncio.get_running_loop().time() < deadline, "workers outlived their parent"
+            await asyncio.sleep(0.05)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        for stream in (process.stdout, process.stderr):
+            if stream:
+                stream.close()
+        await origin_runner.cleanup()

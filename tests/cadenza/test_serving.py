@@ -6,13 +6,13 @@ The edge is the service under test (a process of its own); its origin is a fake 
 import asyncio
 import json
 import signal
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+
+from tests.processes import Service, start_service
 
 SEGMENT = "/tracks/0123456789abcdef/v0123456789ab/aac_96/seg_00001.m4s"
 BODY = b"\x42" * 200_000
@@ -32,18 +32,20 @@ async def _slow_origin() -> tuple[web.AppRunner, str]:
     return runner, f"http://{host}:{port}"
 
 
-def _start_edge(origin: str, cache: Path) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cadenza", "edge", "--listen", "127.0.0.1:0", "--origin", origin,
-         "--allow-unsigned", "--workers", "2", "--cache-dir", str(cache)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+def _start_edge(origin: str, cache: Path) -> Service:
+    return start_service(
+        "edge", "--listen", "127.0.0.1:0", "--origin", origin, "--allow-unsigned",
+        "--workers", "2", "--cache-dir", cache,
     )  # fmt: skip
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    assert "listening on" in line, line
-    return process, line.rsplit(" ", 1)[-1].strip()
+
+
+async def _worker_pids(edge: Service) -> set[object]:
+    pids = set()
+    for _ in range(40):
+        pids.add((await asyncio.to_thread(_status, edge.url))["pid"])
+        if len(pids) == 2:
+            return pids
+    raise AssertionError("both workers should answer")
 
 
 def _status(url: str) -> dict[str, object]:
@@ -54,34 +56,20 @@ def _status(url: str) -> dict[str, object]:
 
 async def test_two_workers_share_the_port_and_drain_on_sigterm(tmp_path: Path):
     origin_runner, origin = await _slow_origin()
-    process, url = await asyncio.to_thread(_start_edge, origin, tmp_path / "cache")
+    edge = await asyncio.to_thread(_start_edge, origin, tmp_path / "cache")
     try:
-        pids = set()
-        for _ in range(40):
-            pids.add((await asyncio.to_thread(_status, url))["pid"])
-            if len(pids) == 2:
-                break
-        assert len(pids) == 2, "both workers should answer"
+        pids = await _worker_pids(edge)
         async with aiohttp.ClientSession() as client:
-            pending = asyncio.create_task(client.get(url + SEGMENT))
+            pending = asyncio.create_task(client.get(edge.url + SEGMENT))
             await asyncio.sleep(0.3)  # the request is now waiting on the slow origin
-            process.send_signal(signal.SIGTERM)
+            edge.process.send_signal(signal.SIGTERM)
             response = await asyncio.wait_for(pending, 10)
             assert response.status == 200
             assert await response.read() == BODY
-        assert await asyncio.to_thread(process.wait, 15) == 0
-        for pid in pids:
-            assert (
-                not Path(f"/proc/{pid}").exists()
-                or "zombie" in Path(f"/proc/{pid}/status").read_text()
-            )
+        assert await asyncio.to_thread(edge.process.wait, 15) == 0
+        assert all(_gone(pid) for pid in pids)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-        for stream in (process.stdout, process.stderr):
-            if stream:
-                stream.close()
+        await asyncio.to_thread(edge.stop)
         await origin_runner.cleanup()
 
 
@@ -92,24 +80,14 @@ def _gone(pid: object) -> bool:
 
 async def test_workers_die_with_a_killed_parent(tmp_path: Path):
     origin_runner, origin = await _slow_origin()
-    process, url = await asyncio.to_thread(_start_edge, origin, tmp_path / "cache")
+    edge = await asyncio.to_thread(_start_edge, origin, tmp_path / "cache")
     try:
-        pids = set()
-        for _ in range(40):
-            pids.add((await asyncio.to_thread(_status, url))["pid"])
-            if len(pids) == 2:
-                break
-        process.kill()
-        await asyncio.to_thread(process.wait, 10)
+        pids = await _worker_pids(edge)
+        await asyncio.to_thread(edge.stop, signal.SIGKILL)
         deadline = asyncio.get_running_loop().time() + 10
         while not all(_gone(pid) for pid in pids):
             assert asyncio.get_running_loop().time() < deadline, "workers outlived their parent"
             await asyncio.sleep(0.05)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-        for stream in (process.stdout, process.stderr):
-            if stream:
-                stream.close()
+        await asyncio.to_thread(edge.stop)
         await origin_runner.cleanup()

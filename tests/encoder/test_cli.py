@@ -13,17 +13,7 @@ import pytest
 from bench.catalog import MasterSpec, write_master
 from encoder.pipeline import STAGING
 from tests.conftest import Masters
-
-TIMEOUT = 120
-
-
-def cadenza(*args: str | Path, timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cadenza", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+from tests.processes import cadenza
 
 
 def test_json_output_for_a_batch_with_a_failure(masters: Masters, tmp_path: Path):

@@ -5,7 +5,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -16,60 +15,20 @@ from pathlib import Path
 import pytest
 
 from bench.catalog import MasterSpec, write_master
+from tests.processes import TIMEOUT, Service, cadenza, start_service
 
-TIMEOUT = 120
 OPERATOR_KEY = "op-key-for-tests"
 
 
-def cadenza(
-    *args: str | Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cadenza", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env=env,
-    )
-
-
 @dataclass
-class RunningOrigin:
-    process: subprocess.Popen[str]
-    url: str
-    data_dir: Path
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        for stream in (self.process.stdout, self.process.stderr):
-            if stream:
-                stream.close()
+class RunningOrigin(Service):
+    data_dir: Path = Path()
 
 
 def start_origin(data_dir: Path) -> RunningOrigin:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cadenza", "origin", "--listen", "127.0.0.1:0",
-         "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**_env(), "CADENZA_OPERATOR_KEY": OPERATOR_KEY},
-    )  # fmt: skip
-    assert process.stdout is not None
-    line = process.stdout.readline()  # "cadenza origin listening on http://127.0.0.1:PORT"
-    if "listening on" not in line:
-        process.kill()
-        process.wait(timeout=10)
-        raise AssertionError(
-            f"origin did not start: {line!r} {process.stderr.read() if process.stderr else ''}"
-        )
-    return RunningOrigin(process, line.rsplit(" ", 1)[-1].strip(), data_dir)
+    env = {**_env(), "CADENZA_OPERATOR_KEY": OPERATOR_KEY}
+    service = start_service("origin", "--listen", "127.0.0.1:0", "--data-dir", data_dir, env=env)
+    return RunningOrigin(service.process, service.url, data_dir)
 
 
 def _env() -> dict[str, str]:

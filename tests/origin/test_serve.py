@@ -8,7 +8,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.origin.test_cli import cadenza, start_origin
+from tests.origin.test_cli import start_origin
+from tests.processes import cadenza
 
 OBJECT_BYTES = 16 << 20
 DOWNLOADS = 32

@@ -15,6 +15,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from cadenza import http
 from cadenza.log import get_logger
 from cadenza.tokens import TokenError, split_token_path, verify
 from edge.cmcd import from_request, next_objects
@@ -29,7 +30,6 @@ from edge.policy import make_policy
 from edge.purge import Denials, follow_events
 from edge.readahead import following_segments
 from edge.settings import EdgeSettings
-from origin import http
 
 logger = get_logger("edge")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -51,7 +51,7 @@ CORS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Expose-Headers": "ETag, Content-Length, Content-Range, Age, X-Cache",
 }
-PREFETCH_LIMIT = 4
+MAX_PREFETCHES = 16  # readahead fetches under way at once, per worker
 
 
 def create_app(settings: EdgeSettings) -> web.Application:
@@ -256,14 +256,10 @@ async def _send_whole(
             "Content-Type": meta.get("Content-Type", "text/plain"),
         }
         return web.Response(status=status, body=body, headers=headers)
-    entry = request.app[MEMORY].peek(fill.key)
-    if entry is None or entry.body != body:
-        entry = Entry(body, _public(meta), _uncached(), meta.get("ETag"))
+    # Just fetched: age 0, whatever the cache kept of it.
+    just_fetched = Stored(0.0, 0.0, time.time(), CacheControl())
+    entry = Entry(body, _public(meta), just_fetched, meta.get("ETag"))
     return await _send_entry(request, entry, cache, started)
-
-
-def _uncached() -> Stored:
-    return Stored(0.0, 0.0, time.time(), CacheControl())
 
 
 def _public(meta: dict[str, str]) -> dict[str, str]:
@@ -289,7 +285,7 @@ def _readahead(request: web.Request, key: str, path: str) -> None:
         next_key = http.object_key(next_path)
         if next_key is None or next_key in app[INFLIGHT] or app[MEMORY].peek(next_key):
             continue
-        if len(app[TASKS]) >= PREFETCH_LIMIT * 4:
+        if len(app[TASKS]) >= MAX_PREFETCHES:
             return
         fill, first = app[INFLIGHT].join(next_key, app[FETCHER].fill)
         if first:

@@ -12,9 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
-from cadenza import layout
+from cadenza import http, layout
 from encoder.pipeline import master_playlist
-from origin import http
 from origin.errors import Conflict, Forbidden, NotFound, ObjectTooLarge, Unauthorized
 from origin.keys import CATALOG, METRICS, SETTINGS, SHUTDOWN, STORAGE
 from origin.settings import MAX_LONG_POLL
@@ -156,15 +155,12 @@ async def publish(request: web.Request) -> web.Response:
     label = await _label(request)
     track_id, version = _ids(request)
     catalog, storage, metrics = request.app[CATALOG], request.app[STORAGE], request.app[METRICS]
-    prefix = layout.version_prefix(track_id, version)
-    missing = await catalog.missing_objects(track_id, version)
     try:
         seq = await catalog.publish(label, track_id, version)
-    except Conflict as e:
+    except Conflict:  # answered as 409 with the missing objects by the app's middleware
         metrics.publishes.labels("refused").inc()
-        missing = getattr(e, "missing", missing)
-        return web.json_response({"error": str(e), "missing": missing}, status=409)
-    metadata_key = f"{prefix}/{layout.METADATA}"
+        raise
+    metadata_key = f"{layout.version_prefix(track_id, version)}/{layout.METADATA}"
     metadata = json.loads(b"".join([c async for c in storage.read(metadata_key)]))
     master = master_playlist(metadata).encode()
     await storage.put(str(layout.master_path(track_id)), _once(master))

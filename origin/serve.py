@@ -9,8 +9,7 @@ import hashlib
 
 from aiohttp import web
 
-from cadenza import layout
-from origin import http
+from cadenza import http, layout
 from origin.keys import CATALOG, METRICS, SETTINGS, STORAGE
 from origin.storage import ObjectInfo
 

@@ -54,18 +54,8 @@ def check_published(out: Path, track_id: str) -> dict[str, Any]:
     return metadata
 
 
-def _stream_types(path: Path) -> list[str]:
-    result = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_type", "-of", "json", str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    return [s["codec_type"] for s in json.loads(result.stdout)["streams"]]
-
-
-def probe_stream(path: Path) -> dict[str, Any]:
+def streams(path: Path) -> list[dict[str, Any]]:
+    """Every stream ffprobe finds in ``path``."""
     result = subprocess.run(
         ["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(path)],
         capture_output=True,
@@ -73,5 +63,13 @@ def probe_stream(path: Path) -> dict[str, Any]:
         check=True,
         timeout=30,
     )
-    stream: dict[str, Any] = json.loads(result.stdout)["streams"][0]
-    return stream
+    found: list[dict[str, Any]] = json.loads(result.stdout)["streams"]
+    return found
+
+
+def _stream_types(path: Path) -> list[str]:
+    return [s["codec_type"] for s in streams(path)]
+
+
+def probe_stream(path: Path) -> dict[str, Any]:
+    return streams(path)[0]

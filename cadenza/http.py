@@ -1,6 +1,6 @@
-"""HTTP rules of the origin that need no socket: ranges, validators, content types, paths.
+"""HTTP rules that the origin and the edges share: ranges, validators, content types, paths.
 
-Pure (RFC 9110 sections 8.8.3, 13.1 and 14). The handlers in ``origin.app`` call these.
+Pure (RFC 9110 sections 8.8.3, 13.1 and 14); the services' handlers call these.
 """
 
 import itertools

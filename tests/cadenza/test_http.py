@@ -1,10 +1,10 @@
-"""The origin's HTTP rules: ranges, validators, gzip negotiation, content types, safe paths."""
+"""Shared HTTP rules: ranges, validators, gzip negotiation, content types, safe paths."""
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from origin.http import (
+from cadenza.http import (
     ByteRange,
     RangeNotSatisfiable,
     accepts_gzip,

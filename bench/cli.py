@@ -27,9 +27,10 @@ def add_parser(commands: Any) -> None:
     from bench import encode
 
     encode.add_parser(benches, _catalog_options)
-    from bench import cache
+    from bench import cache, edge
 
     cache.add_parser(benches)
+    edge.add_parser(benches)
 
 
 def _catalog_options(

@@ -40,17 +40,17 @@ def run(app: web.Application, host: str, port: int, name: str,
     return uvloop.run(_serve(app, Service(name, host, port, access_log), announce=True))
 
 
-def run_workers(make_app: Callable[[], web.Application], service: Service, workers: int) -> int:
-    """Serve ``make_app()`` in ``workers`` processes sharing one port."""
+def run_workers(make_app: Callable[[int], web.Application], service: Service, workers: int) -> int:
+    """Serve ``make_app(worker)`` in ``workers`` processes sharing one port (worker 0, 1, ...)."""
     if workers <= 1:
-        return run(make_app(), service.host, service.port, service.name, service.access_log)
+        return run(make_app(0), service.host, service.port, service.name, service.access_log)
     with _reserve(service) as reserved:
         port = reserved.getsockname()[1]
         shared = Service(service.name, service.host, port, service.access_log)
         context = multiprocessing.get_context("fork")  # before any event loop exists
         ready = context.Queue()
         children = [
-            context.Process(target=_worker, args=(make_app, shared, ready), name=f"w{i}")
+            context.Process(target=_worker, args=(make_app, i, shared, ready), name=f"w{i}")
             for i in range(workers)
         ]
         for child in children:
@@ -75,11 +75,14 @@ def run_workers(make_app: Callable[[], web.Application], service: Service, worke
 
 
 def _worker(
-    make_app: Callable[[], web.Application], service: Service, ready: "multiprocessing.Queue[int]"
+    make_app: Callable[[int], web.Application],
+    worker: int,
+    service: Service,
+    ready: "multiprocessing.Queue[int]",
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into SIGTERM
     die_with_parent(signal.SIGTERM)  # a parent killed outright takes its workers along
-    app = make_app()
+    app = make_app(worker)
     sys.exit(uvloop.run(_serve(app, service, announce=False, reuse_port=True, ready=ready)))
 
 

@@ -10,6 +10,7 @@ import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -26,6 +27,7 @@ from edge.inflight import Fill, FillFailed, Inflight
 from edge.load import Egress, HitRatio
 from edge.memory import Entry, MemoryTier
 from edge.metrics import EdgeMetrics
+from edge.peers import PEER_PREFIX, Peers, combine, socket_path
 from edge.policy import make_policy
 from edge.purge import Denials, follow_events
 from edge.readahead import following_segments
@@ -46,6 +48,10 @@ DENIALS = web.AppKey("denials", Denials)
 STATE = web.AppKey("state", dict[str, int])
 PREFETCHED = web.AppKey("prefetched", set[str])
 TASKS = web.AppKey("tasks", set[asyncio.Task[None]])
+PEERS = web.AppKey("peers", Peers)
+FOR_PEERS = web.AppKey("for_peers", bool)  # the app behind the workers' own Unix sockets
+SHARED = (SETTINGS, METRICS, MEMORY, INFLIGHT, FETCHER, DISK, EGRESS, HITS, DENIALS, STATE,
+          PREFETCHED, TASKS)  # fmt: skip
 
 CORS = {
     "Access-Control-Allow-Origin": "*",
@@ -68,8 +74,11 @@ def create_app(settings: EdgeSettings) -> web.Application:
     app[STATE] = {"active": 0, "draining": 0}
     app[PREFETCHED] = set()
     app[TASKS] = set()
+    app[FOR_PEERS] = False
     app.cleanup_ctx.append(_disk)
     app.cleanup_ctx.append(_client)
+    if settings.peer_folder and settings.workers > 1:
+        app.cleanup_ctx.append(_peers)
     app.cleanup_ctx.append(_purge)
     app.on_shutdown.append(_drain)
     r = app.router
@@ -87,6 +96,26 @@ async def _disk(app: web.Application) -> AsyncIterator[None]:
     app[DISK] = disk
     yield
     await asyncio.to_thread(disk.close)
+
+
+async def _peers(app: web.Application) -> AsyncIterator[None]:
+    """Listen for this edge's other workers, and hold clients for theirs (see edge.peers)."""
+    s = app[SETTINGS]
+    for_peers = web.Application()
+    for key in SHARED:
+        for_peers[key] = app[key]  # type: ignore[misc]
+    for_peers[FOR_PEERS] = True
+    for_peers.router.add_get(PEER_PREFIX + "/tracks/{tail:.*}", serve_peer)
+    for_peers.router.add_get(PEER_PREFIX + "/status", own_status)
+    runner = web.AppRunner(for_peers, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.UnixSite(runner, socket_path(s.peer_folder, s.worker)).start()
+    peers = app[FETCHER].peers = Peers(s.peer_folder, s.worker, s.workers)
+    app[PEERS] = peers
+    yield
+    app[FETCHER].peers = None
+    await runner.cleanup()
+    await peers.close()
 
 
 async def _client(app: web.Application) -> AsyncIterator[None]:
@@ -161,21 +190,35 @@ async def serve(request: web.Request) -> web.StreamResponse:
     denial = request.app[DENIALS].denied(key, claims.territory if claims else None)
     if denial is not None:
         return _refuse(denial, "this track has been withdrawn here")
-    memory = request.app[MEMORY]
-    entry = memory.get(key) or await _from_disk(request.app, key)
-    if entry is not None and entry.stored.fresh(time.time()):
-        request.app[HITS].record(True)
-        if key in request.app[PREFETCHED]:
-            request.app[PREFETCHED].discard(key)
-            request.app[METRICS].prefetches.labels("used").inc()
-        _readahead(request, key, path)
-        return await _send_entry(request, entry, "HIT", started)
-    request.app[HITS].record(False)
-    inflight = request.app[INFLIGHT]
-    fill, first = inflight.join(key, request.app[FETCHER].fill)
-    if not first:
-        request.app[METRICS].coalesced.inc()
     _readahead(request, key, path)
+    return await _deliver(request, key, started)
+
+
+async def serve_peer(request: web.Request) -> web.StreamResponse:
+    """Another worker of this edge asks for an object this one owns."""
+    started = time.perf_counter()
+    key = http.object_key(request.path.removeprefix(PEER_PREFIX))
+    if key is None:
+        return _refuse(400, "not a valid track path")
+    return await _deliver(request, key, started)
+
+
+async def _deliver(request: web.Request, key: str, started: float) -> web.StreamResponse:
+    """From memory or disk when fresh, else from the one fill under way for ``key``."""
+    app = request.app
+    entry = app[MEMORY].get(key) or await _from_disk(app, key)
+    if entry is not None and entry.stored.fresh(time.time()):
+        if not app[FOR_PEERS]:
+            app[HITS].record(True)
+            if key in app[PREFETCHED]:
+                app[PREFETCHED].discard(key)
+                app[METRICS].prefetches.labels("used").inc()
+        return await _send_entry(request, entry, "HIT", started)
+    if not app[FOR_PEERS]:
+        app[HITS].record(False)
+    fill, first = app[INFLIGHT].join(key, app[FETCHER].fill)
+    if not first:
+        app[METRICS].coalesced.inc()
     return await _send_fill(request, fill, started)
 
 
@@ -271,6 +314,8 @@ _PER_RESPONSE = {"Date", "Content-Length"}
 
 
 def _count(request: web.Request, nbytes: int) -> None:
+    if request.app[FOR_PEERS]:  # not egress: the client-facing worker counts it
+        return
     request.app[METRICS].bytes_served.inc(nbytes)
     request.app[EGRESS].add(nbytes, time.time())
 
@@ -317,27 +362,39 @@ async def _preflight(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    app, s = request.app, request.app[SETTINGS]
-    memory = app[MEMORY]
-    return web.json_response(
-        {
-            "healthy": not app[STATE]["draining"],
-            "state": "draining" if app[STATE]["draining"] else "healthy",
-            "region": s.region,
-            "pid": os.getpid(),
-            "latitude": s.latitude,
-            "longitude": s.longitude,
-            "capacity_bps": s.capacity_bps,
-            "active_requests": app[STATE]["active"] - 1,  # not counting this one
-            "egress_bps": app[EGRESS].bits_per_second(time.time()),
-            "hit_ratio": app[HITS].ratio,
-            "cache": {
-                "memory": {"bytes": memory.bytes, "objects": len(memory)},
-                "disk": {"bytes": app[DISK].volume(), "objects": len(app[DISK])},
-            },
+    """The whole edge's status for the locator: every worker's figures, summed."""
+    doc = _status_of(request.app)
+    doc["active_requests"] -= 1  # not counting this request
+    if PEERS in request.app:
+        doc = combine(doc, await request.app[PEERS].statuses())
+    return web.json_response(doc, headers=CORS)
+
+
+async def own_status(request: web.Request) -> web.Response:
+    return web.json_response(_status_of(request.app))
+
+
+def _status_of(app: web.Application) -> dict[str, Any]:
+    s, memory = app[SETTINGS], app[MEMORY]
+    return {
+        "healthy": not app[STATE]["draining"],
+        "state": "draining" if app[STATE]["draining"] else "healthy",
+        "region": s.region,
+        "pid": os.getpid(),
+        "latitude": s.latitude,
+        "longitude": s.longitude,
+        "capacity_bps": s.capacity_bps,
+        "active_requests": app[STATE]["active"],
+        "egress_bps": app[EGRESS].bits_per_second(time.time()),
+        "hit_ratio": app[HITS].ratio,
+        "hits": app[HITS].hits,
+        "misses": app[HITS].misses,
+        "workers": 1,
+        "cache": {
+            "memory": {"bytes": memory.bytes, "objects": len(memory)},
+            "disk": {"bytes": app[DISK].volume(), "objects": len(app[DISK])},
         },
-        headers=CORS,
-    )
+    }
 
 
 async def _metrics(request: web.Request) -> web.Response:

@@ -1,11 +1,17 @@
 """``cadenza edge``: run a caching edge in front of the origin."""
 
 import argparse
+import shutil
+import tempfile
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cadenza import serving
 from edge.settings import ENV_TOKEN_KEYS, load_settings
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 DESCRIPTION = f"""\
 Serve /tracks/... and /p/{{token}}/tracks/... from memory when cached, else from the origin with
@@ -62,4 +68,13 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
     )
     service = serving.Service("cadenza edge", settings.host, settings.port, JsonAccessLogger)
-    return serving.run_workers(lambda: create_app(settings), service, settings.workers)
+    # The workers find each other's sockets in this folder (see edge.peers).
+    peers = tempfile.mkdtemp(prefix="cadenza-edge-")
+
+    def make_app(worker: int) -> "web.Application":
+        return create_app(replace(settings, peer_folder=peers, worker=worker))
+
+    try:
+        return serving.run_workers(make_app, service, settings.workers)
+    finally:
+        shutil.rmtree(peers, ignore_errors=True)

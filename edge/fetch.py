@@ -13,10 +13,13 @@ from edge.freshness import Stored, current_age, freshness_lifetime, parse_cache_
 from edge.inflight import Fill
 from edge.memory import Entry, MemoryTier
 from edge.metrics import EdgeMetrics
+from edge.peers import PEER_PREFIX, Peers
 
 STATUS = ":status"
 CACHE = ":cache"  # how the fill was satisfied: MISS, REVALIDATED or STALE
-KEPT_HEADERS = ("Content-Type", "Cache-Control", "ETag", "Last-Modified", "Expires", "Date", "Vary")
+KEPT_HEADERS = (
+    "Content-Type", "Cache-Control", "ETag", "Last-Modified", "Expires", "Date", "Vary", "Age",
+)  # fmt: skip
 CHUNK = 1 << 16
 
 
@@ -38,17 +41,16 @@ class Fetcher:
     first_byte_timeout: float
     fetch_timeout: float
     stale_grace: float
+    peers: Peers | None = None
     writes: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def fill(self, fill: Fill) -> None:
         stale = self.memory.peek(fill.key)
         request_time = time.time()
         headers = {"If-None-Match": stale.etag} if stale and stale.etag else {}
+        peer = self.peers.route(fill.key) if self.peers else None
         try:
-            response = await asyncio.wait_for(
-                self.client.get(f"{self.origin.rstrip('/')}/{fill.key}", headers=headers),
-                self.first_byte_timeout,
-            )
+            response, from_peer = await self._ask(fill.key, headers, peer)
         except (TimeoutError, aiohttp.ClientError) as e:
             self.metrics.origin_fetches.labels("error").inc()
             if stale and stale.stored.usable_on_error(time.time(), self.stale_grace):
@@ -68,30 +70,63 @@ class Fetcher:
                 if stale and stale.stored.usable_on_error(time.time(), self.stale_grace):
                     return self._serve(fill, stale, "STALE")
                 raise OriginFailed(f"origin answered {response.status}")
-            await self._stream(fill, response, request_time)
+            await self._stream(fill, response, request_time, from_peer=from_peer)
+
+    async def _ask(
+        self, key: str, headers: dict[str, str], peer: aiohttp.ClientSession | None
+    ) -> tuple[aiohttp.ClientResponse, bool]:
+        """The owner worker's answer for ``key``, or the origin's when this worker owns it.
+
+        A peer answers within the first-byte timeout itself (with a 504 if its origin fetch
+        does not), so it gets a second more; an unreachable peer sends us to the origin.
+        """
+        if peer is not None:
+            try:
+                response = await asyncio.wait_for(
+                    peer.get(f"http://peer{PEER_PREFIX}/{key}", headers=headers),
+                    self.first_byte_timeout + 1.0,
+                )
+                return response, True
+            except aiohttp.ClientConnectionError:
+                self.metrics.peer_fetches.labels("unreachable").inc()
+        response = await asyncio.wait_for(
+            self.client.get(f"{self.origin.rstrip('/')}/{key}", headers=headers),
+            self.first_byte_timeout,
+        )
+        return response, False
 
     async def _stream(
-        self, fill: Fill, response: aiohttp.ClientResponse, request_time: float
+        self,
+        fill: Fill,
+        response: aiohttp.ClientResponse,
+        request_time: float,
+        *,
+        from_peer: bool,
     ) -> None:
         kept = _kept(response)
         expected = response.content_length
         length = {} if expected is None else {"Content-Length": str(expected)}
-        fill.start({**kept, **length, STATUS: str(response.status), CACHE: "MISS"})
+        # Through a peer, the edge as a whole may have had it: keep the owner's verdict.
+        cache = response.headers.get("X-Cache", "MISS") if from_peer else "MISS"
+        fill.start({**kept, **length, STATUS: str(response.status), CACHE: cache})
         deadline = time.monotonic() + self.fetch_timeout
         async for chunk in response.content.iter_chunked(CHUNK):
             fill.append(chunk)
-            self.metrics.origin_bytes.inc(len(chunk))
+            if not from_peer:
+                self.metrics.origin_bytes.inc(len(chunk))
             if time.monotonic() > deadline:
                 raise OriginTimeout(f"origin took more than {self.fetch_timeout} s")
         if expected is not None and fill.size != expected:
             raise aiohttp.ClientPayloadError(f"origin sent {fill.size} of {expected} bytes")
-        self.metrics.origin_fetches.labels(str(response.status)).inc()
+        counter = self.metrics.peer_fetches if from_peer else self.metrics.origin_fetches
+        counter.labels(str(response.status)).inc()
         fill.finish()
         cc = parse_cache_control(kept.get("Cache-Control"))
         if response.status == 200 and storable(200, "GET", cc):
             entry = _entry(fill.body(), kept, request_time)
             self.memory.put(fill.key, entry)
-            self._write(fill.key, entry)
+            if not from_peer:  # the owner keeps the disk copy, which all workers share
+                self._write(fill.key, entry)
 
     def _write(self, key: str, entry: Entry) -> None:
         """Copy to disk in the background: the fetch (and its slot in Inflight) ends now."""

@@ -22,6 +22,12 @@ class EdgeMetrics:
             ["result"],
             registry=r,
         )
+        self.peer_fetches = Counter(
+            "cadenza_edge_peer_fetches",
+            "Fills from the worker that owns the object, by result",
+            ["result"],
+            registry=r,
+        )
         self.origin_bytes = Counter(
             "cadenza_edge_origin_bytes", "Bytes read from origin", registry=r
         )

@@ -35,6 +35,9 @@ class EdgeSettings:
     allow_unsigned: bool = False
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     token_keys: Mapping[str, bytes] = field(default_factory=dict)
+    # Set per worker process by the command, not by configuration (see edge.peers).
+    peer_folder: str = ""
+    worker: int = 0
 
 
 _KEYS = {

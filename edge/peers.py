@@ -1,0 +1,90 @@
+"""The worker processes of one edge act as one cache: each object has an owner worker.
+
+Connections land on any worker (SO_REUSEPORT), so without help every worker would fetch a cold
+object from the origin once. Instead the owner of a key (a stable hash of it over the workers)
+is the only one that asks the origin; the others fill their memory from the owner over a
+Unix socket, streamed as bytes arrive. Each worker listens on a socket in the edge's peer
+folder, a private temporary folder that the edge command makes and removes. The same channel
+carries ``/status``, so any worker can answer for the whole edge.
+"""
+
+import asyncio
+import hashlib
+from collections.abc import Iterable
+from typing import Any
+
+import aiohttp
+
+PEER_PREFIX = "/_peer"
+STATUS_TIMEOUT = 0.5
+
+
+def owner(key: str, workers: int) -> int:
+    """The worker that fetches ``key`` from the origin: stable across processes and restarts."""
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % workers
+
+
+def socket_path(folder: str, worker: int) -> str:
+    return f"{folder}/w{worker}.sock"
+
+
+class Peers:
+    """Clients for the other workers of this edge."""
+
+    def __init__(self, folder: str, worker: int, workers: int) -> None:
+        self.worker = worker
+        self.workers = workers
+        self._sessions = {
+            i: aiohttp.ClientSession(
+                connector=aiohttp.UnixConnector(path=socket_path(folder, i), limit=64),
+                auto_decompress=False,
+            )
+            for i in range(workers)
+            if i != worker
+        }
+
+    def route(self, key: str) -> aiohttp.ClientSession | None:
+        """The session to the owner of ``key``; None when this worker owns it."""
+        return self._sessions.get(owner(key, self.workers))
+
+    async def statuses(self) -> list[dict[str, Any]]:
+        """The other workers' own status documents (those that answer in time)."""
+        answers = await asyncio.gather(
+            *(self._status(s) for s in self._sessions.values()), return_exceptions=True
+        )
+        return [a for a in answers if isinstance(a, dict)]
+
+    async def _status(self, session: aiohttp.ClientSession) -> dict[str, Any]:
+        timeout = aiohttp.ClientTimeout(total=STATUS_TIMEOUT)
+        async with session.get(f"http://peer{PEER_PREFIX}/status", timeout=timeout) as r:
+            r.raise_for_status()
+            doc: dict[str, Any] = await r.json()
+            return doc
+
+    async def close(self) -> None:
+        await asyncio.gather(*(s.close() for s in self._sessions.values()))
+
+
+def combine(own: dict[str, Any], others: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """One edge's status from its workers': sums of the per-worker figures.
+
+    The disk tier is shared by the workers, so it is counted once; the hit ratio is recomputed
+    from the summed hits and misses.
+    """
+    total = {**own, "cache": {**own["cache"], "memory": dict(own["cache"]["memory"])}}
+    hits, misses = own["hits"], own["misses"]
+    workers = 1
+    for doc in others:
+        workers += 1
+        total["active_requests"] += doc["active_requests"]
+        total["egress_bps"] += doc["egress_bps"]
+        for name in ("bytes", "objects"):
+            total["cache"]["memory"][name] += doc["cache"]["memory"][name]
+        hits += doc["hits"]
+        misses += doc["misses"]
+        if doc["state"] == "draining":
+            total["state"], total["healthy"] = "draining", False
+    total.update(hits=hits, misses=misses, workers=workers)
+    total["hit_ratio"] = hits / (hits + misses) if hits + misses else 0.0
+    return total

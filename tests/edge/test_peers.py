@@ -1,0 +1,55 @@
+"""Which worker owns an object, and one edge's status from its workers' own."""
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edge.peers import combine, owner
+
+
+@given(st.text(min_size=1, max_size=80), st.integers(min_value=1, max_value=64))
+def test_the_owner_is_a_worker_and_the_same_every_time(key: str, workers: int):
+    assert 0 <= owner(key, workers) < workers
+    assert owner(key, workers) == owner(key, workers)
+
+
+def test_owners_spread_keys_over_the_workers():
+    keys = [f"tracks/{n:016x}/v1/aac_160/seg_00001.m4s" for n in range(4000)]
+    counts = [0, 0, 0, 0]
+    for key in keys:
+        counts[owner(key, 4)] += 1
+    assert min(counts) > 800 and max(counts) < 1200
+
+
+def _worker(active: int, hits: int, misses: int, memory: int, state: str = "healthy") -> dict:
+    return {
+        "healthy": state == "healthy",
+        "state": state,
+        "region": "eu-west",
+        "active_requests": active,
+        "egress_bps": 1000.0 * active,
+        "hit_ratio": hits / (hits + misses) if hits + misses else 0.0,
+        "hits": hits,
+        "misses": misses,
+        "workers": 1,
+        "cache": {
+            "memory": {"bytes": memory, "objects": memory // 100},
+            "disk": {"bytes": 5000, "objects": 50},
+        },
+    }
+
+
+def test_workers_figures_are_summed_and_the_shared_disk_counted_once():
+    own = _worker(2, hits=30, misses=10, memory=1000)
+    total = combine(own, [_worker(3, hits=10, misses=30, memory=500)])
+    assert total["workers"] == 2
+    assert total["active_requests"] == 5
+    assert total["egress_bps"] == 5000.0
+    assert (total["hits"], total["misses"], total["hit_ratio"]) == (40, 40, 0.5)
+    assert total["cache"]["memory"] == {"bytes": 1500, "objects": 15}
+    assert total["cache"]["disk"] == {"bytes": 5000, "objects": 50}
+    assert own["cache"]["memory"] == {"bytes": 1000, "objects": 10}  # not changed in place
+
+
+def test_one_draining_worker_makes_the_edge_draining():
+    total = combine(_worker(0, 0, 0, 0), [_worker(0, 0, 0, 0, state="draining")])
+    assert (total["state"], total["healthy"], total["hit_ratio"]) == ("draining", False, 0.0)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import uvloop
-from aiohttp import web
+from aiohttp import http_writer, web
 from aiohttp.abc import AbstractAccessLogger
 
 from cadenza.errors import ConfigError
@@ -37,6 +37,7 @@ class Service:
 
 def run(app: web.Application, host: str, port: int, name: str,
         access_log: type[AbstractAccessLogger] | None = None) -> int:  # fmt: skip
+    _send_without_joining()
     return uvloop.run(_serve(app, Service(name, host, port, access_log), announce=True))
 
 
@@ -83,6 +84,7 @@ def _worker(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into SIGTERM
     die_with_parent(signal.SIGTERM)  # a parent killed outright takes its workers along
     app = make_app(worker)
+    _send_without_joining()
     sys.exit(uvloop.run(_serve(app, service, announce=False, reuse_port=True, ready=ready)))
 
 
@@ -98,6 +100,16 @@ def _wait_for_stop(children: Sequence[multiprocessing.process.BaseProcess]) -> b
     while not stopped and all(child.is_alive() for child in children):
         time.sleep(0.2)
     return bool(stopped) or all(child.is_alive() for child in children)
+
+
+def _send_without_joining() -> None:
+    """Let aiohttp hand headers and body to the transport as two buffers, not one joined copy.
+
+    aiohttp joins them on Python < 3.12.9 to dodge a bug in CPython's own selector transport;
+    services here run on uvloop, whose writelines is its own and sends both without copying.
+    For a 120 KB segment the copy costs about a third of a memory hit's throughput.
+    """
+    http_writer.SKIP_WRITELINES = False
 
 
 class _reserve:

@@ -29,6 +29,7 @@ from edge.memory import Entry, MemoryTier
 from edge.metrics import EdgeMetrics
 from edge.peers import PEER_PREFIX, Peers, combine, socket_path
 from edge.policy import make_policy
+from edge.preposition import PlayCounts, hot_from_locator, preposition
 from edge.purge import Denials, follow_events
 from edge.readahead import following_segments
 from edge.settings import EdgeSettings
@@ -48,6 +49,9 @@ DENIALS = web.AppKey("denials", Denials)
 STATE = web.AppKey("state", dict[str, int])
 PREFETCHED = web.AppKey("prefetched", set[str])
 TASKS = web.AppKey("tasks", set[asyncio.Task[None]])
+PLAYS = web.AppKey("plays", PlayCounts)
+AHEAD = web.AppKey("ahead", dict[str, float])  # when readahead last looked past a key
+AHEAD_SECONDS = 1.0
 PEERS = web.AppKey("peers", Peers)
 FOR_PEERS = web.AppKey("for_peers", bool)  # the app behind the workers' own Unix sockets
 SHARED = (SETTINGS, METRICS, MEMORY, INFLIGHT, FETCHER, DISK, EGRESS, HITS, DENIALS, STATE,
@@ -65,7 +69,7 @@ def create_app(settings: EdgeSettings) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = EdgeMetrics()
     app[MEMORY] = MemoryTier(
-        make_policy(settings.policy, settings.memory_bytes), on_evict=app[METRICS].evictions.inc
+        make_policy(settings.policy, settings.memory_bytes), on_evict=_on_evict(app)
     )
     app[INFLIGHT] = Inflight()
     app[EGRESS] = Egress()
@@ -73,12 +77,16 @@ def create_app(settings: EdgeSettings) -> web.Application:
     app[DENIALS] = Denials()
     app[STATE] = {"active": 0, "draining": 0}
     app[PREFETCHED] = set()
+    app[AHEAD] = {}
+    app[PLAYS] = PlayCounts()
     app[TASKS] = set()
     app[FOR_PEERS] = False
     app.cleanup_ctx.append(_disk)
     app.cleanup_ctx.append(_client)
     if settings.peer_folder and settings.workers > 1:
         app.cleanup_ctx.append(_peers)
+    if settings.worker == 0 and settings.preposition_interval > 0:
+        app.cleanup_ctx.append(_preposition)
     app.cleanup_ctx.append(_purge)
     app.on_shutdown.append(_drain)
     r = app.router
@@ -88,6 +96,16 @@ def create_app(settings: EdgeSettings) -> web.Application:
     r.add_get("/status", status, name="status")
     r.add_get("/metrics", _metrics, name="metrics")
     return app
+
+
+def _on_evict(app: web.Application) -> Callable[[str], None]:
+    def evicted(key: str) -> None:
+        app[METRICS].evictions.inc()
+        if key in app[PREFETCHED]:
+            app[PREFETCHED].discard(key)
+            app[METRICS].prefetches.labels("wasted").inc()
+
+    return evicted
 
 
 async def _disk(app: web.Application) -> AsyncIterator[None]:
@@ -147,6 +165,46 @@ async def _purge(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+async def _preposition(app: web.Application) -> AsyncIterator[None]:
+    """One worker warms the hot tracks; the others find them on the shared disk tier."""
+    s = app[SETTINGS]
+
+    async def hot_list() -> list[str]:
+        if s.locator:
+            return await hot_from_locator(
+                app[FETCHER].client, s.locator, s.region, s.preposition_tracks
+            )
+        return app[PLAYS].take_top(s.preposition_tracks)
+
+    async def obtain(key: str) -> bytes | None:
+        entry = app[MEMORY].peek(key) or await _from_disk(app, key)
+        if entry is not None and entry.stored.fresh(time.time()):
+            return entry.body
+        fill, _ = app[INFLIGHT].join(key, app[FETCHER].fill)
+        try:
+            body = b"".join([chunk async for chunk in fill.stream()])
+        except FillFailed:
+            return None
+        return body if fill.headers.get(STATUS) == "200" else None
+
+    async def warm(key: str) -> None:
+        if key in app[INFLIGHT] or app[MEMORY].peek(key) or await app[DISK].has(key):
+            return
+        fill, first = app[INFLIGHT].join(key, app[FETCHER].fill)
+        if first:
+            app[PREFETCHED].add(key)
+            app[METRICS].prefetches.labels("issued").inc()
+        await _settle(fill)
+
+    task = asyncio.create_task(
+        preposition(s.preposition_interval, hot_list, s.preposition_seconds, obtain, warm)
+    )
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def _drain(app: web.Application) -> None:
     app[STATE]["draining"] = 1
 
@@ -167,7 +225,7 @@ async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse
         raise
     finally:
         state["active"] -= 1
-        request.app[METRICS].requests.labels(str(status), cache).inc()
+        request.app[METRICS].served(status, cache)
 
 
 def _refuse(status: int, message: str) -> web.Response:
@@ -190,6 +248,7 @@ async def serve(request: web.Request) -> web.StreamResponse:
     denial = request.app[DENIALS].denied(key, claims.territory if claims else None)
     if denial is not None:
         return _refuse(denial, "this track has been withdrawn here")
+    request.app[PLAYS].record(key)
     _readahead(request, key, path)
     return await _deliver(request, key, started)
 
@@ -248,7 +307,7 @@ async def _send_entry(
         if wanted is not None:
             headers["Content-Range"] = wanted.content_range(len(body))
             body, status = body[wanted.start : wanted.end], 206
-    request.app[METRICS].latency.labels(cache).observe(time.perf_counter() - started)
+    request.app[METRICS].first_byte(cache, time.perf_counter() - started)
     _count(request, 0 if request.method == "HEAD" else len(body))
     return web.Response(status=status, body=body, headers=headers)
 
@@ -268,7 +327,7 @@ async def _send_fill(request: web.Request, fill: Fill, started: float) -> web.St
     if length is not None and length.isdigit():
         response.content_length = int(length)
     await response.prepare(request)
-    request.app[METRICS].latency.labels(cache).observe(time.perf_counter() - started)
+    request.app[METRICS].first_byte(cache, time.perf_counter() - started)
     if request.method != "HEAD":
         try:
             async for chunk in fill.stream():
@@ -323,6 +382,13 @@ def _count(request: web.Request, nbytes: int) -> None:
 def _readahead(request: web.Request, key: str, path: str) -> None:
     """Warm the next segments of this rendition (and what CMCD ``nor`` names) in the background."""
     app = request.app
+    now = time.monotonic()
+    checked = app[AHEAD]
+    if now - checked.get(key, -AHEAD_SECONDS) < AHEAD_SECONDS:
+        return  # players of this rendition were just served it; the next ones are coming
+    if len(checked) > 100_000:
+        checked.clear()
+    checked[key] = now
     seconds = app[SETTINGS].readahead_seconds
     nexts = next_objects(from_request(request.query, request.headers), path)
     paths = nexts or following_segments(path, seconds)

@@ -26,6 +26,9 @@ class DiskTier:
         record = await asyncio.to_thread(self.cache.get, key)
         return _entry(record) if isinstance(record, dict) else None
 
+    async def has(self, key: str) -> bool:
+        return await asyncio.to_thread(self.cache.__contains__, key)
+
     async def put(self, key: str, entry: Entry) -> None:
         await asyncio.to_thread(self.cache.set, key, _record(entry))
 

@@ -20,7 +20,7 @@ class Entry:
 
 
 class MemoryTier:
-    def __init__(self, policy: Policy, on_evict: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, policy: Policy, on_evict: Callable[[str], None] = lambda key: None) -> None:
         self.policy = policy
         self.entries: dict[str, Entry] = {}
         self.on_evict = on_evict
@@ -41,7 +41,7 @@ class MemoryTier:
         for gone in evicted:
             if gone != key:
                 self.entries.pop(gone, None)
-                self.on_evict()
+                self.on_evict(gone)
         if key in self.policy:
             self.entries[key] = entry
             return True

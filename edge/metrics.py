@@ -1,6 +1,7 @@
 """The edge's Prometheus metrics, one registry per app."""
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -35,7 +36,11 @@ class EdgeMetrics:
             "cadenza_edge_coalesced_waiters", "Misses that joined a fetch under way", registry=r
         )
         self.prefetches = Counter(
-            "cadenza_edge_prefetches", "Readahead fetches by outcome", ["outcome"], registry=r
+            "cadenza_edge_prefetches",
+            "Readahead and pre-positioning fetches by outcome: issued, used (a client asked for "
+            "the object before it left memory), wasted (evicted unused)",
+            ["outcome"],
+            registry=r,
         )
         self.evictions = Counter("cadenza_edge_evictions", "Objects evicted", registry=r)
         self.cache_bytes = Gauge("cadenza_edge_cache_bytes", "Bytes held", ["tier"], registry=r)
@@ -46,3 +51,18 @@ class EdgeMetrics:
             registry=r,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
+        # Labelled children looked up once: ``labels()`` costs more than the hit path can spare.
+        self._served: dict[tuple[int, str], Any] = {}
+        self._first_byte: dict[str, Any] = {}
+
+    def served(self, status: int, cache: str) -> None:
+        child = self._served.get((status, cache))
+        if child is None:
+            child = self._served[status, cache] = self.requests.labels(str(status), cache)
+        child.inc()
+
+    def first_byte(self, cache: str, seconds: float) -> None:
+        child = self._first_byte.get(cache)
+        if child is None:
+            child = self._first_byte[cache] = self.latency.labels(cache)
+        child.observe(seconds)

@@ -33,6 +33,10 @@ class EdgeSettings:
     stale_grace: float = 3600 * SECONDS
     readahead_seconds: float = 20 * SECONDS
     allow_unsigned: bool = False
+    locator: str = ""  # where the hot list comes from; without one, the edge's own counts
+    preposition_interval: float = 60 * SECONDS  # 0: no pre-positioning
+    preposition_tracks: int = 20
+    preposition_seconds: float = 12 * SECONDS  # of every rung of every hot track
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     token_keys: Mapping[str, bytes] = field(default_factory=dict)
     # Set per worker process by the command, not by configuration (see edge.peers).
@@ -45,6 +49,7 @@ _KEYS = {
     "disk_bytes",
     "cache_dir", "policy", "first_byte_timeout_seconds", "fetch_timeout_seconds",
     "stale_grace_seconds", "readahead_seconds", "allow_unsigned", "workers", "token_keys",
+    "locator", "preposition_interval_seconds", "preposition_tracks", "preposition_seconds",
 }  # fmt: skip
 
 
@@ -84,12 +89,21 @@ def parse_settings(table: Mapping[str, Any], where: str) -> EdgeSettings:
         stale_grace=typed(table, "stale_grace_seconds", float, where, d.stale_grace),
         readahead_seconds=typed(table, "readahead_seconds", float, where, d.readahead_seconds),
         allow_unsigned=typed(table, "allow_unsigned", bool, where, False),
+        locator=typed(table, "locator", str, where, d.locator),
+        preposition_interval=typed(
+            table, "preposition_interval_seconds", float, where, d.preposition_interval
+        ),
+        preposition_tracks=typed(table, "preposition_tracks", int, where, d.preposition_tracks),
+        preposition_seconds=typed(
+            table, "preposition_seconds", float, where, d.preposition_seconds
+        ),
         workers=typed(table, "workers", int, where, d.workers),
         token_keys={kid: secret.encode() for kid, secret in raw_keys.items()},
     )
     if (
         min(settings.memory_bytes, settings.disk_bytes, settings.workers) <= 0
         or settings.first_byte_timeout <= 0
+        or min(settings.preposition_interval, settings.preposition_tracks) < 0
     ):
         raise ConfigError(
             f"{where}: memory_bytes, disk_bytes, workers and timeouts must be positive"

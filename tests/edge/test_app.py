@@ -4,7 +4,7 @@ import asyncio
 import hashlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,7 +24,21 @@ SEGMENT = f"/tracks/{TRACK}/{VERSION}/aac_96/seg_00001.m4s"
 KEY_ID, SECRET = "k1", b"edge-test-secret-0123456789"
 
 
+RUNGS = ("aac_256", "aac_96")
+MASTER = "".join(
+    f'#EXT-X-STREAM-INF:BANDWIDTH=1,CODECS="mp4a.40.2"\n{VERSION}/{rung}/index.m3u8\n'
+    for rung in RUNGS
+)
+MEDIA = '#EXT-X-MAP:URI="init.mp4"\n' + "".join(
+    f"#EXTINF:6.0,\nseg_{n:05d}.m4s\n" for n in range(1, 41)
+)
+
+
 def body_of(path: str) -> bytes:
+    if path.endswith("master.m3u8"):
+        return f"#EXTM3U\n{MASTER}".encode()
+    if path.endswith("index.m3u8"):
+        return f"#EXTM3U\n#EXT-X-TARGETDURATION:6\n{MEDIA}#EXT-X-ENDLIST\n".encode()
     seed = hashlib.sha256(path.encode()).digest()
     return seed * 4096  # 128 KiB, like a 160 kb/s segment
 
@@ -36,6 +50,8 @@ class FakeOrigin:
     delay: float = 0.0
     down: bool = False
     truncate: bool = False
+    hold: asyncio.Event | None = None  # when set: send half, wait for the event, then the rest
+    first_byte_at: float = 0.0
     cache_control: str = "public, max-age=31536000, immutable"
     requests: Counter[str] = field(default_factory=Counter)
     events: list[dict[str, object]] = field(default_factory=list)
@@ -54,6 +70,13 @@ class FakeOrigin:
         response = web.StreamResponse(headers=headers)
         response.content_length = len(body)
         await response.prepare(request)
+        if self.hold is not None:
+            await response.write(body[: len(body) // 2])
+            self.first_byte_at = time.perf_counter()
+            await self.hold.wait()
+            await response.write(body[len(body) // 2 :])
+            await response.write_eof()
+            return response
         if self.truncate:
             await response.write(body[: len(body) // 2])
             await asyncio.sleep(0.2)  # the edge is streaming the first half meanwhile
@@ -144,6 +167,73 @@ async def test_64_concurrent_cold_requests_make_one_origin_fetch(fleet: Fleet):
     assert fleet.origin.requests[SEGMENT] == 1
     assert {status for status, _, _ in results} == {200}
     assert {body for _, _, body in results} == {body_of(SEGMENT)}
+
+
+async def test_waiters_get_the_first_bytes_while_the_origin_is_still_sending(fleet: Fleet):
+    """Every waiter is streamed the object as it arrives, not after it is complete."""
+    fleet.origin.hold = asyncio.Event()
+    first_bytes: list[float] = []
+
+    async def one() -> bytes:
+        async with fleet.client.get(yarl.URL(fleet.edge + SEGMENT, encoded=True)) as response:
+            head = await response.content.readany()
+            first_bytes.append(time.perf_counter())
+            if len(first_bytes) == 64:
+                assert fleet.origin.hold is not None
+                fleet.origin.hold.set()  # the origin sends the rest only now
+            return head + await response.read()
+
+    bodies = await asyncio.wait_for(asyncio.gather(*(one() for _ in range(64))), 10)
+    assert bodies == [body_of(SEGMENT)] * 64
+    assert fleet.origin.requests[SEGMENT] == 1
+    lags = sorted(t - fleet.origin.first_byte_at for t in first_bytes)
+    assert lags[-1] <= 0.05, f"slowest waiter's first byte {lags[-1] * 1000:.0f} ms late"
+
+
+@pytest.mark.parametrize(
+    "fleet", [{"memory_bytes": 4 * len(body_of(SEGMENT)), "readahead_seconds": 12}], indirect=True
+)
+async def test_prefetches_count_as_used_or_wasted(fleet: Fleet):
+    await _get(fleet, SEGMENT)
+    nexts = [SEGMENT.replace("00001", f"{n:05d}") for n in (2, 3)]
+    await _until(lambda: all(fleet.origin.requests[p] for p in nexts))
+    await _until_cached(fleet, nexts[0])
+    assert (await _get(fleet, nexts[0]))[1]["X-Cache"] == "HIT"
+    for n in (50, 60, 70, 80):  # each reads ahead two segments nobody asks for
+        await _get(fleet, f"/tracks/{TRACK}/{VERSION}/aac_48/seg_{n:05d}.m4s")
+    async with fleet.client.get(f"{fleet.edge}/metrics") as response:
+        text = await response.text()
+    assert 'cadenza_edge_prefetches_total{outcome="used"} 1.0' in text
+    wasted = float(text.split('cadenza_edge_prefetches_total{outcome="wasted"} ')[1].split()[0])
+    assert wasted >= 2
+
+
+async def _until(condition: Callable[[], bool], seconds: float = 5) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize(
+    "fleet", [{"preposition_interval": 0.2, "readahead_seconds": 0}], indirect=True
+)
+async def test_the_most_played_tracks_are_pre_positioned_at_every_rung(fleet: Fleet):
+    init = f"/tracks/{TRACK}/{VERSION}/aac_96/init.mp4"
+    for _ in range(3):  # plays of this track, as the edge counts them
+        assert (await _get(fleet, init))[0] == 200
+    firsts = [
+        f"/tracks/{TRACK}/{VERSION}/{rung}/{name}"
+        for rung in RUNGS
+        for name in ("init.mp4", "seg_00001.m4s", "seg_00002.m4s")
+    ]
+    await _until(lambda: all(fleet.origin.requests[p] for p in firsts))
+    for path in firsts:
+        await _until_cached(fleet, path)
+        status, headers, body = await _get(fleet, path)
+        assert (status, headers["X-Cache"], body) == (200, "HIT", body_of(path))
+    assert fleet.origin.requests[f"/tracks/{TRACK}/{VERSION}/aac_96/seg_00003.m4s"] == 0
+    assert all(n == 1 for n in fleet.origin.requests.values())
 
 
 async def test_readahead_makes_the_next_segments_hits(fleet: Fleet):

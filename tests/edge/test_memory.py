@@ -11,13 +11,13 @@ def entry(size: int) -> Entry:
 
 def test_eviction_keeps_bytes_within_budget_and_reports_each_eviction():
     evicted = []
-    tier = MemoryTier(make_policy("lru", 300), on_evict=lambda: evicted.append(1))
+    tier = MemoryTier(make_policy("lru", 300), on_evict=evicted.append)
     for name in ("a", "b", "c"):
         assert tier.put(name, entry(100))
     tier.get("a")  # a is now the most recent
     assert tier.put("d", entry(100))
     assert tier.peek("b") is None and tier.peek("a") is not None
-    assert tier.bytes == 300 and len(tier) == 3 and len(evicted) == 1
+    assert tier.bytes == 300 and len(tier) == 3 and evicted == ["b"]
 
 
 def test_an_object_larger_than_the_budget_is_declined():

@@ -1,24 +1,21 @@
 """Takedowns reach the edge through the origin's event stream: purge and deny within seconds.
 
-``Denials`` is pure (what is withdrawn where); ``follow_events`` long-polls the origin from the
-first event, so an edge that starts late still learns every takedown.
+``Denials`` is pure (what is withdrawn where); ``follow_events`` applies the origin's event
+stream (``cadenza.events``) to it and purges both tiers.
 """
 
-import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
-from cadenza import layout
+from cadenza import events, layout
 from cadenza.log import get_logger
 from edge.disk import DiskTier
 from edge.memory import MemoryTier
 
 logger = get_logger("edge.purge")
-LONG_POLL_SECONDS = 20
-RETRY_SECONDS = 1.0
 
 
 @dataclass
@@ -59,24 +56,10 @@ async def follow_events(
     memory: MemoryTier,
     disk: DiskTier,
 ) -> None:
-    url = f"{origin.rstrip('/')}/v1/events"
-    failing = False
-    while True:
-        try:
-            params = {"after": str(denials.last_seq), "timeout": str(LONG_POLL_SECONDS)}
-            async with client.get(url, params=params) as response:
-                response.raise_for_status()
-                events = (await response.json())["events"]
-        except (aiohttp.ClientError, TimeoutError, KeyError, ValueError) as e:
-            if not failing:  # once per outage, not once per retry
-                logger.warning("cannot read the origin's events (%s); retrying every second", e)
-            failing = True
-            await asyncio.sleep(RETRY_SECONDS)
-            continue
-        if failing:
-            logger.warning("reading the origin's events again")
-            failing = False
-        for track in denials.apply(events):
+    async def apply(batch: list[events.Event]) -> None:
+        for track in denials.apply(batch):
             prefix = f"{layout.track_prefix(track)}/"
             purged = memory.remove_prefix(prefix) + await disk.remove_prefix(prefix)
             logger.info("track %s withdrawn: purged %d objects", track, purged)
+
+    await events.follow(client, origin, apply, logger, after=denials.last_seq)

@@ -237,14 +237,15 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 
 async def _wait_events(request: web.Request, after: int, timeout: float) -> list[dict[str, Any]]:
-    catalog = request.app[CATALOG]
+    catalog, shutdown = request.app[CATALOG], request.app[SHUTDOWN]
     deadline = time.monotonic() + timeout
     while True:
         # Short waits also pick up events written by another process (a CLI takedown).
         found = await catalog.wait_for_events(
             after, min(1.0, max(0.0, deadline - time.monotonic()))
         )
-        if found or time.monotonic() >= deadline:
+        # A stopping origin or a gone client ends the poll: nobody waits out its timeout.
+        if found or time.monotonic() >= deadline or shutdown.is_set() or _closed(request):
             return found
 
 

@@ -19,7 +19,10 @@ STATUS = ":status"
 CACHE = ":cache"  # how the fill was satisfied: MISS, REVALIDATED or STALE
 KEPT_HEADERS = (
     "Content-Type", "Cache-Control", "ETag", "Last-Modified", "Expires", "Date", "Vary", "Age",
+    "Content-Encoding",
 )  # fmt: skip
+# One stored form per object, served to every client: ask for the bytes as they are.
+IDENTITY = {"Accept-Encoding": "identity"}
 CHUNK = 1 << 16
 
 
@@ -47,7 +50,7 @@ class Fetcher:
     async def fill(self, fill: Fill) -> None:
         stale = self.memory.peek(fill.key)
         request_time = time.time()
-        headers = {"If-None-Match": stale.etag} if stale and stale.etag else {}
+        headers = {**IDENTITY, "If-None-Match": stale.etag} if stale and stale.etag else IDENTITY
         peer = self.peers.route(fill.key) if self.peers else None
         try:
             response, from_peer = await self._ask(fill.key, headers, peer)

@@ -1,6 +1,7 @@
 """The edge end to end on loopback, in front of a fake origin (the outer edge of the system)."""
 
 import asyncio
+import gzip
 import hashlib
 import time
 from collections import Counter
@@ -67,6 +68,9 @@ class FakeOrigin:
         headers = {"Cache-Control": self.cache_control, "ETag": etag, "Content-Type": "audio/mp4"}
         if request.headers.get("If-None-Match") == etag:
             return web.Response(status=304, headers=headers)
+        if path.endswith(".m3u8") and "gzip" in request.headers.get("Accept-Encoding", ""):
+            headers["Content-Encoding"] = "gzip"  # as the origin does for playlists
+            return web.Response(body=gzip.compress(body), headers=headers)
         response = web.StreamResponse(headers=headers)
         response.content_length = len(body)
         await response.prepare(request)
@@ -213,6 +217,15 @@ async def _until(condition: Callable[[], bool], seconds: float = 5) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in time"
         await asyncio.sleep(0.02)
+
+
+async def test_playlists_are_stored_and_served_as_plain_text(fleet: Fleet):
+    path = f"/tracks/{TRACK}/{VERSION}/aac_96/index.m3u8"
+    for _ in range(2):  # the miss, then the hit
+        status, headers, body = await _get(fleet, path, headers={"Accept-Encoding": "identity"})
+        assert (status, body) == (200, body_of(path))
+        assert "Content-Encoding" not in headers
+        await _until_cached(fleet, path)
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ def build_parser() -> argparse.ArgumentParser:
     from bench import cli as bench_cli
     from edge import cli as edge_cli
     from encoder import cli as encoder_cli
+    from locator import cli as locator_cli
     from origin import cli as origin_cli
 
     parser = argparse.ArgumentParser(
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     encoder_cli.add_parser(commands)
     origin_cli.add_parsers(commands)
     edge_cli.add_parser(commands)
+    locator_cli.add_parser(commands)
     bench_cli.add_parser(commands)
     return parser
 

@@ -28,7 +28,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _NUMBER = re.compile(r"[+-]?([0-9]{1,3}(\.[0-9]{0,12})?|\.[0-9]{1,12})")
 _TERRITORY = re.compile(r"[A-Z]{2}")
-_ZONE_KEYS = {"cidr", "region", "lat", "lon", "territory"}
+_ZONE_KEYS = {"cidr", "region", "latitude", "longitude", "territory"}
 
 
 class LocationError(InputError, ValueError):
@@ -202,7 +202,7 @@ class CoverageZones:
 
     @classmethod
     def from_config(cls, entries: Sequence[Mapping[str, Any]], where: str) -> Self:
-        """Zones from settings: a list of tables with cidr, region, lat, lon and territory."""
+        """Zones from settings: tables of cidr, region, latitude, longitude, territory."""
         zones = []
         for i, entry in enumerate(entries):
             place = f"{where}: coverage zone {i + 1}"
@@ -227,8 +227,8 @@ def _zone(entry: Mapping[str, Any], place: str) -> CoverageZone:
         return CoverageZone(
             network=network,
             region=typed(entry, "region", str, place),
-            lat=typed(entry, "lat", float, place),
-            lon=typed(entry, "lon", float, place),
+            lat=typed(entry, "latitude", float, place),
+            lon=typed(entry, "longitude", float, place),
             territory=None if territory is None else typed(entry, "territory", str, place),
         )
     except ValueError as e:

@@ -34,11 +34,23 @@ CENTRES = {"eu-west": PARIS, "us-east": NEW_YORK}
 DEFAULT = Location(50.0, 10.0, "eu-west", "DE")
 ZONES = CoverageZones.from_config(
     [
-        {"cidr": "10.0.0.0/8", "region": "us-east", "lat": 40.0, "lon": -75.0, "territory": "US"},
-        {"cidr": "10.1.0.0/16", "region": "eu-west", "lat": 48.0, "lon": 2.0, "territory": "FR"},
-        {"cidr": "10.1.2.0/24", "region": "eu-west", "lat": 59.3, "lon": 18.1},
-        {"cidr": "2001:db8::/32", "region": "us-east", "lat": 40.0, "lon": -75.0},
-        {"cidr": "2001:db8:1::/48", "region": "eu-west", "lat": 48.0, "lon": 2.0},
+        {
+            "cidr": "10.0.0.0/8",
+            "region": "us-east",
+            "latitude": 40.0,
+            "longitude": -75.0,
+            "territory": "US",
+        },
+        {
+            "cidr": "10.1.0.0/16",
+            "region": "eu-west",
+            "latitude": 48.0,
+            "longitude": 2.0,
+            "territory": "FR",
+        },
+        {"cidr": "10.1.2.0/24", "region": "eu-west", "latitude": 59.3, "longitude": 18.1},
+        {"cidr": "2001:db8::/32", "region": "us-east", "latitude": 40.0, "longitude": -75.0},
+        {"cidr": "2001:db8:1::/48", "region": "eu-west", "latitude": 48.0, "longitude": 2.0},
     ],
     "locator.toml",
 )
@@ -134,13 +146,22 @@ def test_coverage_zones_match_the_longest_prefix():
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
-        ({"cidr": "10.0.0.0/8", "region": "a", "lat": 1, "lon": 2, "zone": 1}, "unknown key"),
-        ({"cidr": "10.0.0.1/8", "region": "a", "lat": 1, "lon": 2}, "has host bits set"),
-        ({"cidr": "10.0.0.0/33", "region": "a", "lat": 1, "lon": 2}, "not a network"),
-        ({"cidr": "10.0.0.0/8", "lat": 1, "lon": 2}, "missing required key 'region'"),
-        ({"cidr": "10.0.0.0/8", "region": "a", "lat": "1", "lon": 2}, "'lat' must be float"),
-        ({"cidr": "10.0.0.0/8", "region": "a", "lat": 100, "lon": 2}, "not a latitude"),
-        ({"cidr": "10.0.0.0/8", "region": "a", "lat": 1, "lon": 2, "territory": "x"}, "alpha-2"),
+        (
+            {"cidr": "10.0.0.0/8", "region": "a", "latitude": 1, "longitude": 2, "zone": 1},
+            "unknown key",
+        ),
+        ({"cidr": "10.0.0.1/8", "region": "a", "latitude": 1, "longitude": 2}, "has host bits set"),
+        ({"cidr": "10.0.0.0/33", "region": "a", "latitude": 1, "longitude": 2}, "not a network"),
+        ({"cidr": "10.0.0.0/8", "latitude": 1, "longitude": 2}, "missing required key 'region'"),
+        (
+            {"cidr": "10.0.0.0/8", "region": "a", "latitude": "1", "longitude": 2},
+            "'latitude' must be float",
+        ),
+        ({"cidr": "10.0.0.0/8", "region": "a", "latitude": 100, "longitude": 2}, "not a latitude"),
+        (
+            {"cidr": "10.0.0.0/8", "region": "a", "latitude": 1, "longitude": 2, "territory": "x"},
+            "alpha-2",
+        ),
         ("10.0.0.0/8", "must be a table"),
     ],
 )
@@ -151,7 +172,7 @@ def test_a_bad_coverage_zone_is_a_config_error_naming_it(entry, message):
 
 
 def test_a_zone_listed_twice_is_a_config_error():
-    zone = {"cidr": "10.0.0.0/8", "region": "a", "lat": 1, "lon": 2}
+    zone = {"cidr": "10.0.0.0/8", "region": "a", "latitude": 1, "longitude": 2}
     with pytest.raises(ConfigError, match=r"10\.0\.0\.0/8 is listed twice"):
         CoverageZones.from_config([zone, zone], "locator.toml")
 

@@ -1,0 +1,44 @@
+"""``cadenza locator``: run the locator that starts every play."""
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from cadenza import serving
+from edge.settings import ENV_TOKEN_KEYS
+from locator.settings import load_settings
+
+DESCRIPTION = f"""\
+Start plays: GET /v1/play/TRACK_ID checks the track's rights in the client's territory (asked
+of the origin's catalog, cached, forgotten on takedowns), picks the nearest healthy, least
+loaded edges (per-track consistent hashing with bounded loads in the nearest group), signs a
+path token and answers with a multivariant playlist of one HLS pathway per edge, content-steered
+by GET /v1/steer/SESSION. The client's place comes from lat, lon and territory query parameters
+(trusted front ends, tests), a coverage-zone table, or a MaxMind database, else the configured
+default location. Also GET /v1/locate/TRACK_ID (ranked edges as JSON), /v1/redirect/TRACK_ID
+(302 to the primary edge), /v1/hot?region=R (what edges pre-position), /v1/edges (health),
+/metrics. Token keys: [token_keys] in the config or {ENV_TOKEN_KEYS}="kid:secret,...".
+"""
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "locator",
+        help="run the locator: rights, edge choice, signed URLs, content steering",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", type=Path, metavar="FILE", help="e.g. configs/locator.toml")
+    parser.add_argument(
+        "--listen", metavar="HOST:PORT", help="default 127.0.0.1:8070 (port 0: any)"
+    )
+    parser.add_argument("--origin", metavar="URL", help="the origin's catalog URL")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from locator.app import create_app
+
+    settings = load_settings(args.config, listen=args.listen, origin=args.origin)
+    app = create_app(settings)
+    return serving.run(app, settings.host, settings.port, "cadenza locator")

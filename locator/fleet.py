@@ -1,0 +1,170 @@
+"""What the locator knows between requests: edge health and load, recent assignments, rights
+answers and play sessions. Pure state, the clock passed in; the app's tasks feed it.
+"""
+
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+from locator.decision import EdgeView
+from locator.geo import Location
+from locator.health import EdgeHealth, EdgeStatus
+
+ASSIGNMENT_WINDOW = 60.0  # seconds of primaries that count towards an edge's bounded load
+
+
+@dataclass
+class Fleet:
+    """Every configured edge with its health, as decision inputs.
+
+    ``views`` is rebuilt by ``refresh`` after each poll round, not per decision.
+    """
+
+    configured: Sequence[EdgeView]
+    health: dict[str, EdgeHealth] = field(default_factory=dict)
+    views: tuple[EdgeView, ...] = ()
+
+    def __post_init__(self) -> None:
+        for edge in self.configured:
+            self.health.setdefault(edge.id, EdgeHealth())
+        self.refresh()
+
+    def refresh(self) -> None:
+        """The edges as the decision sees them now: health, draining, load from the last poll."""
+        self.views = tuple(self._view(edge) for edge in self.configured)
+
+    def _view(self, edge: EdgeView) -> EdgeView:
+        health = self.health[edge.id]
+        status: EdgeStatus | None = health.status
+        if status is None:
+            return replace(edge, healthy=health.healthy, draining=health.draining)
+        return replace(
+            edge,
+            healthy=health.healthy,
+            draining=health.draining,
+            active_requests=status.active_requests,
+            egress_bps=status.egress_bps,
+        )
+
+    def healthy_ids(self) -> set[str]:
+        return {e.id for e in self.configured if self.health[e.id].healthy}
+
+
+@dataclass
+class Assignments:
+    """Primaries handed out per edge over the last ``window`` seconds, bucketed by second."""
+
+    window: float = ASSIGNMENT_WINDOW
+    _buckets: dict[str, deque[list[int]]] = field(default_factory=dict)
+
+    def add(self, edge_id: str, now: float) -> None:
+        buckets = self._buckets.setdefault(edge_id, deque())
+        second = int(now)
+        if buckets and buckets[-1][0] == second:
+            buckets[-1][1] += 1
+        else:
+            buckets.append([second, 1])
+        self._trim(buckets, now)
+
+    def counts(self, now: float) -> dict[str, int]:
+        totals = {}
+        for edge_id, buckets in self._buckets.items():
+            self._trim(buckets, now)
+            totals[edge_id] = sum(n for _, n in buckets)
+        return totals
+
+    def _trim(self, buckets: deque[list[int]], now: float) -> None:
+        while buckets and buckets[0][0] <= now - self.window:
+            buckets.popleft()
+
+
+@dataclass(frozen=True)
+class Rights:
+    """The origin's answer for a track in a territory: ``status`` is what a play gets."""
+
+    status: int  # 200 licensed, 404 unknown track, 410 withdrawn, 451 not here
+    reason: str
+
+
+@dataclass
+class RightsCache:
+    """Rights answers kept ``ttl`` seconds; a catalog event about a track forgets its answers."""
+
+    ttl: float
+    limit: int = 100_000
+    _answers: OrderedDict[tuple[str, str], tuple[float, Rights]] = field(
+        default_factory=OrderedDict
+    )
+
+    def get(self, track_id: str, territory: str, now: float) -> Rights | None:
+        found = self._answers.get((track_id, territory))
+        if found is None or found[0] <= now:
+            return None
+        return found[1]
+
+    def put(self, track_id: str, territory: str, rights: Rights, now: float) -> None:
+        self._answers[track_id, territory] = (now + self.ttl, rights)
+        self._answers.move_to_end((track_id, territory))
+        while len(self._answers) > self.limit:
+            self._answers.popitem(last=False)
+
+    def forget(self, track_ids: Iterable[str]) -> None:
+        gone = set(track_ids)
+        for key in [k for k in self._answers if k[0] in gone]:
+            del self._answers[key]
+
+
+def rights_from_origin(status: int, doc: dict[str, object] | None) -> Rights:
+    """The origin's ``GET /v1/tracks/{id}/rights`` answer as what a play gets."""
+    if status == 404:
+        return Rights(404, "unknown track")
+    if doc is None or status != 200:
+        raise ValueError(f"the origin answered {status}")
+    if doc.get("licensed") is True:
+        return Rights(200, str(doc.get("reason", "licensed")))
+    reason = str(doc.get("reason", "not_licensed"))
+    return Rights(410 if reason == "withdrawn" else 451, reason)
+
+
+@dataclass(frozen=True)
+class Session:
+    """One play: what the steering manifest is computed from on every reload."""
+
+    track_id: str
+    client: Location
+    pathways: tuple[str, ...]  # edge ids in the multivariant playlist, in the play's order
+    expires: float
+
+
+@dataclass
+class Sessions:
+    """Play sessions by id, dropped when expired or, oldest first, beyond ``limit``."""
+
+    limit: int = 200_000
+    _sessions: OrderedDict[str, Session] = field(default_factory=OrderedDict)
+
+    def add(self, session_id: str, session: Session) -> None:
+        self._sessions[session_id] = session
+        while len(self._sessions) > self.limit:
+            self._sessions.popitem(last=False)
+
+    def get(self, session_id: str, now: float) -> Session | None:
+        session = self._sessions.get(session_id)
+        if session is not None and session.expires <= now:
+            del self._sessions[session_id]
+            return None
+        return session
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+
+def pathway_priority(session: Session, healthy: set[str], draining: set[str]) -> list[str]:
+    """The session's pathways that can serve now, in the play's order; draining ones last.
+
+    A dead edge is dropped at once; when none can serve, the play's order stands (the player
+    keeps trying rather than being told that nothing exists).
+    """
+    serving = [p for p in session.pathways if p in healthy and p not in draining]
+    tail = [p for p in session.pathways if p in healthy and p in draining]
+    return serving + tail or list(session.pathways)

@@ -1,0 +1,41 @@
+"""The locator's Prometheus metrics, one registry per app."""
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+@dataclass
+class LocatorMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.decisions = Counter(
+            "cadenza_locator_decisions",
+            "Play, locate and redirect answers by client region and outcome",
+            ["region", "outcome"],
+            registry=r,
+        )
+        self.decision_seconds = Histogram(
+            "cadenza_locator_decision_seconds",
+            "Time to choose the edges of one request (rights lookups excluded)",
+            registry=r,
+            buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05),
+        )
+        self.health_transitions = Counter(
+            "cadenza_locator_health_transitions",
+            "Edges going up or down",
+            ["edge", "state"],
+            registry=r,
+        )
+        self.edges_up = Gauge("cadenza_locator_edges_up", "Edges taking new plays", registry=r)
+        self.rights_lookups = Counter(
+            "cadenza_locator_rights_lookups",
+            "Rights answers by source (cache or origin)",
+            ["source"],
+            registry=r,
+        )
+        self.steering_reloads = Counter(
+            "cadenza_locator_steering_reloads", "Steering manifests served", registry=r
+        )

@@ -27,10 +27,11 @@ def add_parser(commands: Any) -> None:
     from bench import encode
 
     encode.add_parser(benches, _catalog_options)
-    from bench import cache, edge
+    from bench import cache, edge, locator
 
     cache.add_parser(benches)
     edge.add_parser(benches)
+    locator.add_parser(benches)
 
 
 def _catalog_options(

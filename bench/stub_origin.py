@@ -1,8 +1,10 @@
 """A stand-in origin for edge benchmarks: fixed-size immutable segments, an optional delay.
 
-It plays the origin's part of the contract that edges rely on (``Cache-Control: immutable``,
-strong ETags, the event stream) with no catalog behind it, so a benchmark measures the edge and
-its reference proxy, not the origin. ``GET /_stats`` tells how often each path was fetched.
+It plays the origin's part of the contract that edges and the locator rely on
+(``Cache-Control: immutable``, strong ETags, the event stream, every track licensed everywhere,
+a master playlist per track) with no catalog behind it, so a benchmark measures the edge, its
+reference proxy or the locator, not the origin. ``GET /_stats`` tells how often each path was
+fetched.
 
     python -m bench.stub_origin [--listen HOST:PORT] [--size BYTES] [--delay SECONDS]
 """
@@ -29,6 +31,12 @@ def body_for(path: str, size: int) -> bytes:
     return (seed * (size // len(seed) + 1))[:size]
 
 
+MASTER = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n" + "".join(
+    f'#EXT-X-STREAM-INF:BANDWIDTH={kbps * 1100},CODECS="mp4a.40.2"\nv0/aac_{kbps}/index.m3u8\n'
+    for kbps in (256, 160, 96, 48)
+)
+
+
 def create_app(size: int, delay: float) -> web.Application:
     app = web.Application()
     app[FETCHES] = {}
@@ -37,12 +45,17 @@ def create_app(size: int, delay: float) -> web.Application:
         app[FETCHES][request.path] = app[FETCHES].get(request.path, 0) + 1
         if delay:
             await asyncio.sleep(delay)
+        if request.path.endswith("/master.m3u8"):
+            return web.Response(text=MASTER, content_type="application/vnd.apple.mpegurl")
         body = body_for(request.path, size)
         etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
         headers = {**SEGMENT_HEADERS, "ETag": etag}
         if request.headers.get("If-None-Match") == etag:
             return web.Response(status=304, headers=headers)
         return web.Response(body=body, headers=headers)
+
+    async def rights(request: web.Request) -> web.Response:
+        return web.json_response({"licensed": True, "reason": "worldwide"})
 
     async def stats(request: web.Request) -> web.Response:
         return web.json_response(app[FETCHES])
@@ -53,6 +66,7 @@ def create_app(size: int, delay: float) -> web.Application:
         return web.json_response({"events": [], "last": int(request.query.get("after", "0"))})
 
     app.router.add_get("/tracks/{tail:.*}", segment)
+    app.router.add_get("/v1/tracks/{track_id}/rights", rights)
     app.router.add_get("/_stats", stats)
     app.router.add_get("/v1/events", events)
     return app

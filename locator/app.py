@@ -289,6 +289,7 @@ def _decide(app: web.Application, client: Location, track_id: str) -> tuple[Edge
         assigned.counts(now),
         load_factor=app[SETTINGS].load_factor,
     )
+    chosen = chosen[: app[SETTINGS].pathways]
     app[METRICS].decision_seconds.observe(time.perf_counter() - started)
     region = client.region or "unknown"
     if not chosen:

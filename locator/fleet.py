@@ -56,6 +56,7 @@ class Assignments:
 
     window: float = ASSIGNMENT_WINDOW
     _buckets: dict[str, deque[list[int]]] = field(default_factory=dict)
+    _totals: dict[str, int] = field(default_factory=dict)  # kept equal to the buckets' sums
 
     def add(self, edge_id: str, now: float) -> None:
         buckets = self._buckets.setdefault(edge_id, deque())
@@ -64,18 +65,17 @@ class Assignments:
             buckets[-1][1] += 1
         else:
             buckets.append([second, 1])
-        self._trim(buckets, now)
+        self._totals[edge_id] = self._totals.get(edge_id, 0) + 1
+        self._trim(edge_id, buckets, now)
 
     def counts(self, now: float) -> dict[str, int]:
-        totals = {}
         for edge_id, buckets in self._buckets.items():
-            self._trim(buckets, now)
-            totals[edge_id] = sum(n for _, n in buckets)
-        return totals
+            self._trim(edge_id, buckets, now)
+        return dict(self._totals)
 
-    def _trim(self, buckets: deque[list[int]], now: float) -> None:
+    def _trim(self, edge_id: str, buckets: deque[list[int]], now: float) -> None:
         while buckets and buckets[0][0] <= now - self.window:
-            buckets.popleft()
+            self._totals[edge_id] -= buckets.popleft()[1]
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ class LocatorSettings:
     poll_timeout: float = 0.4 * SECONDS
     steering_ttl: int = 5  # whole seconds, as the manifest's TTL says
     load_factor: float = 1.25
+    pathways: int = 3  # edges per play: primary, one in its region, the nearest elsewhere
     default_location: Location = DEFAULT_LOCATION
     coverage_zones: CoverageZones | None = None
     geoip_database: Path | None = None
@@ -64,7 +65,7 @@ class LocatorSettings:
 _KEYS = {
     "listen", "public_url", "origin", "edge", "token_keys", "signing_key", "token_ttl_seconds",
     "rights_ttl_seconds", "fail_open", "poll_interval_seconds", "poll_timeout_seconds",
-    "steering_ttl_seconds", "load_factor", "default_location", "coverage_zone",
+    "steering_ttl_seconds", "load_factor", "pathways", "default_location", "coverage_zone",
     "geoip_database", "hot_half_life_seconds",
 }  # fmt: skip
 _EDGE_KEYS = {"id", "region", "url", "latitude", "longitude", "capacity_bps"}
@@ -97,6 +98,7 @@ def parse_settings(table: Mapping[str, Any], where: str) -> LocatorSettings:
         poll_timeout=typed(table, "poll_timeout_seconds", float, where, d.poll_timeout),
         steering_ttl=typed(table, "steering_ttl_seconds", int, where, d.steering_ttl),
         load_factor=typed(table, "load_factor", float, where, d.load_factor),
+        pathways=typed(table, "pathways", int, where, d.pathways),
         default_location=_default_location(table.get("default_location", {}), where),
         coverage_zones=CoverageZones.from_config(zones, where) if zones else None,
         geoip_database=Path(geoip) if geoip else None,
@@ -104,8 +106,10 @@ def parse_settings(table: Mapping[str, Any], where: str) -> LocatorSettings:
     )
     if min(settings.token_ttl, settings.poll_interval, settings.poll_timeout) <= 0:
         raise ConfigError(f"{where}: token_ttl, poll_interval and poll_timeout must be positive")
-    if settings.steering_ttl < 1 or settings.load_factor < 1:
-        raise ConfigError(f"{where}: steering_ttl_seconds >= 1 and load_factor >= 1, please")
+    if settings.steering_ttl < 1 or settings.load_factor < 1 or settings.pathways < 1:
+        raise ConfigError(
+            f"{where}: steering_ttl_seconds, load_factor and pathways must be at least 1"
+        )
     return settings
 
 

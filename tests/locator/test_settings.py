@@ -28,6 +28,7 @@ def test_the_shipped_config_loads_with_keys_from_the_environment():
         ({"edge": [{"id": "a", "region": "r", "url": "u", "latitude": 1.0, "longitude": 2.0,
                     "colour": "red"}]}, "unknown key"),
         ({"steering_ttl_seconds": 0}, "steering_ttl_seconds"),
+        ({"pathways": 0}, "pathways"),
         ({"poll_interval_seconds": 0.0}, "positive"),
         ({"default_location": {"latitude": 91.0}}, "latitude"),
         ({"coverage_zone": [{"cidr": "10.0.0.0/33", "region": "r", "latitude": 0.0,

@@ -14,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     from encoder import cli as encoder_cli
     from locator import cli as locator_cli
     from origin import cli as origin_cli
+    from player import cli as player_cli
 
     parser = argparse.ArgumentParser(
         prog="cadenza",
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     origin_cli.add_parsers(commands)
     edge_cli.add_parser(commands)
     locator_cli.add_parser(commands)
+    player_cli.add_parser(commands)
     bench_cli.add_parser(commands)
     return parser
 

@@ -1,0 +1,305 @@
+"""Cadenza's own player: one play of one track, from the locator's answer to the last segment.
+
+The I/O shell around the pure parts: it asks the locator for the steered multivariant
+playlist, follows the steering manifest in the background, lets the ABR rule pick each
+segment's rung, fetches the rung's media playlist, init segment and segments from the leading
+pathway (edge) with CMCD on every request, and fails over to the next pathway on any error,
+retrying the same segment there. It does not decode audio: ``Playback`` keeps the buffer and
+the account, and the loudness gain is reported, not applied.
+"""
+
+import asyncio
+import contextlib
+import secrets
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+from yarl import URL
+
+from cadenza.errors import CadenzaError, ConfigError
+from cadenza.log import get_logger
+from encoder.playlist import MediaPlaylist, parse_media_playlist
+from player import cmcd, hls, loudness
+from player.abr import DEFAULT_RULE, RULES, AbrRule, DownloadSample, PlayerState, make_rule
+from player.qoe import Failure, Playback, QoE, SegmentRecord
+from player.shaping import PlayClock, shaped
+from player.traces import Trace
+
+logger = get_logger("player")
+
+REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=3.0, sock_read=5.0)
+PENALTY_S = 60.0  # a pathway that failed is passed over for this long
+ROUNDS = 2  # every pathway may fail a segment this often before the play gives up
+ROUND_PAUSE_S = 1.0  # between rounds, when every pathway has failed
+STEERING_RETRY_S = 5.0  # after a steering manifest could not be loaded
+FIRST_SEGMENT_S = 6.0  # the ladder's segment length, assumed until a media playlist is read
+CHUNK = 16 * 1024
+SegmentObserver = Callable[[SegmentRecord], None]
+
+
+class PlaybackFailed(CadenzaError):
+    """The play could not go on: the locator refused it, or no pathway served a segment."""
+
+
+class _RequestFailed(Exception):
+    """One request that failed on one pathway: refused, an HTTP error, cut short or garbled."""
+
+    def __init__(self, what: str, message: str) -> None:
+        super().__init__(message)
+        self.what = what
+
+
+@dataclass
+class _Play:
+    http: aiohttp.ClientSession
+    clock: PlayClock
+    trace: Trace | None
+    track_id: str
+    master: hls.Multivariant
+    choice: hls.PathwayChoice
+    rule: AbrRule
+    max_buffer_s: float
+    max_segments: int | None
+    on_segment: SegmentObserver | None
+    bitrates: tuple[float, ...] = ()
+    session_id: str = field(default_factory=lambda: secrets.token_hex(8))
+    playback: Playback = field(default_factory=Playback)
+    playlists: dict[tuple[str, int], tuple[str, MediaPlaylist]] = field(default_factory=dict)
+    inits: set[int] = field(default_factory=set)  # rungs whose init segment is held
+    durations: tuple[float, ...] | None = None
+    last_rung: int | None = None
+    pathway: str | None = None  # the one fetched from last
+    throughput_kbps: float | None = None  # of the last segment download
+
+    def __post_init__(self) -> None:
+        self.bitrates = tuple(v.kbps for v in self.master.ladder(self.master.pathways[0]))
+
+    def wants(self, index: int) -> bool:
+        """Whether segment ``index`` is to be played: it exists and the listener stays."""
+        listens = self.max_segments is None or index < self.max_segments
+        return listens and (self.durations is None or index < len(self.durations))
+
+
+async def play(
+    track_id: str,
+    locator_url: str,
+    *,
+    territory: str | None = None,
+    lat: float | None = None,
+    lon: float | None = None,
+    rule: str = DEFAULT_RULE,
+    trace: Trace | None = None,
+    speed: float = 1.0,
+    max_buffer_s: float = 30.0,
+    timeout_s: float | None = None,
+    max_segments: int | None = None,
+    on_segment: SegmentObserver | None = None,
+) -> QoE:
+    """Play ``track_id`` as the locator at ``locator_url`` steers it; the play's QoE.
+
+    ``trace`` shapes every download; ``speed`` runs the play's clock (trace, buffer, steering
+    TTL) that many times faster than the wall clock. ``timeout_s`` bounds the whole play in wall
+    seconds. With ``max_segments`` the listener skips to the next track after that many
+    segments (the play ends once they have played). ``on_segment`` hears of every segment as
+    it arrives. ConfigError for bad arguments, PlaybackFailed when the play cannot go on.
+    """
+    _check(rule, lat, lon, speed, max_buffer_s, max_segments)
+    clock = PlayClock(speed)
+    url = _play_url(locator_url, track_id, {"lat": lat, "lon": lon, "territory": territory})
+    async with aiohttp.ClientSession(timeout=REQUEST_TIMEOUT) as http:
+        try:
+            async with asyncio.timeout(timeout_s):
+                master = await _locate(http, clock, trace, url)
+                p = _Play(
+                    http, clock, trace, track_id, master,
+                    hls.PathwayChoice(master.pathways, master.default_pathway),
+                    make_rule(rule), max_buffer_s, max_segments, on_segment,
+                )  # fmt: skip
+                await _play_through(p)
+        except TimeoutError:
+            raise PlaybackFailed(f"the play did not end within {timeout_s} s") from None
+    gain = loudness.gain_db(loudness.from_session_data(master.session_data))
+    return p.playback.summary(track_id, rule, master.pathways, gain)
+
+
+def _check(
+    rule: str, lat: float | None, lon: float | None, speed: float, buffer: float, most: int | None
+) -> None:
+    if rule not in RULES:
+        raise ConfigError(f"no ABR rule {rule!r}; choose one of {', '.join(RULES)}")
+    if (lat is None) != (lon is None):
+        raise ConfigError("give both --lat and --lon, or neither")
+    if not speed > 0:
+        raise ConfigError(f"the speed must be positive, not {speed}")
+    if not buffer >= 2 * FIRST_SEGMENT_S:
+        raise ConfigError(f"the maximum buffer must hold two segments ({2 * FIRST_SEGMENT_S} s)")
+    if most is not None and most < 1:
+        raise ConfigError(f"max_segments must be at least 1, not {most}")
+
+
+def _play_url(locator_url: str, track_id: str, where: dict[str, float | str | None]) -> str:
+    base = f"{locator_url.rstrip('/')}/v1/play/{urllib.parse.quote(track_id)}"
+    return hls.with_query(base, {k: str(v) for k, v in where.items() if v is not None})
+
+
+async def _locate(
+    http: aiohttp.ClientSession, clock: PlayClock, trace: Trace | None, url: str
+) -> hls.Multivariant:
+    try:
+        sent = clock.now()
+        async with http.get(url) as response:
+            body = await _read(response, clock, trace, sent)
+            if response.status != 200:
+                raise PlaybackFailed(f"the locator refused the play: {_reason(response, body)}")
+        return hls.parse_multivariant(body.decode("utf-8", "replace"), url)
+    except (aiohttp.ClientError, TimeoutError) as e:
+        raise PlaybackFailed(f"cannot reach the locator at {url}: {_describe(e)}") from e
+    except ValueError as e:
+        raise PlaybackFailed(f"the locator's answer is not a playlist: {e}") from e
+
+
+async def _play_through(p: _Play) -> None:
+    steering = None
+    if p.master.steering_uri is not None:
+        steering = asyncio.create_task(_follow_steering(p, p.master.steering_uri))
+    try:
+        index = 0
+        while p.wants(index):
+            await _fetch_next(p, index)
+            index += 1
+        await p.clock.sleep_until(p.playback.ends_at())
+    finally:
+        if steering is not None:
+            steering.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await steering
+
+
+async def _fetch_next(p: _Play, index: int) -> None:
+    """Wait for room in the buffer, let the rule pick a rung, fetch the segment at it."""
+    segment_s = p.durations[index] if p.durations else FIRST_SEGMENT_S
+    playing = p.playback.playing
+    if playing:
+        room = p.max_buffer_s - segment_s
+        await p.clock.sleep(p.playback.level(p.clock.now()) - room)
+    level = p.playback.level(p.clock.now())
+    state = PlayerState(p.bitrates, level, p.max_buffer_s, segment_s, p.last_rung, playing)
+    rung = min(max(p.rule.choose(state), 0), len(p.bitrates) - 1)
+    record = await _fetch_with_failover(p, index, rung)
+    p.playback.arrived(p.clock.now(), record)
+    p.last_rung = rung
+    sample = DownloadSample(record.nbytes, record.seconds, record.duration_s, rung)
+    p.throughput_kbps = sample.kbps
+    p.rule.observe(sample)
+    if p.on_segment is not None:
+        p.on_segment(record)
+
+
+async def _fetch_with_failover(p: _Play, index: int, rung: int) -> SegmentRecord:
+    """The segment from the leading pathway, else from the next ones, round after round."""
+    error = "no pathway"
+    for attempt in range(ROUNDS * len(p.choice.known)):
+        if attempt and attempt % len(p.choice.known) == 0:
+            await p.clock.sleep(ROUND_PAUSE_S)
+        pathway = p.choice.choose(p.clock.now())
+        p.pathway = pathway
+        try:
+            return await _fetch_on(p, pathway, index, rung)
+        except _RequestFailed as e:
+            now, error = p.clock.now(), str(e)
+            logger.warning("segment %d: %s on %s failed: %s", index, e.what, pathway, error)
+            p.choice.penalise(pathway, now + PENALTY_S)
+            p.playback.failed(Failure(index, pathway, e.what, error, now))
+    raise PlaybackFailed(f"no edge could serve segment {index} of {p.track_id} (last: {error})")
+
+
+async def _fetch_on(p: _Play, pathway: str, index: int, rung: int) -> SegmentRecord:
+    url, playlist = await _media_playlist(p, pathway, rung)
+    segments = playlist.segments
+    segment_url = hls.resolve(url, segments[index].uri)
+    if rung not in p.inits:
+        init = await _get(p, hls.resolve(url, playlist.init_uri), cmcd.INIT, rung, segment_url)
+        p.playback.fetched(len(init))
+        p.inits.add(rung)
+    after = hls.resolve(url, segments[index + 1].uri) if index + 1 < len(segments) else None
+    sent = p.clock.now()
+    body = await _get(p, segment_url, cmcd.AUDIO, rung, after)
+    return SegmentRecord(
+        index, rung, p.bitrates[rung], pathway, len(body), p.clock.now() - sent,
+        segments[index].duration, sent,
+    )  # fmt: skip
+
+
+async def _media_playlist(p: _Play, pathway: str, rung: int) -> tuple[str, MediaPlaylist]:
+    """The rung's media playlist on this pathway, fetched once."""
+    if (pathway, rung) in p.playlists:
+        return p.playlists[pathway, rung]
+    ladder = p.master.ladder(pathway)
+    if rung >= len(ladder):
+        raise _RequestFailed("playlist", f"pathway {pathway} has no rung {rung}")
+    url = ladder[rung].uri
+    body = await _get(p, url, cmcd.MANIFEST, rung, None)
+    p.playback.fetched(len(body))
+    try:
+        playlist = parse_media_playlist(body.decode("utf-8", "replace"))
+    except ValueError as e:
+        raise _RequestFailed("playlist", f"not a media playlist: {e}") from e
+    durations = tuple(s.duration for s in playlist.segments)
+    if len(durations) != len(p.durations or durations):
+        raise _RequestFailed("playlist", f"it lists {len(durations)} segments, unlike the others")
+    p.durations = p.durations or durations
+    p.playlists[pathway, rung] = (url, playlist)
+    return url, playlist
+
+
+async def _get(p: _Play, url: str, kind: cmcd.ObjectType, rung: int, next_url: str | None) -> bytes:
+    """One media request with its CMCD; _RequestFailed on any failure."""
+    level = p.playback.level(p.clock.now())
+    nor = cmcd.relative_url(url, next_url) if next_url else None
+    data = cmcd.Cmcd(
+        p.session_id, p.track_id, kind, p.bitrates[rung], level, p.throughput_kbps, nor, level <= 0
+    )
+    what = {cmcd.MANIFEST: "playlist", cmcd.INIT: "init", cmcd.AUDIO: "segment"}[kind]
+    try:
+        sent = p.clock.now()
+        async with p.http.get(URL(cmcd.with_cmcd(url, data), encoded=True)) as response:
+            body = await _read(response, p.clock, p.trace, sent)
+            if response.status != 200:
+                raise _RequestFailed(what, _reason(response, body))
+            return body
+    except (aiohttp.ClientError, TimeoutError) as e:
+        raise _RequestFailed(what, _describe(e)) from e
+
+
+async def _read(
+    response: aiohttp.ClientResponse, clock: PlayClock, trace: Trace | None, sent: float
+) -> bytes:
+    chunks = [c async for c in shaped(response.content.iter_chunked(CHUNK), trace, clock, sent)]
+    return b"".join(chunks)
+
+
+async def _follow_steering(p: _Play, uri: str) -> None:
+    """Load the steering manifest now and again every TTL; errors keep the last order."""
+    while True:
+        throughput = p.throughput_kbps
+        url = hls.steering_request(uri, p.pathway, throughput * 1000 if throughput else None)
+        wait = STEERING_RETRY_S
+        try:
+            async with p.http.get(URL(url, encoded=True)) as response:
+                response.raise_for_status()
+                manifest = hls.parse_steering_manifest(await response.read(), url)
+            p.choice.steer(manifest)
+            uri, wait = manifest.reload_uri or uri, manifest.ttl_s
+        except (aiohttp.ClientError, TimeoutError, ValueError) as e:
+            logger.info("steering manifest %s not loaded: %s", url, _describe(e))
+        await p.clock.sleep(wait)
+
+
+def _reason(response: aiohttp.ClientResponse, body: bytes) -> str:
+    return f"HTTP {response.status} {body[:200].decode('utf-8', 'replace')}".strip()
+
+
+def _describe(error: BaseException) -> str:
+    return str(error) or type(error).__name__

@@ -1,0 +1,44 @@
+"""The fleet report: Markdown with every figure, JSON, and PNG plots."""
+
+import json
+from pathlib import Path
+
+from bench.fleet_report import write_report
+
+FIGURES = {
+    "players": 2, "plays": 5, "failed_plays": 1, "elapsed_s": 10.0, "played_media_s": 60.0,
+    "startup_p50_s": 0.8, "startup_p95_s": 1.9, "stall_ratio": 0.0125, "average_kbps": 201.0,
+    "edge_hit_ratio": 0.93, "origin_offload": 0.88, "segment_ms_p50": 120.0,
+    "segment_ms_p95": 300.0, "segment_ms_p99": 900.0, "segments_per_edge": {"a": 6, "b": 4},
+    "edge_load_max_over_mean": 1.2,
+}  # fmt: skip
+SUMMARY = {
+    "plan": {"players": 2, "seconds": 10, "tracks": 2, "zipf": 0.9, "skip": 0.3, "speed": 4,
+             "rule": "cadenza", "seed": 1},
+    "catalog": ["0123456789abcdef"], "elapsed_s": 10.0, "errors": ["player 1: refused"],
+    "plays": [{"startup_s": 0.8, "average_kbps": 201.0}],
+    "samples": [{"t": 0, "edges": {"a": {"hits": 1, "misses": 1}}, "origin_bytes": 0},
+                {"t": 1, "edges": {"a": {"hits": 9, "misses": 1}}, "origin_bytes": 1e6}],
+    "figures": FIGURES, "traces": "traces: example attribution",
+}  # fmt: skip
+
+
+def test_the_report_names_every_figure_and_draws_the_plots(tmp_path: Path):
+    paths = write_report(tmp_path, SUMMARY)
+    assert [p.name for p in paths] == [
+        "report.md", "report.json", "hit_ratio.png", "origin_egress.png", "qoe.png",
+        "edge_load.png",
+    ]  # fmt: skip
+    text = (tmp_path / "report.md").read_text()
+    for expected in (
+        "| edge hit ratio | 93.0% |",
+        "| stall ratio | 1.25% |",
+        "| startup p50 / p95 | 0.80 s / 1.90 s |",
+        "a 6, b 4 segments",
+        "traces: example attribution",
+        "- player 1: refused",
+        "![qoe](qoe.png)",
+    ):
+        assert expected in text
+    assert json.loads((tmp_path / "report.json").read_text())["figures"] == FIGURES
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in paths[2:])

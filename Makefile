@@ -9,8 +9,7 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	$(BIN)/cadenza bench catalog $(DEMO)/masters --tracks 4 --min-seconds 20 --max-seconds 40
-	$(BIN)/cadenza ingest $(DEMO)/masters --out $(DEMO)/published
+	$(BIN)/cadenza bench demo --folder $(DEMO)
 
 test: setup
 	$(BIN)/python -m pytest

@@ -74,12 +74,19 @@ class QoE:
             ("track", f"{self.track_id} ({self.duration_s:.1f} s, ABR rule {self.rule})"),
             ("startup", f"{self.startup_s:.2f} s"),
             ("stalls", f"{self.stalls} ({stalls})"),
-            ("bitrate", f"{self.average_kbps:.0f} kbit/s on average, {self.switches} switches"),
+            (
+                "bitrate",
+                f"{self.average_kbps:.0f} kbit/s on average, {_count(self.switches, 'switch')}",
+            ),
             ("bytes", f"{self.bytes:,}"),
-            ("edges", f"{shares or '-'} ({self.failovers} failovers)"),
+            ("edges", f"{shares or '-'} ({_count(self.failovers, 'failover')})"),
             ("loudness", f"{self.loudness_gain_db:+.1f} dB of gain"),
         ]
         return "\n".join(f"{name:<10}{value}" for name, value in rows)
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}" if n == 1 else f"{n} {thing}{'es' if thing.endswith('h') else 's'}"
 
 
 class Playback:

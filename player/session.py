@@ -76,6 +76,12 @@ class _Play:
     def __post_init__(self) -> None:
         self.bitrates = tuple(v.kbps for v in self.master.ladder(self.master.pathways[0]))
 
+    def measures_links(self) -> bool:
+        """Whether a small download's time says something of the link: on a real link (real
+        time) or a shaped one; a sped-up, unshaped play would read loopback's latency times
+        its speed as a slow link."""
+        return self.trace is not None or self.clock.speed == 1.0
+
     def wants(self, index: int) -> bool:
         """Whether segment ``index`` is to be played: it exists and the listener stays."""
         listens = self.max_segments is None or index < self.max_segments
@@ -165,6 +171,9 @@ async def _play_through(p: _Play) -> None:
     if p.master.steering_uri is not None:
         steering = asyncio.create_task(_follow_steering(p, p.master.steering_uri))
     try:
+        if p.measures_links():
+            with contextlib.suppress(_RequestFailed):  # the first segment's fetch fails over
+                await _media_playlist(p, p.choice.choose(p.clock.now()), 0)
         index = 0
         while p.wants(index):
             await _fetch_next(p, index)
@@ -240,8 +249,13 @@ async def _media_playlist(p: _Play, pathway: str, rung: int) -> tuple[str, Media
     if rung >= len(ladder):
         raise _RequestFailed("playlist", f"pathway {pathway} has no rung {rung}")
     url = ladder[rung].uri
+    sent = p.clock.now()
     body = await _get(p, url, cmcd.MANIFEST, rung, None)
     p.playback.fetched(len(body))
+    if p.last_rung is None and p.measures_links():
+        # As hls.js tests the bandwidth before its first choice: the lowest rung's playlist,
+        # fetched first, is the rule's first sample, so a slow link does not start at the top.
+        p.rule.observe(DownloadSample(len(body), p.clock.now() - sent, 0.0, rung))
     try:
         playlist = parse_media_playlist(body.decode("utf-8", "replace"))
     except ValueError as e:

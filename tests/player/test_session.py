@@ -97,6 +97,8 @@ async def test_a_slow_link_gets_lower_rungs_and_still_plays_through(fleet, tmp_p
     assert slow.average_kbps < clear.average_kbps
     assert slow.segments[-1].rung < clear.segments[-1].rung
     assert slow.startup_s > clear.startup_s
+    # The first playlist's download tells the rule the link is slow before its first choice.
+    assert slow.segments[0].rung < clear.segments[0].rung
     # 200 kbit/s, 50 ms latency: a segment takes at least its bytes at that rate.
     first = slow.segments[0]
     assert first.seconds >= first.nbytes * 8 / 200_000 + 0.05 - 0.01

@@ -10,7 +10,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.processes import Service, ServiceFailed, start_cadenza
+from bench.processes import Service, ServiceFailed, free_port, start_cadenza
 
 INGEST_SECONDS = 900
 
@@ -102,7 +101,7 @@ def deploy(
     if label.returncode != 0:
         raise ServiceFailed(f"cannot make the label: {label.stderr.strip()}")
     api_key = label.stdout.strip()
-    locator_port = _free_port()
+    locator_port = free_port()
     with ExitStack() as running:
         origin = start_cadenza("origin", "--listen", "127.0.0.1:0", "--data-dir", data, env=env)
         running.callback(origin.stop)
@@ -120,13 +119,6 @@ def deploy(
         locator = start_cadenza("locator", "--config", locator_config, env=env)
         running.callback(locator.stop)
         yield Deployment(folder, origin, edges, locator, api_key, operator_key, env, tuple(specs))
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _write(path: Path, table: dict[str, Any]) -> Path:

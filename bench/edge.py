@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -35,6 +34,7 @@ from typing import Any
 import aiohttp
 
 from bench import processes
+from bench.wrk import WrkResult, cycling_script, run_wrk
 from cadenza.errors import ConfigError
 
 HOT_TARGET_RPS = 0.7  # Cadenza's requests/s over nginx's, at least
@@ -65,43 +65,11 @@ def add_parser(benches: Any) -> None:
 
 
 @dataclass(frozen=True)
-class WrkResult:
-    requests_per_s: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
-
-
-@dataclass(frozen=True)
 class StampedeResult:
     origin_fetches: int
     median_ms: float
     max_ms: float
     complete: int
-
-
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
-
-
-def parse_wrk(text: str) -> WrkResult:
-    """Requests/s, p50 and p99 (ms), and failed requests from ``wrk --latency`` output."""
-
-    def latency(percent: str) -> float:
-        found = re.search(rf"^\s*{percent}%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)
-        if found is None:
-            raise ValueError(f"wrk printed no {percent}% latency")
-        return float(found.group(1)) * _UNITS[found.group(2)]
-
-    rate = re.search(r"^Requests/sec:\s+([\d.]+)", text, re.M)
-    if rate is None:
-        raise ValueError("wrk printed no Requests/sec")
-    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses:\s+(\d+)", text))
-    socket_errors = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
-    )
-    if socket_errors:
-        errors += sum(int(n) for n in socket_errors.groups())
-    return WrkResult(float(rate.group(1)), latency("50"), latency("99"), errors)
 
 
 def nginx_config(directory: Path, port: int, origin_port: int, workers: int) -> str:
@@ -144,18 +112,6 @@ http {{
 """
 
 
-def wrk_script(paths: Sequence[str]) -> str:
-    listed = ", ".join(f'"{p}"' for p in paths)
-    return f"""\
-local paths = {{{listed}}}
-local i = math.random(#paths)
-request = function()
-  i = i % #paths + 1
-  return wrk.format("GET", paths[i])
-end
-"""
-
-
 def segment_paths(track: str, count: int, first: int = 1) -> list[str]:
     return [f"/tracks/{track}/v0/aac_160/seg_{n:05d}.m4s" for n in range(first, first + count)]
 
@@ -186,12 +142,12 @@ def measure(scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
         for url in proxies.values():
             _warm(url, paths)
         script = scratch / "hot.lua"
-        script.write_text(wrk_script(paths))
+        script.write_text(cycling_script(paths))
         for url in proxies.values():  # connections and caches settle before measuring
-            _wrk(url, script, args.connections, 2.0)
+            run_wrk(url, script, args.connections, 2.0)
         for _ in range(args.runs):
             for side, url in proxies.items():
-                hot[side].append(_wrk(url, script, args.connections, args.seconds))
+                hot[side].append(run_wrk(url, script, args.connections, args.seconds))
     cold: dict[str, list[StampedeResult]] = {"cadenza": [], "nginx": []}
     with _fleet(scratch / "cold", size, args.delay, args.workers) as (origin, proxies):
         for run_index in range(args.runs):
@@ -227,7 +183,7 @@ def _fleet(
 @contextmanager
 def _nginx(directory: Path, origin_port: int, workers: int) -> Iterator[str]:
     directory.mkdir()
-    port = _free_port()
+    port = processes.free_port()
     config = directory / "nginx.conf"
     config.write_text(nginx_config(directory, port, origin_port, workers))
     process = subprocess.Popen(
@@ -248,13 +204,6 @@ def _nginx(directory: Path, origin_port: int, workers: int) -> Iterator[str]:
             process.wait(timeout=processes.STOP_SECONDS)
         if process.stderr:
             process.stderr.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _wait_for_port(port: int, process: "subprocess.Popen[str]", log: Path) -> None:
@@ -287,18 +236,6 @@ def _warm(base: str, paths: Sequence[str]) -> None:
                     raise processes.ServiceFailed(f"{base}{path} never became a cache hit")
 
     asyncio.run(warm())
-
-
-def _wrk(base: str, script: Path, connections: int, seconds: float) -> WrkResult:
-    threads = max(1, min(2, connections))
-    command = [
-        "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency",
-        "-s", str(script), base,
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
-    if done.returncode != 0:
-        raise processes.ServiceFailed(f"wrk failed: {done.stderr.strip()}")
-    return parse_wrk(done.stdout)
 
 
 def _stampede(

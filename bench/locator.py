@@ -22,7 +22,6 @@ import os
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ from typing import Any
 import aiohttp
 
 from bench import processes
-from bench.edge import parse_wrk
+from bench.wrk import cycling_script, run_wrk
 from cadenza.errors import ConfigError
 from locator.decision import EdgeView, choose_edges
 from locator.geo import Location
@@ -173,31 +172,11 @@ def _wrk_script() -> str:
         f"&lon={rng.uniform(-180, 180):.2f}&territory=FR"
         for _ in range(500)
     ]
-    listed = ", ".join(f'"{p}"' for p in paths)
-    return f"""\
-local paths = {{{listed}}}
-local i = math.random(#paths)
-request = function()
-  i = i % #paths + 1
-  return wrk.format("GET", paths[i])
-end
-"""
+    return cycling_script(paths)
 
 
 def _wrk(base: str, script: Path, connections: int, seconds: float) -> dict[str, float]:
-    command = [
-        "wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(script), base,
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
-    if done.returncode != 0:
-        raise processes.ServiceFailed(f"wrk failed: {done.stderr.strip()}")
-    result = parse_wrk(done.stdout)
-    return {
-        "requests_per_s": result.requests_per_s,
-        "p50_ms": result.p50_ms,
-        "p99_ms": result.p99_ms,
-        "errors": result.errors,
-    }
+    return run_wrk(base, script, connections, seconds).to_json()
 
 
 async def _fixed_rate(base: str, rate: int, seconds: float) -> dict[str, float]:

@@ -5,6 +5,7 @@ accepts connections; ``start`` waits for that line, so callers never sleep to sy
 """
 
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -42,6 +43,14 @@ class Service:
             if stream:
                 stream.close()
         return self.process.returncode
+
+
+def free_port() -> int:
+    """A loopback port free now, for a program that must be told its port before it starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def start(command: Sequence[str | Path], env: dict[str, str] | None = None) -> Service:

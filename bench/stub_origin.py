@@ -16,7 +16,7 @@ import hashlib
 from aiohttp import web
 
 from cadenza import serving
-from origin.settings import parse_listen
+from cadenza.settings import parse_listen
 
 FETCHES = web.AppKey("fetches", dict[str, int])
 SEGMENT_HEADERS = {

@@ -14,11 +14,11 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cadenza import http
 from cadenza.log import get_logger
 from cadenza.tokens import TokenError, split_token_path, verify
+from cadenza.web import metrics_response, preflight
 from edge.cmcd import from_request, next_objects
 from edge.disk import DiskTier
 from edge.fetch import CACHE, STATUS, Fetcher, OriginTimeout
@@ -92,7 +92,7 @@ def create_app(settings: EdgeSettings) -> web.Application:
     r = app.router
     r.add_get("/tracks/{tail:.*}", serve, name="tracks")
     r.add_get("/p/{token}/tracks/{tail:.*}", serve, name="signed_tracks")
-    r.add_route("OPTIONS", "/{tail:.*}", _preflight, name="preflight")
+    r.add_route("OPTIONS", "/{tail:.*}", preflight(CORS, "GET, HEAD, OPTIONS", "Range"))
     r.add_get("/status", status, name="status")
     r.add_get("/metrics", _metrics, name="metrics")
     return app
@@ -413,20 +413,6 @@ async def _settle(fill: Fill) -> None:
             pass
 
 
-async def _preflight(request: web.Request) -> web.Response:
-    return web.Response(
-        status=204,
-        headers={
-            **CORS,
-            "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
-            "Access-Control-Allow-Headers": request.headers.get(
-                "Access-Control-Request-Headers", "Range"
-            ),
-            "Access-Control-Max-Age": "86400",
-        },
-    )
-
-
 async def status(request: web.Request) -> web.Response:
     """The whole edge's status for the locator: every worker's figures, summed."""
     doc = _status_of(request.app)
@@ -467,6 +453,4 @@ async def _metrics(request: web.Request) -> web.Response:
     memory = request.app[MEMORY]
     request.app[METRICS].cache_bytes.labels("memory").set(memory.bytes)
     request.app[METRICS].cache_bytes.labels("disk").set(request.app[DISK].volume())
-    response = web.Response(body=generate_latest(request.app[METRICS].registry))
-    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
-    return response
+    return metrics_response(request.app[METRICS].registry)

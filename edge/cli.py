@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cadenza import serving
-from edge.settings import ENV_TOKEN_KEYS, load_settings
+from cadenza.settings import ENV_TOKEN_KEYS
+from edge.settings import load_settings
 
 if TYPE_CHECKING:
     from aiohttp import web

@@ -2,17 +2,15 @@
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cadenza.errors import ConfigError
-from cadenza.settings import check_keys, read_toml, typed
-from origin.settings import parse_listen
+from cadenza.settings import check_keys, override, parse_listen, read_toml, typed
 
 SECONDS = 1.0
 MIB = 1 << 20
-ENV_TOKEN_KEYS = "CADENZA_TOKEN_KEYS"  # "kid1:secret1,kid2:secret2"
 
 
 @dataclass(frozen=True)
@@ -51,16 +49,6 @@ _KEYS = {
     "stale_grace_seconds", "readahead_seconds", "allow_unsigned", "workers", "token_keys",
     "locator", "preposition_interval_seconds", "preposition_tracks", "preposition_seconds",
 }  # fmt: skip
-
-
-def parse_token_keys(text: str, where: str) -> dict[str, bytes]:
-    keys = {}
-    for item in filter(None, (i.strip() for i in text.split(","))):
-        kid, sep, secret = item.partition(":")
-        if not sep or not kid or len(secret) < 16:
-            raise ConfigError(f"{where}: token keys are KID:SECRET pairs, secrets of 16+ chars")
-        keys[kid] = secret.encode()
-    return keys
 
 
 def parse_settings(table: Mapping[str, Any], where: str) -> EdgeSettings:
@@ -119,10 +107,4 @@ def load_settings(
 ) -> EdgeSettings:
     """Settings from the file (or defaults), then the environment, then non-None flags."""
     settings = parse_settings(read_toml(config), str(config)) if config else parse_settings({}, "")
-    if text := environ.get(ENV_TOKEN_KEYS):
-        settings = replace(settings, token_keys=parse_token_keys(text, ENV_TOKEN_KEYS))
-    listen = flags.pop("listen", None)
-    if listen is not None:
-        host, port = parse_listen(listen, "--listen")
-        settings = replace(settings, host=host, port=port)
-    return replace(settings, **{k: v for k, v in flags.items() if v is not None})
+    return override(settings, environ, flags)

@@ -15,11 +15,11 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cadenza import events, layout
 from cadenza.log import get_logger
 from cadenza.tokens import TokenClaims, sign
+from cadenza.web import metrics_response, preflight
 from locator import steering
 from locator.decision import EdgeView, choose_edges
 from locator.fleet import (
@@ -88,7 +88,7 @@ def create_app(settings: LocatorSettings) -> web.Application:
     r.add_get("/v1/steer/{session}", steer, name="steer")
     r.add_get("/v1/hot", hot, name="hot")
     r.add_get("/v1/edges", edges, name="edges")
-    r.add_route("OPTIONS", "/{tail:.*}", _preflight, name="preflight")
+    r.add_route("OPTIONS", "/{tail:.*}", preflight(CORS, "GET, OPTIONS", "*"))
     r.add_get("/metrics", _metrics, name="metrics")
     return app
 
@@ -403,21 +403,5 @@ async def edges(request: web.Request) -> web.Response:
     return web.json_response({"edges": rows}, headers=CORS)
 
 
-async def _preflight(request: web.Request) -> web.Response:
-    return web.Response(
-        status=204,
-        headers={
-            **CORS,
-            "Access-Control-Allow-Methods": "GET, OPTIONS",
-            "Access-Control-Allow-Headers": request.headers.get(
-                "Access-Control-Request-Headers", "*"
-            ),
-            "Access-Control-Max-Age": "86400",
-        },
-    )
-
-
 async def _metrics(request: web.Request) -> web.Response:
-    response = web.Response(body=generate_latest(request.app[METRICS].registry))
-    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
-    return response
+    return metrics_response(request.app[METRICS].registry)

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from cadenza import serving
-from edge.settings import ENV_TOKEN_KEYS
+from cadenza.settings import ENV_TOKEN_KEYS
 from locator.settings import load_settings
 
 DESCRIPTION = f"""\

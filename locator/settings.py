@@ -2,16 +2,14 @@
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cadenza.errors import ConfigError
-from cadenza.settings import check_keys, read_toml, typed
-from edge.settings import ENV_TOKEN_KEYS, parse_token_keys
+from cadenza.settings import ENV_TOKEN_KEYS, check_keys, override, parse_listen, read_toml, typed
 from locator.decision import EdgeView
 from locator.geo import CoverageZones, Location
-from origin.settings import parse_listen
 
 SECONDS = 1.0
 HOUR = 3600 * SECONDS
@@ -162,13 +160,7 @@ def load_settings(
 ) -> LocatorSettings:
     """Settings from the file (or defaults), then the environment, then non-None flags."""
     settings = parse_settings(read_toml(config), str(config)) if config else parse_settings({}, "")
-    if text := environ.get(ENV_TOKEN_KEYS):
-        settings = replace(settings, token_keys=parse_token_keys(text, ENV_TOKEN_KEYS))
-    listen = flags.pop("listen", None)
-    if listen is not None:
-        host, port = parse_listen(listen, "--listen")
-        settings = replace(settings, host=host, port=port)
-    settings = replace(settings, **{k: v for k, v in flags.items() if v is not None})
+    settings = override(settings, environ, flags)
     if not settings.token_keys:
         raise ConfigError(
             f"the locator signs playback tokens: set [token_keys] in the config or "

@@ -5,9 +5,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cadenza.log import get_logger
+from cadenza.web import metrics_response
 from origin import api, serve
 from origin.catalog import Catalog
 from origin.errors import OriginError
@@ -100,7 +100,4 @@ async def _status(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
-    response = web.Response(body=body)
-    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
-    return response
+    return metrics_response(request.app[METRICS].registry)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from cadenza.errors import ConfigError
-from cadenza.settings import check_keys, read_toml, typed
+from cadenza.settings import check_keys, parse_listen, read_toml, typed
 from origin.storage import StorageConfig
 
 SECONDS = 1
@@ -39,13 +39,6 @@ class OriginSettings:
         if storage.backend == "filesystem":
             storage = replace(storage, root=data_dir / "objects")
         return replace(self, data_dir=data_dir, storage=storage)
-
-
-def parse_listen(text: str, where: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"{where}: listen address {text!r} must be HOST:PORT")
-    return host.strip("[]") or "0.0.0.0", int(port)
 
 
 _TOP = {

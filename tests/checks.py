@@ -41,17 +41,20 @@ def check_published(out: Path, track_id: str) -> dict[str, Any]:
         init = media_file.parent / layout.INIT_SEGMENT
         assert _stream_types(init) == ["audio"], f"{init} must hold exactly one audio stream"
     assert len(versions) == 1
-    read = subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-xerror", "-i", str(master_file), "-map", "0",
-         "-f", "null", "-"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )  # fmt: skip
-    assert read.returncode == 0, read.stderr
+    assert_decodes(str(master_file))
     version_dir = master_file.parent / versions.pop()
     metadata: dict[str, Any] = json.loads((version_dir / layout.METADATA).read_text())
     return metadata
+
+
+def assert_decodes(source: str, streams: str = "0") -> None:
+    """ffmpeg's own HLS reader decodes ``source`` (a file or URL) without a single error."""
+    read = subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-xerror", "-i", source, "-map", streams,
+         "-f", "null", "-"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert read.returncode == 0, read.stderr
 
 
 def streams(path: Path) -> list[dict[str, Any]]:

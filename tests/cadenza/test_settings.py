@@ -117,3 +117,24 @@ def test_typed_default_applies_only_when_missing() -> None:
     assert typed({}, "enabled", bool, WHERE, False) is False
     with pytest.raises(ConfigError, match="must be int"):
         typed({"port": "9090"}, "port", int, WHERE, 8080)
+
+
+def test_overrides_come_from_the_environment_then_the_flags():
+    from dataclasses import dataclass, field
+
+    from cadenza.settings import ENV_TOKEN_KEYS, override
+
+    @dataclass(frozen=True)
+    class Service:
+        host: str = "127.0.0.1"
+        port: int = 1
+        region: str = "here"
+        token_keys: dict[str, bytes] = field(default_factory=dict)
+
+    environ = {ENV_TOKEN_KEYS: "k1:sixteen-chars-secret, k2:another-long-secret"}
+    flags = {"listen": "[::1]:8081", "region": None}
+    settings = override(Service(), environ, flags)
+    assert (settings.host, settings.port, settings.region) == ("::1", 8081, "here")
+    assert settings.token_keys == {"k1": b"sixteen-chars-secret", "k2": b"another-long-secret"}
+    assert flags == {"listen": "[::1]:8081", "region": None}  # the caller's flags untouched
+    assert override(Service(), {}, {"region": "there"}).region == "there"

@@ -18,6 +18,7 @@ from multidict import CIMultiDict
 from cadenza.tokens import TokenClaims, sign
 from edge.app import MEMORY, create_app
 from edge.settings import EdgeSettings
+from tests.loopback import serve
 
 TRACK = "0123456789abcdef"
 VERSION = "v0123456789ab"
@@ -102,14 +103,6 @@ class FakeOrigin:
         return web.json_response({"events": [], "last": after})
 
 
-async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    return runner, f"http://{host}:{port}"
-
-
 @dataclass
 class Fleet:
     origin: FakeOrigin
@@ -131,7 +124,7 @@ async def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     origin_app = web.Application()
     origin_app.router.add_get("/tracks/{tail:.*}", fake.track)
     origin_app.router.add_get("/v1/events", fake.event_log)
-    origin_runner, origin_url = await _serve(origin_app)
+    origin_runner, origin_url = await serve(origin_app)
     base = EdgeSettings(
         origin=origin_url,
         cache_dir=tmp_path / "edge-cache",
@@ -141,7 +134,7 @@ async def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         allow_unsigned=True,
     )
     settings = replace(base, **changes)
-    edge_runner, edge_url = await _serve(create_app(settings))
+    edge_runner, edge_url = await serve(create_app(settings))
     async with aiohttp.ClientSession() as client:
         yield Fleet(fake, edge_url, client, settings, edge_runner)
     await asyncio.wait_for(fleet_runner_cleanup(edge_runner), 10)
@@ -403,7 +396,7 @@ async def test_a_restart_keeps_the_disk_tier(fleet: Fleet):
     await _until_cached(fleet)
     await asyncio.wait_for(fleet.runner.cleanup(), 10)
     fleet.origin.down = True
-    runner, url = await _serve(create_app(fleet.settings))
+    runner, url = await serve(create_app(fleet.settings))
     try:
         async with fleet.client.get(url + SEGMENT) as response:
             assert response.status == 200

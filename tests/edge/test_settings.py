@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from cadenza.errors import ConfigError
-from edge.settings import load_settings, parse_settings, parse_token_keys
+from cadenza.settings import parse_token_keys
+from edge.settings import load_settings, parse_settings
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 

@@ -16,6 +16,7 @@ from cadenza.tokens import split_token_path, verify
 from locator.app import create_app
 from locator.geo import Location
 from locator.settings import EdgeConfig, LocatorSettings
+from tests.loopback import serve
 
 TRACK = "0123456789abcdef"
 FRENCH_ONLY = "00000000000000fe"
@@ -85,14 +86,6 @@ class FakeEdge:
         )  # fmt: skip
 
 
-async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    return runner, f"http://{host}:{port}"
-
-
 @dataclass
 class World:
     origin: FakeOrigin
@@ -123,14 +116,14 @@ async def world(request: pytest.FixtureRequest) -> AsyncIterator[World]:
     origin.router.add_get("/tracks/{track_id}/master.m3u8", fake.master)
     origin.router.add_get("/v1/events", fake.event_log)
     runners = []
-    runner, origin_url = await _serve(origin)
+    runner, origin_url = await serve(origin)
     runners.append(runner)
     edges, urls, configs = {}, {}, []
     for name, (region, lat, lon) in PLACES.items():
         edges[name] = FakeEdge(region)
         app = web.Application()
         app.router.add_get("/status", edges[name].status)
-        runner, urls[name] = await _serve(app)
+        runner, urls[name] = await serve(app)
         runners.append(runner)
         configs.append(EdgeConfig(name, region, urls[name], lat, lon, 1e9))
     settings = LocatorSettings(
@@ -142,7 +135,7 @@ async def world(request: pytest.FixtureRequest) -> AsyncIterator[World]:
         token_ttl=600,
         **getattr(request, "param", {}),
     )
-    runner, locator_url = await _serve(create_app(settings))
+    runner, locator_url = await serve(create_app(settings))
     runners.append(runner)
     async with aiohttp.ClientSession() as client:
         world = World(fake, edges, urls, locator_url, client)

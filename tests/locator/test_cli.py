@@ -4,7 +4,6 @@ The deployment is shared by the tests of this module; the last one kills an edge
 """
 
 import json
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -16,7 +15,8 @@ import pytest
 from bench.catalog import MasterSpec, write_master
 from bench.deploy import Deployment, deploy
 from cadenza.tokens import TokenClaims, sign, split_token_path
-from tests.processes import TIMEOUT, cadenza
+from tests.checks import assert_decodes
+from tests.processes import cadenza
 
 IN_PARIS = "lat=48.85&lon=2.35&territory=FR"
 IN_NEW_YORK = "lat=40.71&lon=-74.0&territory=US"
@@ -77,12 +77,7 @@ def test_a_client_gets_an_edge_of_its_region_first_and_the_playlist_is_steered(f
 def test_ffmpeg_decodes_the_track_from_the_play_url(fleet):
     deployment, (track, _) = fleet
     url = f"{deployment.locator.url}/v1/play/{track}?{IN_PARIS}"
-    read = subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-xerror", "-i", url, "-map", "0:a:0",
-         "-f", "null", "-"],
-        capture_output=True, text=True, timeout=TIMEOUT,
-    )  # fmt: skip
-    assert read.returncode == 0, read.stderr
+    assert_decodes(url, "0:a:0")
 
 
 def test_signed_urls_play_through_the_edge_and_bad_tokens_are_refused(fleet):

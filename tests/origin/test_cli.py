@@ -4,7 +4,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -15,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from bench.catalog import MasterSpec, write_master
-from tests.processes import TIMEOUT, Service, cadenza, start_service
+from tests.checks import assert_decodes
+from tests.processes import Service, cadenza, start_service
 
 OPERATOR_KEY = "op-key-for-tests"
 
@@ -85,12 +85,7 @@ def test_label_workflow_end_to_end(running: RunningOrigin, api_key: str, tmp_pat
     assert json.loads(again.stdout)["tracks"][0]["uploaded_objects"] == 0
 
     master_url = f"{running.url}/tracks/{track['track_id']}/master.m3u8"
-    read = subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-xerror", "-i", master_url, "-map", "0",
-         "-f", "null", "-"],
-        capture_output=True, text=True, timeout=TIMEOUT,
-    )  # fmt: skip
-    assert read.returncode == 0, read.stderr
+    assert_decodes(master_url)
 
     status, body = _get(f"{running.url}/v1/tracks/{track['track_id']}")
     assert status == 200 and json.loads(body)["territories"] == ["DE", "FR"]

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from cadenza.errors import ConfigError
-from origin.settings import OriginSettings, load_settings, parse_listen, parse_settings
+from cadenza.settings import parse_listen
+from origin.settings import OriginSettings, load_settings, parse_settings
 
 CONFIG = Path(__file__).parents[2] / "configs" / "origin.toml"
 

@@ -67,6 +67,12 @@ def add_parser(benches: Any) -> None:
     parser.add_argument("--memory-mb", type=int, default=64, help="each edge's memory tier")
     parser.add_argument("--policy", default="s3fifo", choices=("s3fifo", "lru", "wtinylfu"))
     parser.add_argument("--edge-workers", type=int, default=1, help="processes per edge (1)")
+    parser.add_argument(
+        "--preposition-tracks",
+        type=int,
+        default=20,
+        help="hot tracks each edge warms at every rung each minute (20; 0: none)",
+    )
     parser.add_argument("--abr", default=DEFAULT_RULE, choices=sorted(RULES), help="ABR rule")
     parser.add_argument("--traces", type=Path, default=DEFAULT_TRACES, help="trace folder")
     parser.add_argument("--out", type=Path, default=Path("build/bench-fleet"), help="reports")
@@ -76,6 +82,8 @@ def add_parser(benches: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.preposition_tracks < 0:
+        raise ConfigError("--preposition-tracks must be 0 or more")
     if min(args.players, args.tracks, args.memory_mb, args.edge_workers) < 1:
         raise ConfigError("--players, --tracks, --memory-mb and --edge-workers: 1 or more")
     if args.seconds <= 0 or args.speed <= 0 or not 0 <= args.skip <= 1:
@@ -86,7 +94,10 @@ def run(args: argparse.Namespace) -> int:
         args.seed,
     )  # fmt: skip
     options = EdgeOptions(
-        workers=args.edge_workers, memory_bytes=args.memory_mb << 20, policy=args.policy
+        workers=args.edge_workers,
+        memory_bytes=args.memory_mb << 20,
+        policy=args.policy,
+        extra={"preposition_tracks": args.preposition_tracks},
     )
     args.out.mkdir(parents=True, exist_ok=True)
     summary = measure(args.out, plan, options, traces)

@@ -47,8 +47,8 @@ def test_figures_combine_the_plays_and_the_counter_samples():
 def test_a_short_run_writes_the_report(tmp_path: Path):
     args = argparse.Namespace(
         players=3, seconds=8.0, tracks=2, zipf=0.9, skip=0.3, speed=4.0, memory_mb=32,
-        policy="s3fifo", edge_workers=1, abr="cadenza", traces=DEFAULT_TRACES,
-        out=tmp_path / "report", seed=1, json=True,
+        policy="s3fifo", edge_workers=1, preposition_tracks=20, abr="cadenza",
+        traces=DEFAULT_TRACES, out=tmp_path / "report", seed=1, json=True,
     )  # fmt: skip
     assert run(args) == 0
     report = json.loads((tmp_path / "report" / "report.json").read_text())

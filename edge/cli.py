@@ -69,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
     )
     service = serving.Service("cadenza edge", settings.host, settings.port, JsonAccessLogger)
+    if settings.workers == 1:
+        return serving.run(create_app(settings), settings.host, settings.port, service.name,
+                           service.access_log)  # fmt: skip
     # The workers find each other's sockets in this folder (see edge.peers).
     peers = tempfile.mkdtemp(prefix="cadenza-edge-")
 

@@ -8,6 +8,7 @@ et al. (MMSys 2013). Pure: reading files is the only I/O, and ``download_time`` 
 
 import json
 import math
+import os
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,7 +18,12 @@ from typing import Any
 
 from cadenza.errors import InputError
 
-DEFAULT_TRACES = Path(__file__).resolve().parent.parent.parent / "shared" / "traces"
+# The shared traces live beside the repository (``../shared/traces``), not in it;
+# CADENZA_TRACES points elsewhere for another layout.
+DEFAULT_TRACES = Path(
+    os.environ.get("CADENZA_TRACES")
+    or Path(__file__).resolve().parent.parent.parent / "shared" / "traces"
+)
 ATTRIBUTION = (
     "traces: Sabre ABR simulator examples (UMass-LIDS, BSD 2-Clause); "
     "3G logs from the HSDPA dataset of Riiser et al. (MMSys 2013)"

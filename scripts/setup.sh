@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make a bare Debian 12 machine ready for Cadenza: system packages (as root, only the missing
-# ones), then .venv with the project and its test and development extras. Fast when done before.
+# ones), hls.js for the browser test, then .venv with the project and its test and development
+# extras. Fast when done before.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,9 @@ command -v make >/dev/null || missing+=(make)
 # The reference proxy and load generator of `cadenza bench edge`.
 command -v nginx >/dev/null || missing+=(nginx-light)
 command -v wrk >/dev/null || missing+=(wrk)
+# The standard-player test: hls.js from npm, played in headless Chromium.
+command -v chromium >/dev/null || missing+=(chromium)
+command -v npm >/dev/null || missing+=(nodejs npm)
 if ! command -v python3 >/dev/null; then
     missing+=(python3 python3-venv)
 elif ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
@@ -25,6 +29,15 @@ if ((${#missing[@]})); then
     echo "setup: installing ${missing[*]} with apt-get"
     apt-get update -q
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [[ ! -d tests/browser/node_modules/hls.js ]]; then
+    echo "setup: installing hls.js with npm"
+    if [[ -f tests/browser/package-lock.json ]]; then
+        npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+    else
+        npm install --prefix tests/browser --no-audit --no-fund --loglevel=error
+    fi
 fi
 
 if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then

@@ -8,7 +8,7 @@ import posixpath
 import urllib.parse
 from collections.abc import Mapping
 
-from edge.fields import split_list
+from edge.fields import split_list, unquote
 
 TRACKS = "/tracks/"
 CMCD_HEADERS = ("CMCD-Request", "CMCD-Object", "CMCD-Status", "CMCD-Session")
@@ -32,7 +32,7 @@ def parse_cmcd(text: str) -> dict[str, CmcdValue]:
 
 def _value(raw: str) -> CmcdValue:
     if len(raw) >= 2 and raw[0] == raw[-1] == '"':
-        return raw[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        return unquote(raw[1:-1])
     try:
         return int(raw)
     except ValueError:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from edge.fields import split_list
+from edge.fields import split_list, unquote
 
 
 @pytest.mark.parametrize(
@@ -13,7 +13,13 @@ from edge.fields import split_list
         (" , ,", []),
         ("", []),
         ('sid="unterminated, still one', ['sid="unterminated, still one']),
+        ('sid="a\\",b", c', ['sid="a\\",b"', "c"]),
+        ('sid="a\\\\", c', ['sid="a\\\\"', "c"]),
     ],
 )
 def test_split_list(value, members):
     assert split_list(value) == members
+
+
+def test_unquote_undoes_quoted_pairs():
+    assert unquote(r"a\"b\\c\d") == 'a"b\\cd'

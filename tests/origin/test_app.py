@@ -446,3 +446,18 @@ async def _next_event(stream: aiohttp.ClientResponse) -> dict:
         name, _, value = line.partition(": ")
         if name in ("id", "event", "data"):
             fields[name] = value
+
+
+async def test_a_stopping_origin_ends_the_long_polls_under_way(
+    tmp_path: Path, http: aiohttp.ClientSession
+):
+    runner, server = await start_origin(tmp_path / "origin")
+    poll = asyncio.create_task(http.get(f"{server.url}/v1/events?after=1000000&timeout=20"))
+    await asyncio.sleep(0.3)  # the poll is waiting inside the origin
+    assert not poll.done()
+    # Well within the poll's 20 s: the origin does not wait it out.
+    await asyncio.wait_for(runner.cleanup(), 5)
+    response = await asyncio.wait_for(poll, 5)
+    async with response:
+        assert response.status == 200
+        assert (await response.json())["events"] == []

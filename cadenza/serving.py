@@ -1,7 +1,9 @@
 """Run an aiohttp application until SIGINT or SIGTERM, on uvloop, the same way for every service.
 
 With several workers, each is a process of its own with its own event loop, all listening on one
-port (SO_REUSEPORT: the kernel spreads connections); SIGTERM to the parent drains every worker.
+port: they inherit one listening socket and whichever is free accepts the next connection
+(SO_REUSEPORT would pin connections to workers by a hash of their addresses, so a few busy
+connections can load one worker while another idles); SIGTERM to the parent drains every worker.
 """
 
 import asyncio
@@ -14,7 +16,8 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 import uvloop
 from aiohttp import http_writer, web
@@ -27,31 +30,46 @@ DRAIN_SECONDS = 30.0
 READY_SECONDS = 30.0
 
 
+class Front(Protocol):
+    """A protocol factory that serves a port in front of aiohttp's own (see ``edge.front``)."""
+
+    def __call__(self) -> asyncio.Protocol: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class Service:
     name: str
     host: str
     port: int
     access_log: type[AbstractAccessLogger] | None = None
+    front: Callable[[web.Application, web.Server], Front] | None = None
 
 
 def run(app: web.Application, host: str, port: int, name: str,
         access_log: type[AbstractAccessLogger] | None = None) -> int:  # fmt: skip
+    return run_service(app, Service(name, host, port, access_log))
+
+
+def run_service(app: web.Application, service: Service) -> int:
     _send_without_joining()
-    return uvloop.run(_serve(app, Service(name, host, port, access_log), announce=True))
+    return uvloop.run(_serve(app, service, announce=True))
 
 
 def run_workers(make_app: Callable[[int], web.Application], service: Service, workers: int) -> int:
     """Serve ``make_app(worker)`` in ``workers`` processes sharing one port (worker 0, 1, ...)."""
     if workers <= 1:
-        return run(make_app(0), service.host, service.port, service.name, service.access_log)
+        return run_service(make_app(0), service)
     with _reserve(service) as reserved:
         port = reserved.getsockname()[1]
-        shared = Service(service.name, service.host, port, service.access_log)
+        shared = replace(service, port=port)
         context = multiprocessing.get_context("fork")  # before any event loop exists
         ready = context.Queue()
         children = [
-            context.Process(target=_worker, args=(make_app, i, shared, ready), name=f"w{i}")
+            context.Process(
+                target=_worker, args=(make_app, i, shared, ready, reserved), name=f"w{i}"
+            )
             for i in range(workers)
         ]
         for child in children:
@@ -80,12 +98,13 @@ def _worker(
     worker: int,
     service: Service,
     ready: "multiprocessing.Queue[int]",
+    listening: socket.socket,
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into SIGTERM
     die_with_parent(signal.SIGTERM)  # a parent killed outright takes its workers along
     app = make_app(worker)
     _send_without_joining()
-    sys.exit(uvloop.run(_serve(app, service, announce=False, reuse_port=True, ready=ready)))
+    sys.exit(uvloop.run(_serve(app, service, announce=False, sock=listening, ready=ready)))
 
 
 def _wait_for_stop(children: Sequence[multiprocessing.process.BaseProcess]) -> bool:
@@ -113,15 +132,16 @@ def _send_without_joining() -> None:
 
 
 class _reserve:
-    """A bound (not listening) socket that holds the port while the workers bind it too."""
+    """The listening socket that every worker inherits and accepts from."""
 
     def __init__(self, service: Service) -> None:
         family = socket.AF_INET6 if ":" in service.host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         try:
             self.sock.bind((service.host, service.port))
+            self.sock.listen(1024)
+            self.sock.setblocking(False)
         except OSError as e:
             self.sock.close()
             raise _cannot_listen(service, e) from None
@@ -145,7 +165,7 @@ async def _serve(
     service: Service,
     *,
     announce: bool,
-    reuse_port: bool = False,
+    sock: socket.socket | None = None,
     ready: "multiprocessing.Queue[int] | None" = None,
 ) -> int:
     if service.access_log is None:
@@ -156,16 +176,34 @@ async def _serve(
             app, access_log=logger, access_log_class=service.access_log, handle_signals=False
         )
     await runner.setup()
+    front: Front | None = None
+    tcp: asyncio.Server | None = None
     try:
-        site = web.TCPSite(runner, service.host, service.port, reuse_port=reuse_port or None)
         try:
-            await site.start()
+            if service.front is None:
+                site: web.BaseSite = (
+                    web.SockSite(runner, sock)
+                    if sock is not None
+                    else web.TCPSite(runner, service.host, service.port)
+                )
+                await site.start()
+                address = runner.addresses[0]
+            else:
+                assert runner.server is not None
+                front = service.front(app, runner.server)
+                loop = asyncio.get_running_loop()
+                tcp = await (
+                    loop.create_server(front, sock=sock, backlog=1024)
+                    if sock is not None
+                    else loop.create_server(front, service.host, service.port, backlog=1024)
+                )
+                address = tcp.sockets[0].getsockname()
         except OSError as e:
             raise _cannot_listen(service, e) from None
         if ready is not None:
             ready.put(os.getpid())
         if announce:
-            bound_host, bound_port = runner.addresses[0][:2]
+            bound_host, bound_port = address[:2]
             # One line on stdout that scripts (and tests) read to find the port.
             print(f"{service.name} listening on http://{bound_host}:{bound_port}", flush=True)
         stop = asyncio.Event()
@@ -176,5 +214,8 @@ async def _serve(
         if announce:
             print(f"{service.name} stopping", file=sys.stderr, flush=True)
     finally:
+        if tcp is not None and front is not None:
+            tcp.close()  # no new connections; idle ones in the lean lane end now
+            front.close()
         await runner.cleanup()  # stops accepting, lets in-flight responses finish
     return 0

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -19,6 +19,7 @@ from cadenza import http
 from cadenza.log import get_logger
 from cadenza.tokens import TokenError, split_token_path, verify
 from cadenza.web import metrics_response, preflight
+from edge.answer import CORS, entry_answer, public
 from edge.cmcd import from_request, next_objects
 from edge.disk import DiskTier
 from edge.fetch import CACHE, STATUS, Fetcher, OriginTimeout
@@ -57,10 +58,6 @@ FOR_PEERS = web.AppKey("for_peers", bool)  # the app behind the workers' own Uni
 SHARED = (SETTINGS, METRICS, MEMORY, INFLIGHT, FETCHER, DISK, EGRESS, HITS, DENIALS, STATE,
           PREFETCHED, TASKS)  # fmt: skip
 
-CORS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Expose-Headers": "ETag, Content-Length, Content-Range, Age, X-Cache",
-}
 MAX_PREFETCHES = 16  # readahead fetches under way at once, per worker
 
 
@@ -249,7 +246,7 @@ async def serve(request: web.Request) -> web.StreamResponse:
     if denial is not None:
         return _refuse(denial, "this track has been withdrawn here")
     request.app[PLAYS].record(key)
-    _readahead(request, key, path)
+    readahead(request.app, key, path, request.query, request.headers)
     return await _deliver(request, key, started)
 
 
@@ -268,10 +265,7 @@ async def _deliver(request: web.Request, key: str, started: float) -> web.Stream
     entry = app[MEMORY].get(key) or await _from_disk(app, key)
     if entry is not None and entry.stored.fresh(time.time()):
         if not app[FOR_PEERS]:
-            app[HITS].record(True)
-            if key in app[PREFETCHED]:
-                app[PREFETCHED].discard(key)
-                app[METRICS].prefetches.labels("used").inc()
+            record_hit(app, key)
         return await _send_entry(request, entry, "HIT", started)
     if not app[FOR_PEERS]:
         app[HITS].record(False)
@@ -279,6 +273,13 @@ async def _deliver(request: web.Request, key: str, started: float) -> web.Stream
     if not first:
         app[METRICS].coalesced.inc()
     return await _send_fill(request, fill, started)
+
+
+def record_hit(app: web.Application, key: str) -> None:
+    app[HITS].record(True)
+    if key in app[PREFETCHED]:
+        app[PREFETCHED].discard(key)
+        app[METRICS].prefetches.labels("used").inc()
 
 
 async def _from_disk(app: web.Application, key: str) -> Entry | None:
@@ -292,23 +293,11 @@ async def _from_disk(app: web.Application, key: str) -> Entry | None:
 async def _send_entry(
     request: web.Request, entry: Entry, cache: str, started: float
 ) -> web.StreamResponse:
-    now = time.time()
-    headers = {**_public(entry.headers), **CORS, "X-Cache": cache, "Accept-Ranges": "bytes"}
-    headers["Age"] = str(int(entry.stored.age(now)))
-    if entry.etag and http.none_match(request.headers.get("If-None-Match"), entry.etag):
-        return web.Response(status=304, headers=headers)
-    body, status = entry.body, 200
-    if entry.etag is None or http.if_range_allows(request.headers.get("If-Range"), entry.etag):
-        try:
-            wanted = http.parse_range(request.headers.get("Range"), len(body))
-        except http.RangeNotSatisfiable:
-            headers["Content-Range"] = f"bytes */{len(body)}"
-            return web.Response(status=416, headers=headers)
-        if wanted is not None:
-            headers["Content-Range"] = wanted.content_range(len(body))
-            body, status = body[wanted.start : wanted.end], 206
+    status, headers, body = entry_answer(entry, request.headers, cache, time.time())
+    if status in (304, 416):
+        return web.Response(status=status, headers=headers)
     request.app[METRICS].first_byte(cache, time.perf_counter() - started)
-    _count(request, 0 if request.method == "HEAD" else len(body))
+    count(request.app, 0 if request.method == "HEAD" else len(body))
     return web.Response(status=status, body=body, headers=headers)
 
 
@@ -321,7 +310,7 @@ async def _send_fill(request: web.Request, fill: Fill, started: float) -> web.St
     status, cache = int(meta[STATUS]), meta[CACHE]
     if status != 200 or "Range" in request.headers:
         return await _send_whole(request, fill, status, cache, started)
-    headers = {**_public(meta), **CORS, "X-Cache": cache, "Accept-Ranges": "bytes", "Age": "0"}
+    headers = {**public(meta), **CORS, "X-Cache": cache, "Accept-Ranges": "bytes", "Age": "0"}
     response = web.StreamResponse(status=200, headers=headers)
     length = meta.get("Content-Length")
     if length is not None and length.isdigit():
@@ -332,7 +321,7 @@ async def _send_fill(request: web.Request, fill: Fill, started: float) -> web.St
         try:
             async for chunk in fill.stream():
                 await response.write(chunk)
-                _count(request, len(chunk))
+                count(request.app, len(chunk))
         except FillFailed:
             # Cut the connection: the client must see a short body, never a complete one.
             if request.transport is not None:
@@ -360,28 +349,26 @@ async def _send_whole(
         return web.Response(status=status, body=body, headers=headers)
     # Just fetched: age 0, whatever the cache kept of it.
     just_fetched = Stored(0.0, 0.0, time.time(), CacheControl())
-    entry = Entry(body, _public(meta), just_fetched, meta.get("ETag"))
+    entry = Entry(body, public(meta), just_fetched, meta.get("ETag"))
     return await _send_entry(request, entry, cache, started)
 
 
-def _public(meta: dict[str, str]) -> dict[str, str]:
-    """Headers to repeat to a client: not our markers, and the length is set per response."""
-    return {k: v for k, v in meta.items() if not k.startswith(":") and k not in _PER_RESPONSE}
-
-
-_PER_RESPONSE = {"Date", "Content-Length"}
-
-
-def _count(request: web.Request, nbytes: int) -> None:
-    if request.app[FOR_PEERS]:  # not egress: the client-facing worker counts it
+def count(app: web.Application, nbytes: int) -> None:
+    """Body bytes sent to a client."""
+    if app[FOR_PEERS]:  # not egress: the client-facing worker counts it
         return
-    request.app[METRICS].bytes_served.inc(nbytes)
-    request.app[EGRESS].add(nbytes, time.time())
+    app[METRICS].bytes_served.inc(nbytes)
+    app[EGRESS].add(nbytes, time.time())
 
 
-def _readahead(request: web.Request, key: str, path: str) -> None:
+def readahead(
+    app: web.Application,
+    key: str,
+    path: str,
+    query: Mapping[str, str],
+    headers: Mapping[str, str],
+) -> None:
     """Warm the next segments of this rendition (and what CMCD ``nor`` names) in the background."""
-    app = request.app
     now = time.monotonic()
     checked = app[AHEAD]
     if now - checked.get(key, -AHEAD_SECONDS) < AHEAD_SECONDS:
@@ -390,7 +377,7 @@ def _readahead(request: web.Request, key: str, path: str) -> None:
         checked.clear()
     checked[key] = now
     seconds = app[SETTINGS].readahead_seconds
-    nexts = next_objects(from_request(request.query, request.headers), path)
+    nexts = next_objects(from_request(query, headers), path)
     paths = nexts or following_segments(path, seconds)
     for next_path in paths:
         next_key = http.object_key(next_path)

@@ -58,6 +58,7 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from edge.access_log import JsonAccessLogger
     from edge.app import create_app
+    from edge.front import Front
 
     settings = load_settings(
         args.config,
@@ -68,10 +69,11 @@ def run(args: argparse.Namespace) -> int:
         allow_unsigned=args.allow_unsigned,
         workers=args.workers,
     )
-    service = serving.Service("cadenza edge", settings.host, settings.port, JsonAccessLogger)
+    service = serving.Service(
+        "cadenza edge", settings.host, settings.port, JsonAccessLogger, front=Front
+    )
     if settings.workers == 1:
-        return serving.run(create_app(settings), settings.host, settings.port, service.name,
-                           service.access_log)  # fmt: skip
+        return serving.run_service(create_app(settings), service)
     # The workers find each other's sockets in this folder (see edge.peers).
     peers = tempfile.mkdtemp(prefix="cadenza-edge-")
 

@@ -1,11 +1,11 @@
 """The worker processes of one edge act as one cache: each object has an owner worker.
 
-Connections land on any worker (SO_REUSEPORT), so without help every worker would fetch a cold
-object from the origin once. Instead the owner of a key (a stable hash of it over the workers)
-is the only one that asks the origin; the others fill their memory from the owner over a
-Unix socket, streamed as bytes arrive. Each worker listens on a socket in the edge's peer
-folder, a private temporary folder that the edge command makes and removes. The same channel
-carries ``/status``, so any worker can answer for the whole edge.
+Connections land on any worker (they share one listening socket), so without help every worker
+would fetch a cold object from the origin once. Instead the owner of a key (a stable hash of it
+over the workers) is the only one that asks the origin; the others fill their memory from the
+owner over a Unix socket, streamed as bytes arrive. Each worker listens on a socket in the
+edge's peer folder, a private temporary folder that the edge command makes and removes. The same
+channel carries ``/status``, so any worker can answer for the whole edge.
 """
 
 import asyncio
@@ -75,8 +75,10 @@ def combine(own: dict[str, Any], others: Iterable[dict[str, Any]]) -> dict[str, 
     total = {**own, "cache": {**own["cache"], "memory": dict(own["cache"]["memory"])}}
     hits, misses = own["hits"], own["misses"]
     workers = 1
+    pids = [own.get("pid")]
     for doc in others:
         workers += 1
+        pids.append(doc.get("pid"))
         total["active_requests"] += doc["active_requests"]
         total["egress_bps"] += doc["egress_bps"]
         for name in ("bytes", "objects"):
@@ -85,6 +87,6 @@ def combine(own: dict[str, Any], others: Iterable[dict[str, Any]]) -> dict[str, 
         misses += doc["misses"]
         if doc["state"] == "draining":
             total["state"], total["healthy"] = "draining", False
-    total.update(hits=hits, misses=misses, workers=workers)
+    total.update(hits=hits, misses=misses, workers=workers, pids=pids)
     total["hit_ratio"] = hits / (hits + misses) if hits + misses else 0.0
     return total

@@ -41,7 +41,7 @@ def _worker(active: int, hits: int, misses: int, memory: int, state: str = "heal
 def test_workers_figures_are_summed_and_the_shared_disk_counted_once():
     own = _worker(2, hits=30, misses=10, memory=1000)
     total = combine(own, [_worker(3, hits=10, misses=30, memory=500)])
-    assert total["workers"] == 2
+    assert total["workers"] == 2 and len(total["pids"]) == 2
     assert total["active_requests"] == 5
     assert total["egress_bps"] == 5000.0
     assert (total["hits"], total["misses"], total["hit_ratio"]) == (40, 40, 0.5)

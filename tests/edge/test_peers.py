@@ -1,9 +1,19 @@
 """Which worker owns an object, and one edge's status from its workers' own."""
 
+import shutil
+import tempfile
+
+import aiohttp
+from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bench.stub_origin import body_for
+from bench.stub_origin import create_app as create_origin
+from edge.app import create_app
 from edge.peers import combine, owner
+from edge.settings import EdgeSettings
+from tests.loopback import serve
 
 
 @given(st.text(min_size=1, max_size=80), st.integers(min_value=1, max_value=64))
@@ -53,3 +63,40 @@ def test_workers_figures_are_summed_and_the_shared_disk_counted_once():
 def test_one_draining_worker_makes_the_edge_draining():
     total = combine(_worker(0, 0, 0, 0), [_worker(0, 0, 0, 0, state="draining")])
     assert (total["state"], total["healthy"], total["hit_ratio"]) == ("draining", False, 0.0)
+
+
+async def test_a_worker_fills_from_the_owner_and_only_the_owner_asks_the_origin(tmp_path):
+    """Two workers of one edge in this process: a key asked of the non-owner is fetched once."""
+    origin_runner, origin_url = await serve(create_origin(40_000, 0.1))
+    folder = tempfile.mkdtemp(prefix="cadenza-peers-")  # short: Unix socket paths are limited
+    runners: list[web.AppRunner] = []
+    try:
+        urls = []
+        for worker in (0, 1):
+            settings = EdgeSettings(
+                origin=origin_url, cache_dir=tmp_path / "cache", allow_unsigned=True,
+                readahead_seconds=0, workers=2, worker=worker, peer_folder=folder,
+            )  # fmt: skip
+            runner, url = await serve(create_app(settings))
+            runners.append(runner)
+            urls.append(url)
+        path = next(
+            f"/tracks/0123456789abcdef/v1/aac_96/seg_{n:05d}.m4s"
+            for n in range(100)
+            if owner(f"tracks/0123456789abcdef/v1/aac_96/seg_{n:05d}.m4s", 2) == 1
+        )
+        async with aiohttp.ClientSession() as client:
+            for url in (urls[0], urls[0], urls[1]):  # the non-owner twice, then the owner
+                async with client.get(url + path) as response:
+                    assert response.status == 200
+                    assert await response.read() == body_for(path, 40_000)
+            async with client.get(origin_url + "/_stats") as response:
+                assert (await response.json())[path] == 1
+            async with client.get(urls[0] + "/status") as response:
+                status = await response.json()
+        assert status["workers"] == 2 and status["hits"] + status["misses"] == 3
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
+        await origin_runner.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)

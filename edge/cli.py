@@ -2,7 +2,6 @@
 
 import argparse
 import shutil
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from edge.access_log import JsonAccessLogger
     from edge.app import create_app
     from edge.front import Front
+    from edge.peers import make_folder
 
     settings = load_settings(
         args.config,
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if settings.workers == 1:
         return serving.run_service(create_app(settings), service)
     # The workers find each other's sockets in this folder (see edge.peers).
-    peers = tempfile.mkdtemp(prefix="cadenza-edge-")
+    peers = make_folder()
 
     def make_app(worker: int) -> "web.Application":
         return create_app(replace(settings, peer_folder=peers, worker=worker))

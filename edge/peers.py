@@ -10,6 +10,9 @@ channel carries ``/status``, so any worker can answer for the whole edge.
 
 import asyncio
 import hashlib
+import os
+import shutil
+import tempfile
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,6 +26,30 @@ def owner(key: str, workers: int) -> int:
     """The worker that fetches ``key`` from the origin: stable across processes and restarts."""
     digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") % workers
+
+
+FOLDER_PREFIX = "cadenza-edge-"
+
+
+def make_folder() -> str:
+    """A private folder for this edge's worker sockets, named after the edge's process; the
+    folders of edges that died without removing theirs (kill -9) are removed first."""
+    base = tempfile.gettempdir()
+    for name in os.listdir(base):
+        pid = name.removeprefix(FOLDER_PREFIX).split("-", 1)[0]
+        if name.startswith(FOLDER_PREFIX) and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def socket_path(folder: str, worker: int) -> str:

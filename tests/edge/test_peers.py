@@ -1,7 +1,10 @@
 """Which worker owns an object, and one edge's status from its workers' own."""
 
+import os
 import shutil
+import subprocess
 import tempfile
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -11,7 +14,7 @@ from hypothesis import strategies as st
 from bench.stub_origin import body_for
 from bench.stub_origin import create_app as create_origin
 from edge.app import create_app
-from edge.peers import combine, owner
+from edge.peers import FOLDER_PREFIX, combine, make_folder, owner
 from edge.settings import EdgeSettings
 from tests.loopback import serve
 
@@ -100,3 +103,21 @@ async def test_a_worker_fills_from_the_owner_and_only_the_owner_asks_the_origin(
             await runner.cleanup()
         await origin_runner.cleanup()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_an_edge_s_peer_folder_is_its_own_and_dead_edges_folders_are_swept(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = tmp_path / f"{FOLDER_PREFIX}{_dead_pid()}-abc"
+    alive = tmp_path / f"{FOLDER_PREFIX}{os.getpid()}-xyz"
+    other = tmp_path / f"{FOLDER_PREFIX}not-a-pid"
+    for folder in (dead, alive, other):
+        folder.mkdir()
+    made = Path(make_folder())
+    assert made.parent == tmp_path and made.name.startswith(f"{FOLDER_PREFIX}{os.getpid()}-")
+    assert not dead.exists() and alive.exists() and other.exists()
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid

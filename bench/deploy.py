@@ -3,7 +3,8 @@
 The fleet benchmark, ``make demo`` and the end-to-end tests all need the same thing: a label
 with an API key, an origin, a few edges with their own configs and cache folders, a locator that
 knows them, shared token keys, and a way to ingest a catalog and to kill an edge. Everything
-lives under one folder; ``deploy`` stops every process it started when the block ends.
+lives under one folder; ``deploy`` yields once the locator sees every edge up, and stops every
+process it started when the block ends.
 """
 
 import json
@@ -12,6 +13,8 @@ import secrets
 import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -21,6 +24,7 @@ from typing import Any
 from bench.processes import Service, ServiceFailed, free_port, start_cadenza
 
 INGEST_SECONDS = 900
+READY_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,20 @@ def deploy(
         )
         locator = start_cadenza("locator", "--config", locator_config, env=env)
         running.callback(locator.stop)
+        _until_edges_up(locator.url, len(specs))
         yield Deployment(folder, origin, edges, locator, api_key, operator_key, env, tuple(specs))
+
+
+def _until_edges_up(locator: str, count: int) -> None:
+    """A deployment is ready once its locator has seen every edge answer its status."""
+    deadline = time.monotonic() + READY_SECONDS
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{locator}/v1/edges", timeout=10) as response:
+            edges = json.loads(response.read())["edges"]
+        if sum(e["state"] == "up" for e in edges) == count:
+            return
+        time.sleep(0.1)
+    raise ServiceFailed(f"the locator at {locator} did not see all {count} edges up")
 
 
 def _write(path: Path, table: dict[str, Any]) -> Path:

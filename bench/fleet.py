@@ -133,7 +133,6 @@ def measure(
 async def _load(
     deployment: Deployment, catalog: list[str], plan: FleetPlan, traces: list[Trace]
 ) -> dict[str, Any]:
-    await _until_edges_up(deployment)
     samples: list[dict[str, Any]] = []
     deadline = time.monotonic() + plan.seconds
     sampler = asyncio.create_task(_sample(deployment, samples))
@@ -194,18 +193,6 @@ async def _listener(
             errors.append(f"player {n}, track {track}: {e or type(e).__name__}")
             continue
         plays.append((region, qoe))
-
-
-async def _until_edges_up(deployment: Deployment) -> None:
-    deadline = time.monotonic() + 15
-    async with aiohttp.ClientSession() as client:
-        while time.monotonic() < deadline:
-            async with client.get(f"{deployment.locator.url}/v1/edges") as response:
-                edges = (await response.json())["edges"]
-            if all(e["state"] == "up" for e in edges):
-                return
-            await asyncio.sleep(0.1)
-    raise ConfigError("the locator never saw every edge up")
 
 
 async def _sample(deployment: Deployment, samples: list[dict[str, Any]]) -> None:

@@ -42,7 +42,6 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment
     with deploy(root / "deployment") as deployment:
         (track,) = deployment.ingest([master])
         assert track["status"] == "ok", track
-        _until_edges_up(deployment)
         yield deployment, track["track_id"]
 
 
@@ -161,18 +160,3 @@ def _bytes_served(deployment: Deployment, edge: str) -> float:
             if sample.name == "cadenza_edge_bytes_served_total":
                 return float(sample.value)
     raise AssertionError(f"{url} has no cadenza_edge_bytes_served_total")
-
-
-def _get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.load(response)
-
-
-def _until_edges_up(deployment: Deployment) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        edges = _get_json(f"{deployment.locator.url}/v1/edges")["edges"]
-        if all(e["state"] == "up" for e in edges):
-            return
-        time.sleep(0.1)
-    raise AssertionError("the edges never came up")

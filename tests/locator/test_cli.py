@@ -35,7 +35,6 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment
     with deploy(root / "deployment") as deployment:
         tracks = deployment.ingest([everywhere, german])
         assert [t["status"] for t in tracks] == ["ok", "ok"], tracks
-        _until_edges_up(deployment)
         yield deployment, [t["track_id"] for t in tracks]
 
 
@@ -45,16 +44,6 @@ def _get(url: str) -> tuple[int, bytes]:
             return response.status, response.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
-
-
-def _until_edges_up(deployment: Deployment) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        edges = json.loads(_get(f"{deployment.locator.url}/v1/edges")[1])["edges"]
-        if all(e["state"] == "up" for e in edges):
-            return
-        time.sleep(0.1)
-    raise AssertionError("the edges never came up")
 
 
 def _play(deployment: Deployment, track: str, where: str) -> m3u8.M3U8:

@@ -2,8 +2,6 @@
 
 import json
 import socket
-import time
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -20,18 +18,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment
     with deploy(root / "deployment") as deployment:
         (track,) = deployment.ingest([master])
         assert track["status"] == "ok", track
-        _until_edges_up(deployment)
         yield deployment, track["track_id"]
-
-
-def _until_edges_up(deployment: Deployment) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        with urllib.request.urlopen(f"{deployment.locator.url}/v1/edges", timeout=10) as r:
-            if all(e["state"] == "up" for e in json.loads(r.read())["edges"]):
-                return
-        time.sleep(0.1)
-    raise AssertionError("the edges never came up")
 
 
 def _closed_port() -> int:

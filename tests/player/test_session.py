@@ -6,7 +6,6 @@ without their own readahead and pre-positioning, so what they warm is what the p
 """
 
 import json
-import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -31,23 +30,12 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment
     with deploy(root / "deployment", options=EDGES) as deployment:
         tracks = deployment.ingest([short, long], jobs=2)
         assert [t["status"] for t in tracks] == ["ok", "ok"], tracks
-        _until_edges_up(deployment)
         yield deployment, tracks[0]["track_id"], tracks[1]["track_id"]
 
 
 def _get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.loads(response.read())
-
-
-def _until_edges_up(deployment: Deployment) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        edges = _get_json(f"{deployment.locator.url}/v1/edges")["edges"]
-        if all(e["state"] == "up" for e in edges):
-            return
-        time.sleep(0.1)
-    raise AssertionError("the edges never came up")
 
 
 def _metric(url: str, name: str) -> float:

@@ -18,6 +18,8 @@ from typing import Any
 
 import aiohttp
 
+from cadenza.process import alive
+
 PEER_PREFIX = "/_peer"
 STATUS_TIMEOUT = 0.5
 
@@ -37,19 +39,9 @@ def make_folder() -> str:
     base = tempfile.gettempdir()
     for name in os.listdir(base):
         pid = name.removeprefix(FOLDER_PREFIX).split("-", 1)[0]
-        if name.startswith(FOLDER_PREFIX) and pid.isdigit() and not _alive(int(pid)):
+        if name.startswith(FOLDER_PREFIX) and pid.isdigit() and not alive(int(pid)):
             shutil.rmtree(os.path.join(base, name), ignore_errors=True)
     return tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def socket_path(folder: str, worker: int) -> str:

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from cadenza import http
+from cadenza.layout import INIT_SEGMENT
 from cadenza.log import get_logger
 from encoder.playlist import parse_media_playlist
 
 logger = get_logger("edge.preposition")
-INIT_SEGMENT = "init.mp4"
 
 
 @dataclass

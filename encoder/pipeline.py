@@ -21,7 +21,7 @@ from typing import Any
 from cadenza import layout
 from cadenza.fsio import publish_dir, write_atomic
 from cadenza.log import get_logger
-from cadenza.process import die_with_parent
+from cadenza.process import alive, die_with_parent
 from encoder import graph
 from encoder.errors import EncodeError, MasterError
 from encoder.identity import sha256_file, track_id, version_id
@@ -326,18 +326,8 @@ def remove_stale_staging(out_root: Path) -> None:
     """Remove work directories left by a killed ingest (their process no longer exists)."""
     for entry in (out_root / STAGING).glob("*-*-*-*"):
         pid = int(entry.name.split("-")[2]) if entry.name.split("-")[2].isdigit() else 0
-        if pid and not _alive(pid):
+        if pid and not alive(pid):
             shutil.rmtree(entry, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _write_master(out_root: Path, tid: str, metadata: dict[str, Any]) -> None:

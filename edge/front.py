@@ -33,6 +33,7 @@ MAX_HEAD = 8192
 IDLE_SECONDS = 75.0
 _REASONS = {200: "OK", 206: "Partial Content", 304: "Not Modified", 416: "Range Not Satisfiable"}
 _BODILESS = (b"content-length", b"transfer-encoding")
+_VERSIONS = ("HTTP/1.1", "HTTP/1.0")
 
 
 @dataclass(frozen=True)
@@ -66,9 +67,6 @@ def parse_head(raw: bytes) -> Head | None:
     connection = headers.get("Connection", "").lower()
     keep_alive = "keep-alive" in connection if http10 else "close" not in connection
     return Head(parts[0], parts[1], headers, keep_alive, http10)
-
-
-_VERSIONS = ("HTTP/1.1", "HTTP/1.0")
 
 
 class Front:
@@ -126,7 +124,7 @@ class Front:
         sent = 0 if head.method == "HEAD" else length
         lines = [f"HTTP/1.1 {status} {_REASONS[status]}", f"Date: {self.date()}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
-        if status not in (304,):
+        if status != 304:
             lines.append(f"Content-Length: {length}")
         if head.http10 and head.keep_alive:
             lines.append("Connection: keep-alive")

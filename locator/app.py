@@ -309,12 +309,11 @@ def _track_id(request: web.Request) -> str:
 
 def _client_location(request: web.Request) -> Location:
     settings = request.app[SETTINGS]
-    centres = {e.region: (e.latitude, e.longitude) for e in settings.edges}
     return locate(
         request.query,
         request.remote,
         default=settings.default_location,
-        centres=centres,
+        centres=settings.region_centres,
         zones=settings.coverage_zones,
         geoip=request.app.get(GEOIP),
     )

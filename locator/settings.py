@@ -3,6 +3,7 @@
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,11 @@ class LocatorSettings:
     coverage_zones: CoverageZones | None = None
     geoip_database: Path | None = None
     hot_half_life: float = 1 * HOUR
+
+    @cached_property
+    def region_centres(self) -> dict[str, tuple[float, float]]:
+        """Where each region is (its last configured edge), to place clients in a region."""
+        return {e.region: (e.latitude, e.longitude) for e in self.edges}
 
     @property
     def signer(self) -> tuple[str, bytes]:

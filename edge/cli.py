@@ -51,6 +51,12 @@ def add_parser(commands: Any) -> None:
         const=True,
         help="serve without path tokens: labs and benchmarks only",
     )
+    parser.add_argument(
+        "--generic",
+        action="store_const",
+        const=True,
+        help="cache any path of the origin as an RFC 9111 shared cache, not only /tracks/",
+    )
     parser.set_defaults(run=run)
 
 
@@ -67,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         region=args.region,
         cache_dir=args.cache_dir,
         allow_unsigned=args.allow_unsigned,
+        generic=args.generic,
         workers=args.workers,
     )
     service = serving.Service(

@@ -31,6 +31,8 @@ class EdgeSettings:
     stale_grace: float = 3600 * SECONDS
     readahead_seconds: float = 20 * SECONDS
     allow_unsigned: bool = False
+    # Cache any path of any HTTP/1.1 origin by RFC 9111; music features stay on /tracks/.
+    generic: bool = False
     locator: str = ""  # where the hot list comes from; without one, the edge's own counts
     preposition_interval: float = 60 * SECONDS  # 0: no pre-positioning
     preposition_tracks: int = 20
@@ -47,7 +49,7 @@ _KEYS = {
     "disk_bytes",
     "cache_dir", "policy", "first_byte_timeout_seconds", "fetch_timeout_seconds",
     "stale_grace_seconds", "readahead_seconds", "allow_unsigned", "workers", "token_keys",
-    "locator", "preposition_interval_seconds", "preposition_tracks", "preposition_seconds",
+    "generic", "locator", "preposition_interval_seconds", "preposition_tracks", "preposition_seconds",
 }  # fmt: skip
 
 
@@ -77,6 +79,7 @@ def parse_settings(table: Mapping[str, Any], where: str) -> EdgeSettings:
         stale_grace=typed(table, "stale_grace_seconds", float, where, d.stale_grace),
         readahead_seconds=typed(table, "readahead_seconds", float, where, d.readahead_seconds),
         allow_unsigned=typed(table, "allow_unsigned", bool, where, False),
+        generic=typed(table, "generic", bool, where, False),
         locator=typed(table, "locator", str, where, d.locator),
         preposition_interval=typed(
             table, "preposition_interval_seconds", float, where, d.preposition_interval

@@ -45,6 +45,10 @@ class Service:
     port: int
     access_log: type[AbstractAccessLogger] | None = None
     front: Callable[[web.Application, web.Server], Front] | None = None
+    # Every connection: a request head must arrive whole within head_timeout, and an idle
+    # keep-alive connection is closed after keepalive_timeout.
+    head_timeout: float = 10.0
+    keepalive_timeout: float = 75.0
 
 
 def run(app: web.Application, host: str, port: int, name: str,

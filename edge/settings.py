@@ -29,6 +29,10 @@ class EdgeSettings:
     first_byte_timeout: float = 2 * SECONDS
     fetch_timeout: float = 30 * SECONDS
     stale_grace: float = 3600 * SECONDS
+    # Every client connection: the whole request head within head_timeout, and closed after
+    # keepalive_timeout without a request.
+    head_timeout: float = 10 * SECONDS
+    keepalive_timeout: float = 75 * SECONDS
     readahead_seconds: float = 20 * SECONDS
     allow_unsigned: bool = False
     # Cache any path of any HTTP/1.1 origin by RFC 9111; music features stay on /tracks/.
@@ -48,8 +52,10 @@ _KEYS = {
     "listen", "origin", "region", "latitude", "longitude", "capacity_bps", "memory_bytes",
     "disk_bytes",
     "cache_dir", "policy", "first_byte_timeout_seconds", "fetch_timeout_seconds",
-    "stale_grace_seconds", "readahead_seconds", "allow_unsigned", "workers", "token_keys",
-    "generic", "locator", "preposition_interval_seconds", "preposition_tracks", "preposition_seconds",
+    "stale_grace_seconds", "head_timeout_seconds", "keepalive_timeout_seconds",
+    "readahead_seconds", "allow_unsigned", "workers", "token_keys",
+    "generic", "locator", "preposition_interval_seconds", "preposition_tracks",
+    "preposition_seconds",
 }  # fmt: skip
 
 
@@ -77,6 +83,10 @@ def parse_settings(table: Mapping[str, Any], where: str) -> EdgeSettings:
         ),
         fetch_timeout=typed(table, "fetch_timeout_seconds", float, where, d.fetch_timeout),
         stale_grace=typed(table, "stale_grace_seconds", float, where, d.stale_grace),
+        head_timeout=typed(table, "head_timeout_seconds", float, where, d.head_timeout),
+        keepalive_timeout=typed(
+            table, "keepalive_timeout_seconds", float, where, d.keepalive_timeout
+        ),
         readahead_seconds=typed(table, "readahead_seconds", float, where, d.readahead_seconds),
         allow_unsigned=typed(table, "allow_unsigned", bool, where, False),
         generic=typed(table, "generic", bool, where, False),
@@ -93,7 +103,7 @@ def parse_settings(table: Mapping[str, Any], where: str) -> EdgeSettings:
     )
     if (
         min(settings.memory_bytes, settings.disk_bytes, settings.workers) <= 0
-        or settings.first_byte_timeout <= 0
+        or min(settings.first_byte_timeout, settings.head_timeout, settings.keepalive_timeout) <= 0
         or min(settings.preposition_interval, settings.preposition_tracks) < 0
     ):
         raise ConfigError(

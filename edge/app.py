@@ -7,6 +7,7 @@ Segments also start readahead of the ones that follow.
 
 import asyncio
 import contextlib
+import functools
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -19,12 +20,32 @@ from cadenza import http
 from cadenza.log import get_logger
 from cadenza.tokens import TokenError, split_token_path, verify
 from cadenza.web import metrics_response, preflight
-from edge.answer import CORS, entry_answer, public
+from edge import generic
+from edge.answer import CORS
 from edge.cmcd import from_request, next_objects
 from edge.disk import DiskTier
-from edge.fetch import CACHE, STATUS, Fetcher, OriginTimeout
-from edge.freshness import CacheControl, Stored
+from edge.fetch import IDENTITY, Fetcher, Head, Order
+from edge.freshness import CacheControl
 from edge.inflight import Fill, FillFailed, Inflight
+from edge.keys import (
+    AHEAD,
+    DENIALS,
+    DISK,
+    EGRESS,
+    FETCHER,
+    FOR_PEERS,
+    HITS,
+    INFLIGHT,
+    MEMORY,
+    METRICS,
+    PEERS,
+    PLAYS,
+    PREFETCHED,
+    SETTINGS,
+    SHARED,
+    STATE,
+    TASKS,
+)  # fmt: skip
 from edge.load import Egress, HitRatio
 from edge.memory import Entry, MemoryTier
 from edge.metrics import EdgeMetrics
@@ -33,30 +54,14 @@ from edge.policy import make_policy
 from edge.preposition import PlayCounts, hot_from_locator, preposition
 from edge.purge import Denials, follow_events
 from edge.readahead import following_segments
+from edge.send import count, failed, refuse, send_entry, send_fill
 from edge.settings import EdgeSettings
+
+__all__ = ["DENIALS", "MEMORY", "METRICS", "PLAYS", "SETTINGS", "count", "create_app"]
 
 logger = get_logger("edge")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-SETTINGS = web.AppKey("settings", EdgeSettings)
-METRICS = web.AppKey("metrics", EdgeMetrics)
-MEMORY = web.AppKey("memory", MemoryTier)
-INFLIGHT = web.AppKey("inflight", Inflight)
-FETCHER = web.AppKey("fetcher", Fetcher)
-DISK = web.AppKey("disk", DiskTier)
-EGRESS = web.AppKey("egress", Egress)
-HITS = web.AppKey("hits", HitRatio)
-DENIALS = web.AppKey("denials", Denials)
-STATE = web.AppKey("state", dict[str, int])
-PREFETCHED = web.AppKey("prefetched", set[str])
-TASKS = web.AppKey("tasks", set[asyncio.Task[None]])
-PLAYS = web.AppKey("plays", PlayCounts)
-AHEAD = web.AppKey("ahead", dict[str, float])  # when readahead last looked past a key
 AHEAD_SECONDS = 1.0
-PEERS = web.AppKey("peers", Peers)
-FOR_PEERS = web.AppKey("for_peers", bool)  # the app behind the workers' own Unix sockets
-SHARED = (SETTINGS, METRICS, MEMORY, INFLIGHT, FETCHER, DISK, EGRESS, HITS, DENIALS, STATE,
-          PREFETCHED, TASKS)  # fmt: skip
 
 MAX_PREFETCHES = 16  # readahead fetches under way at once, per worker
 
@@ -89,9 +94,15 @@ def create_app(settings: EdgeSettings) -> web.Application:
     r = app.router
     r.add_get("/tracks/{tail:.*}", serve, name="tracks")
     r.add_get("/p/{token}/tracks/{tail:.*}", serve, name="signed_tracks")
-    r.add_route("OPTIONS", "/{tail:.*}", preflight(CORS, "GET, HEAD, OPTIONS", "Range"))
+    music_preflight = preflight(dict(CORS), "GET, HEAD, OPTIONS", "Range")
     r.add_get("/status", status, name="status")
     r.add_get("/metrics", _metrics, name="metrics")
+    if settings.generic:
+        r.add_route("OPTIONS", "/tracks/{tail:.*}", music_preflight)
+        r.add_route("OPTIONS", "/p/{token}/tracks/{tail:.*}", music_preflight)
+        r.add_route("*", "/{tail:.*}", generic.serve, name="generic")
+    else:
+        r.add_route("OPTIONS", "/{tail:.*}", music_preflight)
     return app
 
 
@@ -122,11 +133,14 @@ async def _peers(app: web.Application) -> AsyncIterator[None]:
     for_peers[FOR_PEERS] = True
     for_peers.router.add_get(PEER_PREFIX + "/tracks/{tail:.*}", serve_peer)
     for_peers.router.add_get(PEER_PREFIX + "/status", own_status)
+    for_peers.router.add_post(generic.INVALIDATE, generic.serve_invalidate)
+    for_peers.router.add_route("*", generic.RELAYED + "/{tail:.*}", generic.serve_relayed)
+    peers = Peers(s.peer_folder, s.worker, s.workers)
+    app[PEERS] = for_peers[PEERS] = peers
     runner = web.AppRunner(for_peers, access_log=None, handle_signals=False)
     await runner.setup()
     await web.UnixSite(runner, socket_path(s.peer_folder, s.worker)).start()
-    peers = app[FETCHER].peers = Peers(s.peer_folder, s.worker, s.workers)
-    app[PEERS] = peers
+    app[FETCHER].peers = peers
     yield
     app[FETCHER].peers = None
     await runner.cleanup()
@@ -139,7 +153,7 @@ async def _client(app: web.Application) -> AsyncIterator[None]:
     async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as client:
         app[FETCHER] = Fetcher(
             client, s.origin, app[MEMORY], app[DISK], app[METRICS], s.first_byte_timeout,
-            s.fetch_timeout, s.stale_grace,
+            s.fetch_timeout, s.stale_grace, s.between_bytes_timeout, s.negative_ttl,
         )  # fmt: skip
         yield
         await app[INFLIGHT].close()
@@ -177,17 +191,17 @@ async def _preposition(app: web.Application) -> AsyncIterator[None]:
         entry = app[MEMORY].peek(key) or await _from_disk(app, key)
         if entry is not None and entry.stored.fresh(time.time()):
             return entry.body
-        fill, _ = app[INFLIGHT].join(key, app[FETCHER].fill)
+        fill, _ = music_fill(app, key)
         try:
             body = b"".join([chunk async for chunk in fill.stream()])
         except FillFailed:
             return None
-        return body if fill.headers.get(STATUS) == "200" else None
+        return body if fill.head.status == 200 else None
 
     async def warm(key: str) -> None:
         if key in app[INFLIGHT] or app[MEMORY].peek(key) or await app[DISK].has(key):
             return
-        fill, first = app[INFLIGHT].join(key, app[FETCHER].fill)
+        fill, first = music_fill(app, key)
         if first:
             app[PREFETCHED].add(key)
             app[METRICS].prefetches.labels("issued").inc()
@@ -225,10 +239,6 @@ async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse
         request.app[METRICS].served(status, cache)
 
 
-def _refuse(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers=CORS)
-
-
 async def serve(request: web.Request) -> web.StreamResponse:
     started = time.perf_counter()
     settings = request.app[SETTINGS]
@@ -236,15 +246,15 @@ async def serve(request: web.Request) -> web.StreamResponse:
         token, path = split_token_path(request.raw_path.split("?", 1)[0])
         claims = verify(token, settings.token_keys, path, time.time()) if token else None
     except TokenError as e:
-        return _refuse(403, f"token refused: {e.reason}")
+        return refuse(403, f"token refused: {e.reason}")
     if claims is None and not settings.allow_unsigned:
-        return _refuse(403, "a signed path token (/p/{token}/...) is required")
+        return refuse(403, "a signed path token (/p/{token}/...) is required")
     key = http.object_key(path)
     if key is None:
-        return _refuse(400, "not a valid track path")
+        return refuse(400, "not a valid track path")
     denial = request.app[DENIALS].denied(key, claims.territory if claims else None)
     if denial is not None:
-        return _refuse(denial, "this track has been withdrawn here")
+        return refuse(denial, "this track has been withdrawn here")
     request.app[PLAYS].record(key)
     readahead(request.app, key, path, request.query, request.headers)
     return await _deliver(request, key, started)
@@ -255,24 +265,44 @@ async def serve_peer(request: web.Request) -> web.StreamResponse:
     started = time.perf_counter()
     key = http.object_key(request.path.removeprefix(PEER_PREFIX))
     if key is None:
-        return _refuse(400, "not a valid track path")
+        return refuse(400, "not a valid track path")
     return await _deliver(request, key, started)
 
 
 async def _deliver(request: web.Request, key: str, started: float) -> web.StreamResponse:
     """From memory or disk when fresh, else from the one fill under way for ``key``."""
     app = request.app
+    cors = not app[FOR_PEERS]  # a peer's answer is stored, not shown to a browser
     entry = app[MEMORY].get(key) or await _from_disk(app, key)
     if entry is not None and entry.stored.fresh(time.time()):
         if not app[FOR_PEERS]:
             record_hit(app, key)
-        return await _send_entry(request, entry, "HIT", started)
+        return await send_entry(request, entry, "HIT", started, cors=cors)
     if not app[FOR_PEERS]:
         app[HITS].record(False)
-    fill, first = app[INFLIGHT].join(key, app[FETCHER].fill)
+    fill, first = music_fill(app, key)
     if not first:
         app[METRICS].coalesced.inc()
-    return await _send_fill(request, fill, started)
+    try:
+        head: Head = await fill.started()
+    except FillFailed as e:
+        return failed(e, cors=cors)
+    return await send_fill(request, fill, head, started, cors=cors)
+
+
+def music_fill(app: web.Application, key: str) -> tuple[Fill, bool]:
+    """The one fill of a /tracks/ object, asked of the origin in its stored (identity) form;
+    its stale copy in memory, if any, is revalidated."""
+    order = Order(
+        key=key,
+        target="/" + key,
+        headers=IDENTITY,
+        fields={},
+        directives=CacheControl(),
+        music=True,
+        stale=app[MEMORY].peek(key),
+    )
+    return app[INFLIGHT].join(key, functools.partial(app[FETCHER].fill, order=order))
 
 
 def record_hit(app: web.Application, key: str) -> None:
@@ -288,77 +318,6 @@ async def _from_disk(app: web.Application, key: str) -> Entry | None:
     if entry is not None:
         app[MEMORY].put(key, entry)
     return entry
-
-
-async def _send_entry(
-    request: web.Request, entry: Entry, cache: str, started: float
-) -> web.StreamResponse:
-    status, headers, body = entry_answer(entry, request.headers, cache, time.time())
-    if status in (304, 416):
-        return web.Response(status=status, headers=headers)
-    request.app[METRICS].first_byte(cache, time.perf_counter() - started)
-    count(request.app, 0 if request.method == "HEAD" else len(body))
-    return web.Response(status=status, body=body, headers=headers)
-
-
-async def _send_fill(request: web.Request, fill: Fill, started: float) -> web.StreamResponse:
-    try:
-        meta = await fill.started()
-    except FillFailed as e:
-        timed_out = isinstance(e.__cause__, OriginTimeout | TimeoutError)
-        return _refuse(504 if timed_out else 502, f"origin unavailable: {e.__cause__ or e}")
-    status, cache = int(meta[STATUS]), meta[CACHE]
-    if status != 200 or "Range" in request.headers:
-        return await _send_whole(request, fill, status, cache, started)
-    headers = {**public(meta), **CORS, "X-Cache": cache, "Accept-Ranges": "bytes", "Age": "0"}
-    response = web.StreamResponse(status=200, headers=headers)
-    length = meta.get("Content-Length")
-    if length is not None and length.isdigit():
-        response.content_length = int(length)
-    await response.prepare(request)
-    request.app[METRICS].first_byte(cache, time.perf_counter() - started)
-    if request.method != "HEAD":
-        try:
-            async for chunk in fill.stream():
-                await response.write(chunk)
-                count(request.app, len(chunk))
-        except FillFailed:
-            # Cut the connection: the client must see a short body, never a complete one.
-            if request.transport is not None:
-                request.transport.abort()
-            raise
-    await response.write_eof()
-    return response
-
-
-async def _send_whole(
-    request: web.Request, fill: Fill, status: int, cache: str, started: float
-) -> web.StreamResponse:
-    """Error answers and ranges of a miss: wait for the whole object, then answer."""
-    try:
-        body = b"".join([chunk async for chunk in fill.stream()])
-    except FillFailed as e:
-        return _refuse(502, f"origin unavailable: {e.__cause__ or e}")
-    meta = fill.headers
-    if status != 200:
-        headers = {
-            **CORS,
-            "X-Cache": "MISS",
-            "Content-Type": meta.get("Content-Type", "text/plain"),
-        }
-        return web.Response(status=status, body=body, headers=headers)
-    # Just fetched: age 0, whatever the cache kept of it.
-    just_fetched = Stored(0.0, 0.0, time.time(), CacheControl())
-    entry = Entry(body, public(meta), just_fetched, meta.get("ETag"))
-    return await _send_entry(request, entry, cache, started)
-
-
-def count(app: web.Application, nbytes: int) -> None:
-    """Body bytes sent to a client."""
-    if app[FOR_PEERS]:  # not egress: the client-facing worker counts it
-        return
-    app[METRICS].bytes_served.inc(nbytes)
-    app[EGRESS].add(nbytes, time.time())
 
 
 def readahead(
@@ -385,7 +344,7 @@ def readahead(
             continue
         if len(app[TASKS]) >= MAX_PREFETCHES:
             return
-        fill, first = app[INFLIGHT].join(next_key, app[FETCHER].fill)
+        fill, first = music_fill(app, next_key)
         if first:
             app[PREFETCHED].add(next_key)
             app[METRICS].prefetches.labels("issued").inc()

@@ -12,7 +12,9 @@ from typing import Any
 import diskcache
 
 from edge.freshness import CacheControl, Stored
-from edge.memory import Entry
+from edge.memory import Entry, make_entry
+
+FORMAT = 2  # of the stored records; others are misses
 
 
 class DiskTier:
@@ -24,7 +26,12 @@ class DiskTier:
 
     async def get(self, key: str) -> Entry | None:
         record = await asyncio.to_thread(self.cache.get, key)
-        return _entry(record) if isinstance(record, dict) else None
+        if not isinstance(record, dict) or record.get("format") != FORMAT:
+            return None  # written by an older edge: a miss, refetched and rewritten
+        return _entry(record)
+
+    async def remove(self, key: str) -> None:
+        await asyncio.to_thread(self.cache.delete, key)
 
     async def has(self, key: str) -> bool:
         return await asyncio.to_thread(self.cache.__contains__, key)
@@ -54,9 +61,10 @@ class DiskTier:
 def _record(entry: Entry) -> dict[str, Any]:
     stored = entry.stored
     return {
+        "format": FORMAT,
         "body": entry.body,
+        "status": entry.status,
         "headers": entry.headers,
-        "etag": entry.etag,
         "lifetime": stored.lifetime,
         "age_at_response": stored.age_at_response,
         "response_time": stored.response_time,
@@ -71,4 +79,4 @@ def _entry(record: dict[str, Any]) -> Entry:
         record["response_time"],
         CacheControl(**record["cc"]),
     )
-    return Entry(record["body"], record["headers"], stored, record["etag"])
+    return make_entry(record["status"], record["body"], tuple(record["headers"]), stored)

@@ -1,37 +1,68 @@
-"""Filling a miss from the origin: revalidate what is stale, stream what is new, keep what is
-storable and complete, and fall back to a stale copy when the origin fails.
+"""Filling a miss from upstream: revalidate what is stale, stream what is new, keep what is
+storable and complete, and fall back to a stale copy only where the response or the operator
+allows it (stale-if-error, or the configured grace).
+
+Upstream is the owner worker of the key (see edge.peers) or else the origin. Redirects are never
+followed: a 3xx is an answer like any other. Every wait has a deadline: the first byte, each
+later chunk, and the whole body; a cut-off body fails the fill, and so every reader of it.
 """
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import aiohttp
 
 from edge.disk import DiskTier
-from edge.freshness import Stored, current_age, freshness_lifetime, parse_cache_control, storable
+from edge.fields import Lines, end_to_end, updated, without
+from edge.freshness import CacheControl, storable
 from edge.inflight import Fill
-from edge.memory import Entry, MemoryTier
+from edge.memory import Entry, MemoryTier, make_entry, new_entry
 from edge.metrics import EdgeMetrics
 from edge.peers import PEER_PREFIX, Peers
+from edge.vary import STAR, secondary_key, selecting, vary_names
 
-STATUS = ":status"
-CACHE = ":cache"  # how the fill was satisfied: MISS, REVALIDATED or STALE
-KEPT_HEADERS = (
-    "Content-Type", "Cache-Control", "ETag", "Last-Modified", "Expires", "Date", "Vary", "Age",
-    "Content-Encoding",
-)  # fmt: skip
-# One stored form per object, served to every client: ask for the bytes as they are.
-IDENTITY = {"Accept-Encoding": "identity"}
 CHUNK = 1 << 16
+VIA = ("Via", "1.1 cadenza")
+# Music paths ask for one stored form per object, served to every client: the bytes as they are.
+IDENTITY: Lines = (("Accept-Encoding", "identity"),)
+# Not forwarded upstream: the edge answers these itself from the whole object (RFC 9111 4.3.2).
+CLIENT_ONLY = ("host", "if-none-match", "if-modified-since", "if-match", "if-unmodified-since",
+               "if-range", "range", "content-length", "expect")  # fmt: skip
+# Added by an edge, never stored as the origin's (a peer worker's answer carries them).
+EDGE_ADDED = ("x-cache", "accept-ranges", "access-control-allow-origin",
+              "access-control-expose-headers")  # fmt: skip
 
 
 class OriginTimeout(Exception):
-    """The origin did not answer within the first-byte timeout."""
+    """Upstream did not answer, or stopped sending, within its deadline."""
 
 
-class OriginFailed(Exception):
-    """The origin answered with a server error."""
+@dataclass(frozen=True)
+class Order:
+    """One fill: what to ask upstream and how to keep the answer."""
+
+    key: str  # primary cache key
+    target: str  # request target sent upstream: "/tracks/..." or the client's path and query
+    headers: Lines  # request header lines to forward
+    fields: dict[str, str]  # the requester's combined header fields (for Vary)
+    directives: CacheControl  # the requester's Cache-Control
+    music: bool  # a Cadenza origin's /tracks/ object: music rules (negative TTL, no Vary)
+    authorized: bool = False
+    stale: Entry | None = None  # the stored response to revalidate, if any
+
+
+@dataclass(frozen=True)
+class Head:
+    """What readers of a fill need before its body: the answer's status, headers and age."""
+
+    status: int
+    entry: Entry  # the answer as it would be stored (body empty until the fill finishes)
+    cache: str  # MISS, REVALIDATED, STALE, or the owner worker's verdict
+    length: int | None
+    shared: bool  # may requests other than the one that started the fill use it
+    vary: tuple[str, ...] = ()  # the fields the answer varies on
+    varied: tuple[tuple[str, str], ...] = ()  # their values in the request that started it
 
 
 @dataclass
@@ -44,41 +75,48 @@ class Fetcher:
     first_byte_timeout: float
     fetch_timeout: float
     stale_grace: float
+    between_bytes_timeout: float = 10.0
+    negative_ttl: float = 10.0
     peers: Peers | None = None
     writes: set[asyncio.Task[None]] = field(default_factory=set)
 
-    async def fill(self, fill: Fill) -> None:
-        stale = self.memory.peek(fill.key)
+    async def fill(self, fill: Fill, order: Order) -> None:
+        stale = order.stale
         request_time = time.time()
-        headers = {**IDENTITY, "If-None-Match": stale.etag} if stale and stale.etag else IDENTITY
-        peer = self.peers.route(fill.key) if self.peers else None
+        headers = list(order.headers)
+        if stale is not None and stale.etag:
+            headers.append(("If-None-Match", stale.etag))
+        if stale is not None and stale.last_modified:
+            headers.append(("If-Modified-Since", stale.last_modified))
+        peer = self.peers.route(order.key) if self.peers and order.music else None
         try:
-            response, from_peer = await self._ask(fill.key, headers, peer)
+            response, from_peer = await self._ask(order, headers, peer)
         except (TimeoutError, aiohttp.ClientError) as e:
             self.metrics.origin_fetches.labels("error").inc()
-            if stale and stale.stored.usable_on_error(time.time(), self.stale_grace):
+            if stale is not None and self._stale_allowed(stale, order):
                 return self._serve(fill, stale, "STALE")
             if isinstance(e, TimeoutError):
                 raise OriginTimeout("no answer within the first-byte timeout") from e
             raise
         async with response:
+            lines = _lines(response, from_peer)
             if response.status == 304 and stale is not None:
                 self.metrics.origin_fetches.labels("revalidated").inc()
-                fresh = _entry(stale.body, {**stale.headers, **_kept(response)}, request_time)
-                self.memory.put(fill.key, fresh)
-                self._write(fill.key, fresh)
+                fresh = _refreshed(stale, lines, request_time)
+                self._keep(order, fresh)
                 return self._serve(fill, fresh, "REVALIDATED")
-            if response.status >= 500:
+            if response.status >= 500 and stale is not None and self._stale_allowed(stale, order):
                 self.metrics.origin_fetches.labels("error").inc()
-                if stale and stale.stored.usable_on_error(time.time(), self.stale_grace):
-                    return self._serve(fill, stale, "STALE")
-                raise OriginFailed(f"origin answered {response.status}")
-            await self._stream(fill, response, request_time, from_peer=from_peer)
+                return self._serve(fill, stale, "STALE")
+            await self._stream(fill, order, response, lines, request_time, from_peer=from_peer)
+
+    def _stale_allowed(self, stale: Entry, order: Order) -> bool:
+        return stale.stored.usable_on_error(time.time(), self.stale_grace, order.directives)
 
     async def _ask(
-        self, key: str, headers: dict[str, str], peer: aiohttp.ClientSession | None
+        self, order: Order, headers: list[tuple[str, str]], peer: aiohttp.ClientSession | None
     ) -> tuple[aiohttp.ClientResponse, bool]:
-        """The owner worker's answer for ``key``, or the origin's when this worker owns it.
+        """The owner worker's answer for the order, or the origin's when this worker owns it.
 
         A peer answers within the first-byte timeout itself (with a 504 if its origin fetch
         does not), so it gets a second more; an unreachable peer sends us to the origin.
@@ -86,50 +124,95 @@ class Fetcher:
         if peer is not None:
             try:
                 response = await asyncio.wait_for(
-                    peer.get(f"http://peer{PEER_PREFIX}/{key}", headers=headers),
+                    peer.get(f"http://peer{PEER_PREFIX}{order.target}", headers=headers,
+                             allow_redirects=False),
                     self.first_byte_timeout + 1.0,
-                )
+                )  # fmt: skip
                 return response, True
             except aiohttp.ClientConnectionError:
                 self.metrics.peer_fetches.labels("unreachable").inc()
+        # Players fail over to another edge quickly; any other client waits as long as a body may.
+        first_byte = self.first_byte_timeout if order.music else self.fetch_timeout
         response = await asyncio.wait_for(
-            self.client.get(f"{self.origin.rstrip('/')}/{key}", headers=headers),
-            self.first_byte_timeout,
+            self.client.get(
+                self.origin.rstrip("/") + order.target,
+                headers=[*headers, VIA],
+                allow_redirects=False,
+                skip_auto_headers=("Accept-Encoding", "User-Agent"),
+            ),
+            first_byte,
         )
         return response, False
 
     async def _stream(
         self,
         fill: Fill,
+        order: Order,
         response: aiohttp.ClientResponse,
+        lines: Lines,
         request_time: float,
         *,
         from_peer: bool,
     ) -> None:
-        kept = _kept(response)
-        expected = response.content_length
-        length = {} if expected is None else {"Content-Length": str(expected)}
-        # Through a peer, the edge as a whole may have had it: keep the owner's verdict.
+        entry = new_entry(response.status, b"", lines, request_time, time.time())
+        if order.music and response.status in (404, 410) and not _explicit(entry):
+            entry = replace(entry, stored=replace(entry.stored, lifetime=self.negative_ttl))
+        names = () if order.music else vary_names(entry.fields.get("vary"))
+        keep = names != STAR and storable(
+            response.status, "GET", entry.stored.cc, authorized=order.authorized,
+            has_expires="expires" in entry.fields, request=order.directives,
+        )  # fmt: skip
+        cc = entry.stored.cc
+        shared = names != STAR and not (cc.private or cc.no_store)
         cache = response.headers.get("X-Cache", "MISS") if from_peer else "MISS"
-        fill.start({**kept, **length, STATUS: str(response.status), CACHE: cache})
-        deadline = time.monotonic() + self.fetch_timeout
-        async for chunk in response.content.iter_chunked(CHUNK):
-            fill.append(chunk)
-            if not from_peer:
-                self.metrics.origin_bytes.inc(len(chunk))
-            if time.monotonic() > deadline:
-                raise OriginTimeout(f"origin took more than {self.fetch_timeout} s")
-        if expected is not None and fill.size != expected:
-            raise aiohttp.ClientPayloadError(f"origin sent {fill.size} of {expected} bytes")
+        varied = selecting(names, order.fields)
+        length = response.content_length
+        fill.start(Head(response.status, entry, cache, length, shared, names, varied))
+        await self._read_body(fill, response, from_peer=from_peer)
         counter = self.metrics.peer_fetches if from_peer else self.metrics.origin_fetches
         counter.labels(str(response.status)).inc()
         fill.finish()
-        cc = parse_cache_control(kept.get("Cache-Control"))
-        if response.status == 200 and storable(200, "GET", cc):
-            entry = _entry(fill.body(), kept, request_time)
-            self.memory.put(fill.key, entry)
-            if not from_peer:  # the owner keeps the disk copy, which all workers share
-                self._write(fill.key, entry)
+        if keep:
+            whole = make_entry(entry.status, fill.body(), entry.headers, entry.stored)
+            self._keep(order, whole, names, write=not from_peer)
+
+    async def _read_body(
+        self, fill: Fill, response: aiohttp.ClientResponse, *, from_peer: bool
+    ) -> None:
+        """Append the body as it arrives, cut at the between-bytes or the total deadline."""
+        deadline = time.monotonic() + self.fetch_timeout
+        expected = response.content_length
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                chunk = await asyncio.wait_for(
+                    response.content.readany(), min(self.between_bytes_timeout, max(0.0, left))
+                )
+            except TimeoutError:
+                what = "stopped sending" if left > self.between_bytes_timeout else "took too long"
+                raise OriginTimeout(f"upstream {what} ({fill.size} bytes received)") from None
+            if not chunk:
+                break
+            fill.append(chunk)
+            if not from_peer:
+                self.metrics.origin_bytes.inc(len(chunk))
+        if expected is not None and fill.size != expected:
+            raise aiohttp.ClientPayloadError(f"upstream sent {fill.size} of {expected} bytes")
+
+    def _keep(self, order: Order, entry: Entry, names: tuple[str, ...] = (), *,
+              write: bool = True) -> None:  # fmt: skip
+        """Store a complete answer under the order's key (or its Vary variant's)."""
+        if order.music:
+            self.memory.put(order.key, entry)
+        elif names:
+            self.memory.varies[order.key] = names
+            self.memory.put(secondary_key(order.key, names, order.fields), entry, order.key)
+            return  # variants live in memory only (see docs/architecture.md)
+        else:
+            self.memory.varies.pop(order.key, None)
+            self.memory.put(order.key, entry)
+        if write:  # the owner keeps the disk copy, which all workers share
+            self._write(order.key, entry)
 
     def _write(self, key: str, entry: Entry) -> None:
         """Copy to disk in the background: the fetch (and its slot in Inflight) ends now."""
@@ -142,23 +225,22 @@ class Fetcher:
         await asyncio.gather(*self.writes, return_exceptions=True)
 
     def _serve(self, fill: Fill, entry: Entry, how: str) -> None:
-        length = {"Content-Length": str(len(entry.body))}
-        fill.start({**entry.headers, **length, STATUS: "200", CACHE: how})
+        fill.start(Head(entry.status, entry, how, len(entry.body), True))
         fill.append(entry.body)
         fill.finish()
 
 
-def _kept(response: aiohttp.ClientResponse) -> dict[str, str]:
-    return {name: response.headers[name] for name in KEPT_HEADERS if name in response.headers}
+def _lines(response: aiohttp.ClientResponse, from_peer: bool) -> Lines:
+    lines = end_to_end(response.headers.items())
+    return without(lines, EDGE_ADDED) if from_peer else lines
 
 
-def _entry(body: bytes, headers: dict[str, str], request_time: float) -> Entry:
-    now = time.time()
-    cc = parse_cache_control(headers.get("Cache-Control"))
-    stored = Stored(
-        lifetime=freshness_lifetime(cc, headers),
-        age_at_response=current_age(headers, request_time, now, now),
-        response_time=now,
-        cc=cc,
-    )
-    return Entry(body, headers, stored, headers.get("ETag"))
+def _explicit(entry: Entry) -> bool:
+    cc = entry.stored.cc
+    return cc.max_age is not None or cc.s_maxage is not None or "expires" in entry.fields
+
+
+def _refreshed(stale: Entry, lines: Lines, request_time: float) -> Entry:
+    """The stored response freshened by a 304's header fields (RFC 9111 4.3.4)."""
+    merged = updated(stale.headers, lines)
+    return new_entry(stale.status, stale.body, merged, request_time, time.time())

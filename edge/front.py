@@ -31,7 +31,10 @@ from edge.cmcd import from_request
 
 MAX_HEAD = 8192
 IDLE_SECONDS = 75.0
-_REASONS = {200: "OK", 206: "Partial Content", 304: "Not Modified", 416: "Range Not Satisfiable"}
+_REASONS = {
+    200: "OK", 206: "Partial Content", 304: "Not Modified", 412: "Precondition Failed",
+    416: "Range Not Satisfiable",
+}  # fmt: skip
 _BODILESS = (b"content-length", b"transfer-encoding")
 _VERSIONS = ("HTTP/1.1", "HTTP/1.0")
 
@@ -110,7 +113,7 @@ class Front:
         memory = app[edge_app.MEMORY]
         entry = memory.peek(key)
         now = time.time()
-        if entry is None or not entry.stored.fresh(now):
+        if entry is None or entry.status != 200 or not entry.stored.fresh(now):
             return False
         if app[edge_app.DENIALS].denied(key, claims.territory if claims else None):
             return False
@@ -122,8 +125,10 @@ class Front:
         status, headers, body = entry_answer(entry, head.headers, "HIT", now)
         length = len(body) if status in (200, 206) else 0
         sent = 0 if head.method == "HEAD" else length
-        lines = [f"HTTP/1.1 {status} {_REASONS[status]}", f"Date: {self.date()}"]
-        lines += [f"{name}: {value}" for name, value in headers.items()]
+        lines = [f"HTTP/1.1 {status} {_REASONS[status]}"]
+        if "date" not in entry.fields:
+            lines.append(f"Date: {self.date()}")
+        lines += [f"{name}: {value}" for name, value in headers]
         if status != 304:
             lines.append(f"Content-Length: {length}")
         if head.http10 and head.keep_alive:

@@ -26,13 +26,13 @@ class Fill:
         self.done = False
         self.error: BaseException | None = None
         self.readers = 0
-        self.headers: dict[str, str] = {}
+        self.head: Any = None  # what the fetcher knows once the origin answered
         self._changed = asyncio.Event()
         self._started = asyncio.Event()
 
-    def start(self, headers: dict[str, str]) -> None:
-        """The origin answered: readers may now send these headers."""
-        self.headers = headers
+    def start(self, head: Any) -> None:
+        """The origin answered: readers may now send what ``head`` says (status, headers)."""
+        self.head = head
         self._started.set()
 
     def append(self, chunk: bytes) -> None:
@@ -64,12 +64,12 @@ class Fill:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def started(self) -> dict[str, str]:
-        """The origin's headers, once it answered; raises FillFailed if it never did."""
+    async def started(self) -> Any:
+        """The fetcher's head, once the origin answered; raises FillFailed if it never did."""
         await self._started.wait()
-        if self.error is not None and not self.chunks:
+        if self.head is None:
             raise FillFailed(f"origin fetch of {self.key} failed: {self.error}") from self.error
-        return self.headers
+        return self.head
 
     async def stream(self) -> AsyncIterator[bytes]:
         """Every chunk from the first, as soon as it is appended."""
@@ -82,7 +82,9 @@ class Fill:
                     yield self.chunks[index]
                     index += 1
                 if self.error is not None:
-                    raise FillFailed(f"origin fetch of {self.key} failed: {self.error}")
+                    raise FillFailed(
+                        f"origin fetch of {self.key} failed: {self.error}"
+                    ) from self.error
                 if self.done:
                     return
                 await changed.wait()

@@ -28,7 +28,11 @@ class EdgeSettings:
     policy: str = "s3fifo"
     first_byte_timeout: float = 2 * SECONDS
     fetch_timeout: float = 30 * SECONDS
-    stale_grace: float = 3600 * SECONDS
+    between_bytes_timeout: float = 10 * SECONDS  # an upstream body that stalls longer is cut
+    # Stale copies served on upstream errors beyond what stale-if-error allows (like nginx's
+    # proxy_cache_use_stale): none by default.
+    stale_grace: float = 0 * SECONDS
+    negative_ttl: float = 10 * SECONDS  # a /tracks/ 404 or 410 without freshness of its own
     # Every client connection: the whole request head within head_timeout, and closed after
     # keepalive_timeout without a request.
     head_timeout: float = 10 * SECONDS
@@ -52,7 +56,8 @@ _KEYS = {
     "listen", "origin", "region", "latitude", "longitude", "capacity_bps", "memory_bytes",
     "disk_bytes",
     "cache_dir", "policy", "first_byte_timeout_seconds", "fetch_timeout_seconds",
-    "stale_grace_seconds", "head_timeout_seconds", "keepalive_timeout_seconds",
+    "stale_grace_seconds", "between_bytes_timeout_seconds", "negative_ttl_seconds",
+    "head_timeout_seconds", "keepalive_timeout_seconds",
     "readahead_seconds", "allow_unsigned", "workers", "token_keys",
     "generic", "locator", "preposition_interval_seconds", "preposition_tracks",
     "preposition_seconds",
@@ -83,6 +88,10 @@ def parse_settings(table: Mapping[str, Any], where: str) -> EdgeSettings:
         ),
         fetch_timeout=typed(table, "fetch_timeout_seconds", float, where, d.fetch_timeout),
         stale_grace=typed(table, "stale_grace_seconds", float, where, d.stale_grace),
+        between_bytes_timeout=typed(
+            table, "between_bytes_timeout_seconds", float, where, d.between_bytes_timeout
+        ),
+        negative_ttl=typed(table, "negative_ttl_seconds", float, where, d.negative_ttl),
         head_timeout=typed(table, "head_timeout_seconds", float, where, d.head_timeout),
         keepalive_timeout=typed(
             table, "keepalive_timeout_seconds", float, where, d.keepalive_timeout

@@ -4,14 +4,15 @@ from pathlib import Path
 
 from edge.disk import DiskTier
 from edge.freshness import CacheControl, Stored
-from edge.memory import Entry
+from edge.memory import make_entry
 
-ENTRY = Entry(
+ENTRY = make_entry(
+    200,
     b"\x00\x01" * 40_000,
-    {"ETag": '"e"', "Cache-Control": "public, max-age=60, immutable"},
+    (("ETag", '"e"'), ("Cache-Control", "public, max-age=60, immutable"), ("Link", "<a>"),
+     ("Link", "<b>")),
     Stored(60.0, 1.5, 1000.0, CacheControl(public=True, immutable=True, max_age=60)),
-    '"e"',
-)
+)  # fmt: skip
 
 
 async def test_entries_round_trip_and_survive_reopening(tmp_path: Path):

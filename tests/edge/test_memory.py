@@ -1,12 +1,14 @@
 """The memory tier keeps bodies within the policy's byte budget and purges by prefix."""
 
 from edge.freshness import CacheControl, Stored
-from edge.memory import Entry, MemoryTier
+from edge.memory import Entry, MemoryTier, make_entry
 from edge.policy import make_policy
 
 
 def entry(size: int) -> Entry:
-    return Entry(b"x" * size, {"ETag": '"e"'}, Stored(60, 0, 0, CacheControl(max_age=60)), '"e"')
+    return make_entry(
+        200, b"x" * size, (("ETag", '"e"'),), Stored(60, 0, 0, CacheControl(max_age=60))
+    )
 
 
 def test_eviction_keeps_bytes_within_budget_and_reports_each_eviction():

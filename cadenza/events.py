@@ -24,14 +24,23 @@ async def follow(
     apply: Callable[[list[Event]], Awaitable[None]],
     logger: logging.Logger,
     after: int = 0,
+    *,
+    optional: bool = False,
 ) -> None:
-    """Hand every batch of events to ``apply``, in order, forever (cancel to stop)."""
+    """Hand every batch of events to ``apply``, in order, forever (cancel to stop).
+
+    ``optional``: an origin that answers 404 has no event stream (it is not a Cadenza origin);
+    say so once and stop.
+    """
     url = f"{origin.rstrip('/')}/v1/events"
     failing = False
     while True:
         try:
             params = {"after": str(after), "timeout": str(LONG_POLL_SECONDS)}
             async with client.get(url, params=params) as response:
+                if optional and response.status == 404:
+                    logger.info("the origin has no event stream; takedowns are not followed")
+                    return
                 response.raise_for_status()
                 events: list[Event] = (await response.json())["events"]
         except (aiohttp.ClientError, TimeoutError, KeyError, ValueError) as e:

@@ -17,6 +17,7 @@ import aiohttp
 from aiohttp import web
 
 from cadenza import http
+from cadenza.layout import MEDIA_PLAYLIST
 from cadenza.log import get_logger
 from cadenza.tokens import TokenError, split_token_path, verify
 from cadenza.web import metrics_response, preflight
@@ -53,7 +54,7 @@ from edge.peers import PEER_PREFIX, Peers, combine, socket_path
 from edge.policy import make_policy
 from edge.preposition import PlayCounts, hot_from_locator, preposition
 from edge.purge import Denials, follow_events
-from edge.readahead import following_segments
+from edge.readahead import allowed, following_segments, listed_segments
 from edge.send import count, failed, refuse, send_entry, send_fill
 from edge.settings import EdgeSettings
 
@@ -167,7 +168,12 @@ async def _client(app: web.Application) -> AsyncIterator[None]:
 async def _purge(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(
         follow_events(
-            app[FETCHER].client, app[SETTINGS].origin, app[DENIALS], app[MEMORY], app[DISK]
+            app[FETCHER].client,
+            app[SETTINGS].origin,
+            app[DENIALS],
+            app[MEMORY],
+            app[DISK],
+            optional=app[SETTINGS].generic,
         )
     )
     yield
@@ -256,7 +262,8 @@ async def serve(request: web.Request) -> web.StreamResponse:
     if denial is not None:
         return refuse(denial, "this track has been withdrawn here")
     request.app[PLAYS].record(key)
-    readahead(request.app, key, path, request.query, request.headers)
+    acl = claims.acl if claims else None
+    readahead(request.app, key, path, request.query, request.headers, acl)
     return await _deliver(request, key, started)
 
 
@@ -326,8 +333,10 @@ def readahead(
     path: str,
     query: Mapping[str, str],
     headers: Mapping[str, str],
+    acl: str | None = None,
 ) -> None:
-    """Warm the next segments of this rendition (and what CMCD ``nor`` names) in the background."""
+    """Warm the next segments of this rendition (and what CMCD ``nor`` names) in the background,
+    only within ``acl`` (the token's, else the request's track) and the rendition's playlist."""
     now = time.monotonic()
     checked = app[AHEAD]
     if now - checked.get(key, -AHEAD_SECONDS) < AHEAD_SECONDS:
@@ -335,22 +344,41 @@ def readahead(
     if len(checked) > 100_000:
         checked.clear()
     checked[key] = now
-    seconds = app[SETTINGS].readahead_seconds
+    if len(app[TASKS]) >= MAX_PREFETCHES:
+        return
     nexts = next_objects(from_request(query, headers), path)
-    paths = nexts or following_segments(path, seconds)
-    for next_path in paths:
+    paths = nexts or following_segments(path, app[SETTINGS].readahead_seconds)
+    if not paths:
+        return
+    track = "/".join(path.split("/")[:3]) + "/"  # /tracks/{id}/
+    prefix = acl if acl is not None and acl.startswith(track) else track
+    _spawn(app, _read_ahead(app, path, paths, prefix))
+
+
+def _spawn(app: web.Application, work: Awaitable[None]) -> None:
+    async def run() -> None:
+        await work
+
+    task = asyncio.create_task(run())
+    app[TASKS].add(task)
+    task.add_done_callback(app[TASKS].discard)
+
+
+async def _read_ahead(app: web.Application, path: str, paths: list[str], prefix: str) -> None:
+    folder_key = http.object_key(path.rsplit("/", 1)[0] + "/" + MEDIA_PLAYLIST)
+    playlist = folder_key and (app[MEMORY].peek(folder_key) or await app[DISK].get(folder_key))
+    listed = listed_segments(playlist.body) if playlist and playlist.status == 200 else frozenset()
+    fills = []
+    for next_path in allowed(paths, prefix, listed):
         next_key = http.object_key(next_path)
         if next_key is None or next_key in app[INFLIGHT] or app[MEMORY].peek(next_key):
             continue
-        if len(app[TASKS]) >= MAX_PREFETCHES:
-            return
         fill, first = music_fill(app, next_key)
         if first:
             app[PREFETCHED].add(next_key)
             app[METRICS].prefetches.labels("issued").inc()
-            task = asyncio.create_task(_settle(fill))
-            app[TASKS].add(task)
-            task.add_done_callback(app[TASKS].discard)
+            fills.append(fill)
+    await asyncio.gather(*(_settle(fill) for fill in fills))
 
 
 async def _settle(fill: Fill) -> None:

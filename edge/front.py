@@ -121,7 +121,7 @@ class Front:
         edge_app.record_hit(app, key)
         app[edge_app.PLAYS].record(key)
         params = dict(parse_qsl(query)) if query else {}
-        edge_app.readahead(app, key, path, params, head.headers)
+        edge_app.readahead(app, key, path, params, head.headers, claims.acl if claims else None)
         status, headers, body = entry_answer(entry, head.headers, "HIT", now)
         length = len(body) if status in (200, 206) else 0
         sent = 0 if head.method == "HEAD" else length

@@ -55,6 +55,8 @@ async def follow_events(
     denials: Denials,
     memory: MemoryTier,
     disk: DiskTier,
+    *,
+    optional: bool = False,
 ) -> None:
     async def apply(batch: list[events.Event]) -> None:
         for track in denials.apply(batch):
@@ -62,4 +64,4 @@ async def follow_events(
             purged = memory.remove_prefix(prefix) + await disk.remove_prefix(prefix)
             logger.info("track %s withdrawn: purged %d objects", track, purged)
 
-    await events.follow(client, origin, apply, logger, after=denials.last_seq)
+    await events.follow(client, origin, apply, logger, after=denials.last_seq, optional=optional)

@@ -27,3 +27,26 @@ def following_segments(
     first = int(match.group("number")) + 1
     last = min(first + count, 100_000)
     return [f"{match.group('folder')}seg_{n:05d}.m4s" for n in range(first, last)]
+
+
+def listed_segments(playlist: bytes) -> frozenset[str]:
+    """The segment file names a media playlist lists (its URI lines, relative names only)."""
+    names = set()
+    for line in playlist.decode("utf-8", "replace").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "/" not in line and "?" not in line:
+            names.add(line)
+    return frozenset(names)
+
+
+def allowed(paths: list[str], prefix: str, listed: frozenset[str]) -> list[str]:
+    """The paths under ``prefix`` (the token's ACL, or the request's track) whose segments the
+    rendition's playlist lists; other objects under the prefix (init, playlists) are kept."""
+    kept = []
+    for path in paths:
+        if not path.startswith(prefix):
+            continue
+        if SEGMENT.match(path) and path.rsplit("/", 1)[1] not in listed:
+            continue
+        kept.append(path)
+    return kept

@@ -2,8 +2,8 @@
 whichever path (the lean lane or aiohttp) serves it."""
 
 from hypothesis import given
-from multidict import CIMultiDict
 from hypothesis import strategies as st
+from multidict import CIMultiDict
 
 from edge.answer import entry_answer
 from edge.freshness import CacheControl, Stored
@@ -37,7 +37,7 @@ def test_a_plain_request_gets_the_whole_object_with_its_age_and_cors():
 def test_generic_answers_carry_no_cors_and_repeat_every_stored_line():
     lines = (("Link", "<a>; rel=preload"), ("Link", "<b>; rel=preload"), ("ETag", '"x"'))
     entry = make_entry(200, b"x", lines, Stored(60, 0, 1000, CacheControl(max_age=60)))
-    status, headers, _ = answer(entry, {}, cors=False)
+    _status, headers, _ = answer(entry, {}, cors=False)
     assert headers.getall("Link") == ["<a>; rel=preload", "<b>; rel=preload"]
     assert "Access-Control-Allow-Origin" not in headers
 

@@ -10,11 +10,14 @@ import time
 from aiohttp import web
 from multidict import CIMultiDict
 
+from cadenza.log import get_logger
 from edge.answer import CORS, body_allowed, entry_answer
 from edge.fetch import Head, OriginTimeout
 from edge.inflight import Fill, FillFailed
 from edge.keys import EGRESS, FOR_PEERS, METRICS
 from edge.memory import Entry, make_entry
+
+logger = get_logger("edge")
 
 # Request fields that make the answer depend on more than the stored object.
 _SELECTIVE = ("If-None-Match", "If-Modified-Since", "If-Match", "If-Range", "Range")
@@ -69,11 +72,12 @@ async def send_fill(
         async for chunk in fill.stream():
             await response.write(chunk)
             count(request.app, len(chunk))
-    except FillFailed:
+    except FillFailed as e:
         # Cut the connection: the client must see a short body, never a complete one.
+        logger.warning("cut a response short: %s", e)
         if request.transport is not None:
             request.transport.abort()
-        raise
+        return response
     await response.write_eof()
     return response
 

@@ -19,11 +19,11 @@ from aiohttp import web
 from cadenza import http
 from cadenza.layout import MEDIA_PLAYLIST
 from cadenza.log import get_logger
-from cadenza.tokens import TokenError, split_token_path, verify
 from cadenza.web import metrics_response, preflight
 from edge import generic
 from edge.answer import CORS
 from edge.cmcd import from_request, next_objects
+from edge.core import Refused, admit, serves_from_cache
 from edge.disk import DiskTier
 from edge.fetch import IDENTITY, Fetcher, Head, Order
 from edge.freshness import CacheControl
@@ -247,24 +247,15 @@ async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse
 
 async def serve(request: web.Request) -> web.StreamResponse:
     started = time.perf_counter()
-    settings = request.app[SETTINGS]
-    try:
-        token, path = split_token_path(request.raw_path.split("?", 1)[0])
-        claims = verify(token, settings.token_keys, path, time.time()) if token else None
-    except TokenError as e:
-        return refuse(403, f"token refused: {e.reason}")
-    if claims is None and not settings.allow_unsigned:
-        return refuse(403, "a signed path token (/p/{token}/...) is required")
-    key = http.object_key(path)
-    if key is None:
-        return refuse(400, "not a valid track path")
-    denial = request.app[DENIALS].denied(key, claims.territory if claims else None)
-    if denial is not None:
-        return refuse(denial, "this track has been withdrawn here")
-    request.app[PLAYS].record(key)
-    acl = claims.acl if claims else None
-    readahead(request.app, key, path, request.query, request.headers, acl)
-    return await _deliver(request, key, started)
+    settings, app = request.app[SETTINGS], request.app
+    admitted = admit(
+        request.raw_path, settings.token_keys, settings.allow_unsigned, app[DENIALS], time.time()
+    )
+    if isinstance(admitted, Refused):
+        return refuse(admitted.status, admitted.reason)
+    app[PLAYS].record(admitted.key)
+    readahead(app, admitted.key, admitted.path, request.query, request.headers, admitted.acl)
+    return await _deliver(request, admitted.key, started)
 
 
 async def serve_peer(request: web.Request) -> web.StreamResponse:
@@ -281,7 +272,7 @@ async def _deliver(request: web.Request, key: str, started: float) -> web.Stream
     app = request.app
     cors = not app[FOR_PEERS]  # a peer's answer is stored, not shown to a browser
     entry = app[MEMORY].get(key) or await _from_disk(app, key)
-    if entry is not None and entry.stored.fresh(time.time()):
+    if entry is not None and serves_from_cache(entry, time.time()):
         if not app[FOR_PEERS]:
             record_hit(app, key)
         return await send_entry(request, entry, "HIT", started, cors=cors)

@@ -16,7 +16,10 @@ if TYPE_CHECKING:
 DESCRIPTION = f"""\
 Serve /tracks/... and /p/{{token}}/tracks/... from memory when cached, else from the origin with
 one fetch per object (every waiter streamed as bytes arrive); read ahead the next segments;
-serve stale on origin errors within a grace; purge takedowns from the origin's event stream.
+serve stale on origin errors where stale-if-error or stale_grace_seconds allow; purge takedowns
+from the origin's event stream. With --generic, also cache every other path of any HTTP/1.1
+origin as a shared cache (RFC 9111: Vary, every header and status relayed, unsafe methods
+passed through and invalidating).
 GET /status for the locator, /metrics for Prometheus. Token keys: [token_keys] in the config
 or {ENV_TOKEN_KEYS}="kid:secret,...". With -v, one JSON access log line per request on stderr
 (path without token, status, bytes, cache result, CMCD fields).

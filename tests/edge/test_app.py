@@ -3,6 +3,8 @@
 import asyncio
 import gzip
 import hashlib
+import shutil
+import tempfile
 import time
 import urllib.parse
 from collections import Counter
@@ -18,6 +20,7 @@ from multidict import CIMultiDict
 
 from cadenza.tokens import TokenClaims, sign
 from edge.app import MEMORY, create_app
+from edge.peers import owner
 from edge.settings import EdgeSettings
 from tests.loopback import serve
 
@@ -58,6 +61,7 @@ class FakeOrigin:
     cache_control: str = "public, max-age=31536000, immutable"
     requests: Counter[str] = field(default_factory=Counter)
     missing: set[str] = field(default_factory=set)
+    age: int | None = None  # an Age the origin's own cache would add
     events: list[dict[str, object]] = field(default_factory=list)
 
     async def track(self, request: web.Request) -> web.StreamResponse:
@@ -71,6 +75,8 @@ class FakeOrigin:
         body = body_of(path)
         etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
         headers = {"Cache-Control": self.cache_control, "ETag": etag, "Content-Type": "audio/mp4"}
+        if self.age is not None:
+            headers["Age"] = str(self.age)
         if request.headers.get("If-None-Match") == etag:
             return web.Response(status=304, headers=headers)
         if path.endswith(".m3u8") and "gzip" in request.headers.get("Accept-Encoding", ""):
@@ -469,3 +475,41 @@ async def test_memory_stays_within_budget_on_a_catalog_ten_times_larger(fleet: F
         memory = (await response.json())["cache"]["memory"]
     assert 0 < memory["bytes"] <= 1 << 20
     assert memory["objects"] <= 8
+
+
+async def test_a_non_owner_worker_keeps_the_owners_age_and_date(tmp_path: Path):
+    """An object filled through its owner worker arrives with its true Age and the origin's Date,
+    so a playlist cannot outlive its max-age on the workers that do not own it."""
+    fake = FakeOrigin(cache_control="public, max-age=120", age=100)
+    origin_app = web.Application()
+    origin_app.router.add_get("/tracks/{tail:.*}", fake.track)
+    origin_runner, origin_url = await serve(origin_app)
+    folder = tempfile.mkdtemp(prefix="cadenza-peers-")
+    runners: list[web.AppRunner] = []
+    try:
+        urls = []
+        for worker in (0, 1):
+            settings = EdgeSettings(
+                origin=origin_url, cache_dir=tmp_path / "cache", allow_unsigned=True,
+                readahead_seconds=0, workers=2, worker=worker, peer_folder=folder,
+                preposition_interval=0,
+            )  # fmt: skip
+            runner, url = await serve(create_app(settings))
+            runners.append(runner)
+            urls.append(url)
+        key = f"tracks/{TRACK}/master.m3u8"
+        non_owner = urls[1 - owner(key, 2)]
+        async with aiohttp.ClientSession() as client:
+            async with client.get(f"{non_owner}/{key}") as response:
+                assert response.status == 200 and int(response.headers["Age"]) >= 100
+            fake.age = 119  # the owner's copy is what the non-owner stored: no refetch
+            await asyncio.sleep(1.1)
+            async with client.get(f"{non_owner}/{key}") as response:
+                assert response.headers["X-Cache"] == "HIT"
+                assert int(response.headers["Age"]) >= 101
+        assert fake.requests[f"/{key}"] == 1
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
+        await origin_runner.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -155,6 +155,7 @@ async def _client(app: web.Application) -> AsyncIterator[None]:
         app[FETCHER] = Fetcher(
             client, s.origin, app[MEMORY], app[DISK], app[METRICS], s.first_byte_timeout,
             s.fetch_timeout, s.stale_grace, s.between_bytes_timeout, s.negative_ttl,
+            s.max_object_bytes,
         )  # fmt: skip
         yield
         await app[INFLIGHT].close()

@@ -23,6 +23,7 @@ from edge.peers import PEER_PREFIX, Peers
 from edge.vary import STAR, secondary_key, selecting, vary_names
 
 CHUNK = 1 << 16
+RELAY_BUFFER = 4 << 20  # bytes held for a reader of an answer too large to store
 VIA = ("Via", "1.1 cadenza")
 # Music paths ask for one stored form per object, served to every client: the bytes as they are.
 IDENTITY: Lines = (("Accept-Encoding", "identity"),)
@@ -77,6 +78,7 @@ class Fetcher:
     stale_grace: float
     between_bytes_timeout: float = 10.0
     negative_ttl: float = 10.0
+    max_object_bytes: int = 64 << 20
     peers: Peers | None = None
     writes: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -163,26 +165,39 @@ class Fetcher:
             has_expires="expires" in entry.fields, request=order.directives,
         )  # fmt: skip
         cc = entry.stored.cc
-        shared = names != STAR and not (cc.private or cc.no_store)
+        length = response.content_length
+        oversize = length is not None and length > self.max_object_bytes
+        keep = keep and not oversize
+        shared = names != STAR and not (cc.private or cc.no_store or oversize)
         cache = response.headers.get("X-Cache", "MISS") if from_peer else "MISS"
         varied = selecting(names, order.fields)
-        length = response.content_length
+        if oversize and not order.music:
+            fill.stop_retaining()
         fill.start(Head(response.status, entry, cache, length, shared, names, varied))
         await self._read_body(fill, response, from_peer=from_peer)
         counter = self.metrics.peer_fetches if from_peer else self.metrics.origin_fetches
         counter.labels(str(response.status)).inc()
         fill.finish()
-        if keep:
+        if keep and fill.retain:
             whole = make_entry(entry.status, fill.body(), entry.headers, entry.stored)
             self._keep(order, whole, names, write=not from_peer)
 
     async def _read_body(
         self, fill: Fill, response: aiohttp.ClientResponse, *, from_peer: bool
     ) -> None:
-        """Append the body as it arrives, cut at the between-bytes or the total deadline."""
+        """Append the body as it arrives, cut at the between-bytes or the total deadline.
+
+        An answer that outgrows ``max_object_bytes`` while one reader streams it is not
+        stored: it is relayed with at most ``RELAY_BUFFER`` bytes held, at the reader's pace.
+        """
         deadline = time.monotonic() + self.fetch_timeout
         expected = response.content_length
         while True:
+            if fill.retain and fill.size > self.max_object_bytes and fill.readers <= 1:
+                fill.stop_retaining()
+            if not fill.retain:
+                await fill.room(RELAY_BUFFER)
+                deadline = time.monotonic() + self.fetch_timeout  # the reader sets the pace
             left = deadline - time.monotonic()
             try:
                 chunk = await asyncio.wait_for(

@@ -27,8 +27,11 @@ class Fill:
         self.error: BaseException | None = None
         self.readers = 0
         self.head: Any = None  # what the fetcher knows once the origin answered
+        self.retain = True  # False: a lone reader's stream, each chunk dropped once read
+        self.consumed = 0  # bytes read and dropped (retain False)
         self._changed = asyncio.Event()
         self._started = asyncio.Event()
+        self._read = asyncio.Event()
 
     def start(self, head: Any) -> None:
         """The origin answered: readers may now send what ``head`` says (status, headers)."""
@@ -56,9 +59,20 @@ class Fill:
 
     def body(self) -> bytes:
         """The whole object, once finished."""
-        if not self.done:
+        if not self.done or not self.retain:
             raise RuntimeError(f"fill {self.key} is not complete")
         return b"".join(self.chunks)
+
+    def stop_retaining(self) -> None:
+        """From now on, keep each chunk only until it is read: for an answer too large to
+        store that only one reader streams; the fetcher then waits for ``room``."""
+        self.retain = False
+
+    async def room(self, limit: int) -> None:
+        """Wait until at most ``limit`` bytes are buffered unread (always true when retained)."""
+        while not self.retain and self.size - self.consumed > limit and self.readers:
+            self._read.clear()
+            await self._read.wait()
 
     def _wake(self) -> None:
         self._changed.set()
@@ -80,6 +94,10 @@ class Fill:
                 changed = self._changed
                 while index < len(self.chunks):
                     yield self.chunks[index]
+                    if not self.retain:
+                        self.consumed += len(self.chunks[index])
+                        self.chunks[index] = b""
+                        self._read.set()
                     index += 1
                 if self.error is not None:
                     raise FillFailed(
@@ -90,6 +108,7 @@ class Fill:
                 await changed.wait()
         finally:
             self.readers -= 1
+            self._read.set()  # a reader that leaves frees the fetcher's wait for room
 
 
 Fetcher = Callable[[Fill], Awaitable[None]]

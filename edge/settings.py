@@ -33,6 +33,7 @@ class EdgeSettings:
     # proxy_cache_use_stale): none by default.
     stale_grace: float = 0 * SECONDS
     negative_ttl: float = 10 * SECONDS  # a /tracks/ 404 or 410 without freshness of its own
+    max_object_bytes: int = 64 * MIB  # larger answers are relayed, not stored
     # Every client connection: the whole request head within head_timeout, and closed after
     # keepalive_timeout without a request.
     head_timeout: float = 10 * SECONDS
@@ -57,7 +58,7 @@ _KEYS = {
     "disk_bytes",
     "cache_dir", "policy", "first_byte_timeout_seconds", "fetch_timeout_seconds",
     "stale_grace_seconds", "between_bytes_timeout_seconds", "negative_ttl_seconds",
-    "head_timeout_seconds", "keepalive_timeout_seconds",
+    "max_object_bytes", "head_timeout_seconds", "keepalive_timeout_seconds",
     "readahead_seconds", "allow_unsigned", "workers", "token_keys",
     "generic", "locator", "preposition_interval_seconds", "preposition_tracks",
     "preposition_seconds",
@@ -92,6 +93,7 @@ def parse_settings(table: Mapping[str, Any], where: str) -> EdgeSettings:
             table, "between_bytes_timeout_seconds", float, where, d.between_bytes_timeout
         ),
         negative_ttl=typed(table, "negative_ttl_seconds", float, where, d.negative_ttl),
+        max_object_bytes=typed(table, "max_object_bytes", int, where, d.max_object_bytes),
         head_timeout=typed(table, "head_timeout_seconds", float, where, d.head_timeout),
         keepalive_timeout=typed(
             table, "keepalive_timeout_seconds", float, where, d.keepalive_timeout
@@ -112,6 +114,7 @@ def parse_settings(table: Mapping[str, Any], where: str) -> EdgeSettings:
     )
     if (
         min(settings.memory_bytes, settings.disk_bytes, settings.workers) <= 0
+        or settings.max_object_bytes <= 0
         or min(settings.first_byte_timeout, settings.head_timeout, settings.keepalive_timeout) <= 0
         or min(settings.preposition_interval, settings.preposition_tracks) < 0
     ):

@@ -370,3 +370,28 @@ async def test_two_workers_act_as_one_cache_with_ages_intact(tmp_path: Path):
             await runner.cleanup()
         await origin_runner.cleanup()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.parametrize("rig", [{"max_object_bytes": 1 << 20}], indirect=True)
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_answers_larger_than_an_object_may_be_are_relayed_whole_and_not_stored(
+    rig: Rig, chunked: bool
+):
+    big = bytes(range(256)) * (3 << 12)  # 3 MiB
+
+    async def large(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Cache-Control": "max-age=600"})
+        if chunked:
+            response.enable_chunked_encoding()
+        else:
+            response.content_length = len(big)
+        await response.prepare(request)
+        for start in range(0, len(big), 1 << 16):
+            await response.write(big[start : start + (1 << 16)])
+        await response.write_eof()
+        return response
+
+    rig.origin.scripts["/big"] = large
+    assert await _body(rig, "/big") == big
+    assert await _body(rig, "/big") == big
+    assert rig.origin.requests["/big"] == 2

@@ -144,3 +144,28 @@ async def test_close_cancels_fetches_and_fails_their_readers():
     with pytest.raises(FillFailed, match="cancelled"):
         await asyncio.wait_for(reader, 5)
     assert fill.readers == 0
+
+
+async def test_a_fill_that_stops_retaining_holds_only_what_its_reader_has_not_read():
+    inflight = Inflight()
+    held: list[int] = []
+
+    async def fetch(fill: Fill) -> None:
+        fill.stop_retaining()
+        fill.start({})
+        for i in range(20):
+            await asyncio.wait_for(fill.room(300), 5)
+            held.append(fill.size - fill.consumed)
+            fill.append(bytes([i]) * 100)
+        fill.finish()
+
+    fill, _ = inflight.join("big", fetch)
+    received = bytearray()
+    async for chunk in fill.stream():
+        received += chunk
+        await asyncio.sleep(0)  # a reader slower than its fetcher
+    assert bytes(received) == b"".join(bytes([i]) * 100 for i in range(20))
+    assert max(held) <= 300
+    assert sum(len(c) for c in fill.chunks) == 0
+    with pytest.raises(RuntimeError):
+        fill.body()

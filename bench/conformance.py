@@ -97,6 +97,10 @@ def add_parser(benches: Any) -> None:
         "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
         help=f"per run of the suite's client (default {DEFAULT_TIMEOUT:g})",
     )  # fmt: skip
+    parser.add_argument(
+        "--offline", action="store_true",
+        help="never run npm install: fail if build/ lacks the suite's dependencies",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--out", type=Path, metavar="DIR", help="also write DIR/conformance.json")
     parser.set_defaults(run=run)
@@ -134,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         nginx=not args.no_nginx,
         tests=tuple(t.strip() for t in args.tests.split(",") if t.strip()),
         timeout=args.timeout,
+        install=not args.offline,
     )
     if not plan.workers and not plan.nginx:
         raise ConfigError("--workers none with --no-nginx leaves nothing to test")

@@ -60,6 +60,7 @@ SUITE_FILES = (
 INSTALL_SECONDS = 600.0
 SCORE_SECONDS = 60.0
 DEFAULT_TIMEOUT = 300.0  # a full run takes about 65 s; a cache that hangs every request, longer
+MAX_TIMEOUT = 3600.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class Plan:
     timeout: float
     modules: Path = MODULES
     install: bool = True  # npm install when build/ has no node_modules for this package.json
+    sequential: bool = False  # one cache after another, to rule out that runs disturb each other
 
 
 def add_parser(benches: Any) -> None:
@@ -91,8 +93,10 @@ def add_parser(benches: Any) -> None:
     )  # fmt: skip
     parser.add_argument("--no-nginx", action="store_true", help="leave nginx out")
     parser.add_argument(
-        "--tests", default="", metavar="IDS", help="comma-separated test ids (default: all)"
-    )
+        "--tests", default="", metavar="IDS",
+        help="comma-separated test ids (default: all); a test whose dependency is left out "
+        "scores dependency_fail",
+    )  # fmt: skip
     parser.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
         help=f"per run of the suite's client (default {DEFAULT_TIMEOUT:g})",
@@ -100,6 +104,10 @@ def add_parser(benches: Any) -> None:
     parser.add_argument(
         "--offline", action="store_true",
         help="never run npm install: fail if build/ lacks the suite's dependencies",
+    )  # fmt: skip
+    parser.add_argument(
+        "--sequential", action="store_true",
+        help="run the caches one after another (about a minute each) instead of side by side",
     )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--out", type=Path, metavar="DIR", help="also write DIR/conformance.json")
@@ -130,8 +138,8 @@ def edge_label(workers: int | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.timeout > 0:
-        raise ConfigError(f"--timeout {args.timeout}: a positive number of seconds")
+    if not 0 < args.timeout <= MAX_TIMEOUT:
+        raise ConfigError(f"--timeout {args.timeout}: seconds from 0 to {MAX_TIMEOUT:g}")
     plan = Plan(
         suite=args.suite,
         workers=parse_workers(args.workers),
@@ -139,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
         tests=tuple(t.strip() for t in args.tests.split(",") if t.strip()),
         timeout=args.timeout,
         install=not args.offline,
+        sequential=args.sequential,
     )
     if not plan.workers and not plan.nginx:
         raise ConfigError("--workers none with --no-nginx leaves nothing to test")
@@ -188,30 +197,34 @@ def measure(plan: Plan, scratch: Path) -> dict[str, Any]:
 def _run_all(
     plan: Plan, suite: Path, scratch: Path, labels: list[str]
 ) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """Every cache with its own origin, all clients at once; results per run, and notes."""
+    """Every cache with its own origin, all at once unless sequential; results and notes."""
     results: dict[str, dict[str, Any]] = {}
     notes: list[str] = []
-    with ExitStack() as stack:
-        runs: dict[str, tuple[Launched, Launched]] = {}
-        for label in labels:
-            folder = scratch / label
-            folder.mkdir()
-            origin = _start_origin(stack, suite, folder)
-            if label == CACHE_LABEL_NGINX:
-                cache = start_nginx(stack, folder, origin)
-            else:
-                workers = plan.workers[labels.index(label)]
-                cache = start_edge(stack, folder, origin, workers)
-            client = _start_client(stack, suite, folder, cache.url, plan.tests)
-            runs[label] = (cache, client)
-        deadline = time.monotonic() + plan.timeout
-        for label, (cache, client) in runs.items():
-            results[label], note = _collect(client, deadline)
-            if cache.popen.poll() is not None:
-                note += f" the cache exited with code {cache.popen.returncode}: {cache.tail()}"
-            if note:
-                notes.append(f"{label}:{note}")
+    for batch in [[label] for label in labels] if plan.sequential else [labels]:
+        with ExitStack() as stack:
+            runs = {label: _start_run(stack, plan, suite, scratch / label) for label in batch}
+            deadline = time.monotonic() + plan.timeout
+            for label, (cache, client) in runs.items():
+                results[label], note = _collect(client, deadline)
+                if cache.popen.poll() is not None:
+                    note += f" the cache exited with code {cache.popen.returncode}: {cache.tail()}"
+                if note:
+                    notes.append(f"{label}:{note}")
     return results, notes
+
+
+def _start_run(
+    stack: ExitStack, plan: Plan, suite: Path, folder: Path
+) -> tuple[Launched, Launched]:
+    """The suite's origin, the cache named by ``folder``, and the client; (cache, client)."""
+    folder.mkdir()
+    origin = _start_origin(stack, suite, folder)
+    if folder.name == CACHE_LABEL_NGINX:
+        cache = start_nginx(stack, folder, origin)
+    else:
+        workers = {edge_label(w): w for w in plan.workers}[folder.name]
+        cache = start_edge(stack, folder, origin, workers)
+    return cache, _start_client(stack, suite, folder, cache.url, plan.tests)
 
 
 def _start_origin(stack: ExitStack, suite: Path, folder: Path) -> str:

@@ -185,6 +185,7 @@ def render(report: Mapping[str, Any]) -> str:
         lines.append(f"  {name:18}{counts}")
     published = ", ".join(f"{name} {n}" for name, n in report["published_passes"].items())
     lines.append(f"  published passes for reference: {published}")
+    lines += [f"  note: {note}" for note in setup.get("notes", [])]
     lines += _render_workers(report["workers"])
     if "targets" in report:
         lines += _render_targets(report, setup["edge_run"])

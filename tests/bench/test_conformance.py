@@ -90,6 +90,7 @@ def _args(tmp_path: Path, **overrides) -> argparse.Namespace:
         "tests": ",".join(SUBSET),
         "timeout": 60.0,
         "offline": True,  # tests reach only loopback; make setup installed the dependencies
+        "sequential": False,
         "json": True,
         "out": tmp_path / "out",
     }
@@ -117,7 +118,8 @@ def test_a_subset_through_nginx_is_scored_by_the_suite(tmp_path, capsys):
 
 @needs_suite
 def test_the_edge_runs_at_each_worker_count_and_the_runs_are_compared(tmp_path, capsys):
-    assert run(_args(tmp_path, workers="1,2", no_nginx=True, json=False, out=None)) == 0
+    args = _args(tmp_path, workers="1,2", no_nginx=True, json=False, out=None, sequential=True)
+    assert run(args) == 0
     text = capsys.readouterr().out
     assert "cadenza-w1" in text and "cadenza-w2" in text
     assert "Workers: " in text

@@ -134,7 +134,8 @@ def _report():
         "cadenza-w1": {"a": ["Assertion", "Response 2 comes from cache"], "b": ["Setup", "x"]},
         "nginx": {"a": True},
     }
-    setup = {"tests": 2, "seconds": 3.2, "edge_run": "cadenza"}
+    note = "nginx: the suite's client did not finish within --timeout; no results."
+    setup = {"tests": 2, "seconds": 3.2, "edge_run": "cadenza", "notes": [note]}
     runs = {"cadenza": edge, "cadenza-w1": edge_one, "nginx": nginx}
     return summary(setup, runs, results, ["cadenza", "cadenza-w1"], "cadenza")
 
@@ -156,6 +157,7 @@ def test_the_table_puts_the_runs_side_by_side_with_the_verdicts():
     assert header.split() == ["cadenza", "cadenza-w1", "nginx"]
     assert "  pass" in text and "  required_fails" in text and "  required_not_run" in text
     assert "optional_fail" not in text  # no run has one
+    assert "  note: nginx: the suite's client did not finish within --timeout" in text
     assert "1 tests differ between cadenza, cadenza-w1" in text
     assert "  a: cadenza pass, cadenza-w1 fail" in text
     assert "more passes than nginx (1 vs 1): NOT met" in text

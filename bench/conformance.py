@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def measure(plan: Plan, scratch: Path) -> dict[str, Any]:
-    """Run the suite through every cache of the plan at once; the report as a document."""
+    """Run the suite through every cache of the plan; the report as one document."""
     _check_tools(plan)
     _check_suite(plan.suite)
     suite = scratch / "suite"
@@ -327,10 +327,16 @@ def node_modules(suite: Path, cache: Path, install: bool) -> Path:
     try:
         shutil.copyfile(suite / "package.json", staging / "package.json")
         print(f"installing the suite's npm dependencies into {target}", file=sys.stderr)
-        installed = subprocess.run(
-            ["npm", "install", "--omit=dev", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=staging, capture_output=True, text=True, timeout=INSTALL_SECONDS,
-        )  # fmt: skip
+        try:
+            installed = subprocess.run(
+                ["npm", "install", "--omit=dev", "--no-audit", "--no-fund", "--loglevel=error"],
+                cwd=staging, capture_output=True, text=True, timeout=INSTALL_SECONDS,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise ConfigError(
+                f"npm install for the suite took over {INSTALL_SECONDS:g} s: is the npm "
+                "registry reachable?"
+            ) from None
         if installed.returncode != 0:
             raise ConfigError(f"npm install for the suite failed: {installed.stderr[-1000:]}")
         try:

@@ -27,10 +27,11 @@ def add_parser(commands: Any) -> None:
     from bench import encode
 
     encode.add_parser(benches, _catalog_options)
-    from bench import abr, cache, demo, edge, fleet, locator
+    from bench import abr, cache, conformance, demo, edge, fleet, locator
 
     abr.add_parser(benches)
     cache.add_parser(benches)
+    conformance.add_parser(benches)
     demo.add_parser(benches)
     edge.add_parser(benches)
     fleet.add_parser(benches)

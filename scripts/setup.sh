@@ -40,6 +40,21 @@ if [[ ! -d tests/browser/node_modules/hls.js ]]; then
     fi
 fi
 
+# The npm dependencies of the HTTP cache conformance suite (`cadenza bench conformance`), under
+# build/ by the hash of its package.json, as bench/conformance.py looks them up.
+suite=../shared/cache-tests
+if [[ -f $suite/package.json ]]; then
+    modules=build/cache-tests/$(sha256sum "$suite/package.json" | cut -c1-16)
+    if [[ ! -d $modules/node_modules ]]; then
+        echo "setup: installing the cache conformance suite's npm dependencies"
+        rm -rf "$modules.staging"
+        mkdir -p "$modules.staging"
+        cp "$suite/package.json" "$modules.staging/"
+        npm install --prefix "$modules.staging" --omit=dev --no-audit --no-fund --loglevel=error
+        mv "$modules.staging" "$modules"
+    fi
+fi
+
 if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
     echo "setup: Cadenza needs Python 3.11 or newer; found $(python3 --version)" >&2
     exit 1

@@ -1,21 +1,31 @@
-"""Serving with several workers on one port, and draining in-flight responses on SIGTERM.
+"""Serving with several workers on one port: draining in-flight responses on SIGTERM, dead
+workers replaced, restarts bounded.
 
 The edge is the service under test (a process of its own); its origin is a fake on loopback.
 """
 
 import asyncio
 import json
+import os
 import shutil
 import signal
 import tempfile
+import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from hypothesis import given
+from hypothesis import strategies as st
 
+from bench.stub_origin import body_for
+from bench.stub_origin import create_app as create_stub_origin
+from cadenza.serving import Restarts
 from edge.peers import FOLDER_PREFIX
-from tests.processes import Service, start_service
+from tests.loopback import serve
+from tests.processes import Service, cadenza, start_service
 
 SEGMENT = "/tracks/0123456789abcdef/v0123456789ab/aac_96/seg_00001.m4s"
 BODY = b"\x42" * 200_000
@@ -96,3 +106,123 @@ async def test_workers_die_with_a_killed_parent(tmp_path: Path):
     finally:
         await asyncio.to_thread(edge.stop)
         await origin_runner.cleanup()
+
+
+@given(st.lists(st.floats(min_value=0, max_value=100), min_size=1, max_size=20))
+def test_early_deaths_back_off_and_give_up_while_settled_ones_restart_at_once(lives):
+    restarts = Restarts(settled=10, attempts=4, first_delay=0.25, max_delay=1.0)
+    early = 0
+    previous = 0.0
+    for lived in lives:
+        delay = restarts.delay(3, lived)
+        if lived >= 10:
+            early = 0
+            assert delay == 0.0
+        else:
+            early += 1
+            if early >= 4:
+                assert delay is None
+                return
+            assert delay is not None and previous <= delay <= 1.0 and delay > 0
+        previous = 0.0 if delay == 0.0 else delay
+
+
+def test_each_worker_has_its_own_count_of_early_deaths():
+    restarts = Restarts(settled=10, attempts=2)
+    assert restarts.delay(0, 1.0) == restarts.first_delay
+    assert restarts.delay(1, 1.0) == restarts.first_delay
+    assert restarts.delay(0, 50.0) == 0.0
+    assert restarts.delay(0, 1.0) == restarts.first_delay  # the settled life reset worker 0
+    assert restarts.delay(1, 1.0) is None
+
+
+@dataclass
+class Load:
+    """Clients in a loop of GETs, each on its own keep-alive connection."""
+
+    url: str
+    paths: list[str]
+    ok: int = 0
+    failed: int = 0
+    running: bool = True
+
+    async def client(self, first: int) -> None:
+        connector = aiohttp.TCPConnector(limit=1)
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            for n in range(first, first + 100_000):  # bounded; stopped by ``running``
+                if not self.running:
+                    return
+                path = self.paths[n % len(self.paths)]
+                try:
+                    async with session.get(self.url + path) as response:
+                        body = await response.read()
+                    good = response.status == 200 and body == body_for(path, 40_000)
+                except (aiohttp.ClientError, TimeoutError):
+                    good = False
+                if good:
+                    self.ok += 1
+                else:
+                    self.failed += 1
+
+
+CLIENTS = 8
+
+
+async def _until(condition, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not await condition():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.05)
+
+
+async def test_a_killed_worker_is_replaced_while_the_other_serves(tmp_path: Path):
+    origin_runner, origin = await serve(create_stub_origin(40_000, 0))
+    edge = await asyncio.to_thread(_start_edge, origin, tmp_path / "cache")
+    paths = [f"/tracks/0123456789abcdef/v1/aac_96/seg_{n:05d}.m4s" for n in range(8)]
+    load = Load(edge.url, paths)
+    clients = [asyncio.create_task(load.client(i)) for i in range(CLIENTS)]
+    try:
+        pids = await _worker_pids(edge)
+        await _until(lambda: _at_least(load, 200), 30, "no load served before the kill")
+        victim = min(pids)  # type: ignore[type-var]
+        os.kill(victim, signal.SIGKILL)  # type: ignore[arg-type]
+        served_before = load.ok
+
+        async def replaced() -> bool:
+            status = await asyncio.to_thread(_status, edge.url)
+            now = set(status["pids"])  # type: ignore[call-overload]
+            return len(now) == 2 and victim not in now
+
+        await _until(replaced, 30, "the killed worker was not replaced")
+        failed_during = load.failed
+        assert load.ok > served_before  # the other worker served on meanwhile
+        # In-flight requests and keep-alive connections on the killed worker may fail, at most
+        # one per client connection; once replaced, nothing fails.
+        assert failed_during <= CLIENTS, (failed_during, load.ok)
+        served_after = load.ok
+        await _until(lambda: _at_least(load, served_after + 400), 30, "no load after replacing")
+        assert load.failed == failed_during
+        assert edge.process.poll() is None
+        print(f"failed while a worker was killed and replaced: {failed_during} of {load.ok}")
+    finally:
+        load.running = False
+        await asyncio.wait_for(asyncio.gather(*clients, return_exceptions=True), 20)
+        await asyncio.to_thread(edge.stop)
+        await origin_runner.cleanup()
+
+
+async def _at_least(load: Load, count: int) -> bool:
+    return load.ok >= count
+
+
+def test_a_worker_that_cannot_start_stops_the_service_with_a_clear_error(tmp_path: Path):
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("a file where the disk tier should be\n")
+    done = cadenza(
+        "edge", "--listen", "127.0.0.1:0", "--origin", "http://127.0.0.1:9", "--allow-unsigned",
+        "--workers", "2", "--cache-dir", not_a_folder, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "listening on" not in done.stdout
+    assert "times within 10 s of starting" in done.stderr, done.stderr[-2000:]

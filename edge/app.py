@@ -27,7 +27,7 @@ from edge.freshness import CacheControl, Stored
 from edge.inflight import Fill, FillFailed, Inflight
 from edge.load import Egress, HitRatio
 from edge.memory import Entry, MemoryTier
-from edge.metrics import EdgeMetrics
+from edge.metrics import EdgeMetrics, sum_expositions
 from edge.peers import PEER_PREFIX, Peers, combine, socket_path
 from edge.policy import make_policy
 from edge.preposition import PlayCounts, hot_from_locator, preposition
@@ -122,6 +122,7 @@ async def _peers(app: web.Application) -> AsyncIterator[None]:
     for_peers[FOR_PEERS] = True
     for_peers.router.add_get(PEER_PREFIX + "/tracks/{tail:.*}", serve_peer)
     for_peers.router.add_get(PEER_PREFIX + "/status", own_status)
+    for_peers.router.add_get(PEER_PREFIX + "/metrics", _metrics)  # its own: no PEERS there
     runner = web.AppRunner(for_peers, access_log=None, handle_signals=False)
     await runner.setup()
     await web.UnixSite(runner, socket_path(s.peer_folder, s.worker)).start()
@@ -437,7 +438,9 @@ def _status_of(app: web.Application) -> dict[str, Any]:
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    memory = request.app[MEMORY]
-    request.app[METRICS].cache_bytes.labels("memory").set(memory.bytes)
-    request.app[METRICS].cache_bytes.labels("disk").set(request.app[DISK].volume())
-    return metrics_response(request.app[METRICS].registry)
+    """The whole edge's metrics: this worker's and the others', summed (see edge.metrics)."""
+    app = request.app
+    own = app[METRICS].exposition(app[MEMORY].bytes, app[DISK].volume())
+    if PEERS in app:
+        own = sum_expositions(own, await app[PEERS].expositions())
+    return metrics_response(own)

@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 import uvloop
 from aiohttp import http_writer, web
@@ -270,54 +270,156 @@ async def _serve(
     sock: socket.socket | None = None,
     ready: int | None = None,
 ) -> int:
+    handler_args: dict[str, Any] = {"keepalive_timeout": service.keepalive_timeout}
     if service.access_log is None:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        handler_args["access_log"] = None
     else:
-        logger = logging.getLogger(getattr(service.access_log, "LOGGER", "cadenza.access"))
-        runner = web.AppRunner(
-            app, access_log=logger, access_log_class=service.access_log, handle_signals=False
-        )
+        name = getattr(service.access_log, "LOGGER", "cadenza.access")
+        handler_args.update(access_log=logging.getLogger(name), access_log_class=service.access_log)
+    runner = web.AppRunner(app, handle_signals=False, **handler_args)
     await runner.setup()
+    assert runner.server is not None
+    connections = _Connections(runner.server, service.head_timeout, handler_args)
     front: Front | None = None
     tcp: asyncio.Server | None = None
+    loop = asyncio.get_running_loop()
     try:
+        front = None if service.front is None else service.front(app, connections)
+        factory: Callable[[], asyncio.Protocol] = connections if front is None else front
         try:
-            if service.front is None:
-                site: web.BaseSite = (
-                    web.SockSite(runner, sock)
-                    if sock is not None
-                    else web.TCPSite(runner, service.host, service.port)
-                )
-                await site.start()
-                address = runner.addresses[0]
-            else:
-                assert runner.server is not None
-                front = service.front(app, runner.server)
-                loop = asyncio.get_running_loop()
-                tcp = await (
-                    loop.create_server(front, sock=sock, backlog=1024)
-                    if sock is not None
-                    else loop.create_server(front, service.host, service.port, backlog=1024)
-                )
-                address = tcp.sockets[0].getsockname()
+            tcp = await (
+                loop.create_server(factory, sock=sock, backlog=1024)
+                if sock is not None
+                else loop.create_server(factory, service.host, service.port, backlog=1024)
+            )
         except OSError as e:
             raise _cannot_listen(service, e) from None
         if ready is not None:
             os.write(ready, b"%d\n" % os.getpid())
         if announce:
-            bound_host, bound_port = address[:2]
+            bound_host, bound_port = tcp.sockets[0].getsockname()[:2]
             # One line on stdout that scripts (and tests) read to find the port.
             print(f"{service.name} listening on http://{bound_host}:{bound_port}", flush=True)
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         if announce:
             print(f"{service.name} stopping", file=sys.stderr, flush=True)
     finally:
-        if tcp is not None and front is not None:
-            tcp.close()  # no new connections; idle ones in the lean lane end now
-            front.close()
-        await runner.cleanup()  # stops accepting, lets in-flight responses finish
+        if tcp is not None:
+            tcp.close()  # no new connections
+        if front is not None:
+            front.close()  # idle ones in the lean lane end now
+        await runner.cleanup()  # closes idle connections, lets in-flight responses finish
     return 0
+
+
+class _Connections(web.Server):
+    """Makes aiohttp's handler for each client connection, with a deadline for request heads.
+
+    The handlers register with the runner's own server, whose shutdown drains them. This is a
+    ``web.Server`` so that a front lane (``Service.front``) hands connections to it as it would
+    to aiohttp's own, and they are bounded alike.
+    """
+
+    def __init__(
+        self, server: web.Server, head_timeout: float, handler_args: dict[str, Any]
+    ) -> None:
+        super().__init__(server.request_handler, request_factory=server.request_factory)
+        self.server = server
+        self.head_timeout = head_timeout
+        self.handler_args = handler_args
+        # A handler learns that its request head is complete when aiohttp makes the request.
+        server.request_factory = _announcing(server.request_factory)
+
+    def __call__(self) -> web.RequestHandler:
+        return _Connection(
+            self.server,
+            self.head_timeout,
+            loop=asyncio.get_running_loop(),
+            **self.handler_args,
+        )
+
+
+def _announcing(factory: Callable[..., web.BaseRequest]) -> Callable[..., web.BaseRequest]:
+    def make(
+        message: Any, payload: Any, protocol: web.RequestHandler, *args: Any
+    ) -> web.BaseRequest:
+        if isinstance(protocol, _Connection):
+            protocol.head_done()
+        return factory(message, payload, protocol, *args)
+
+    return make
+
+
+REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+
+
+class _Connection(web.RequestHandler):
+    """One client connection: each request head must arrive whole within ``head_timeout``.
+
+    aiohttp closes a connection idle between requests after ``keepalive_timeout`` but sets no
+    limit on the arrival of a head, so a client trickling header bytes could hold a connection
+    for an hour. The deadline runs from the connection's start, then on a kept-alive connection
+    from the first byte after a response (as nginx's client_header_timeout); a partial head at
+    the deadline gets a 408, a connection that sent nothing is just closed.
+    """
+
+    __slots__ = ("_between", "_deadline", "_head_bytes", "_head_timeout")
+
+    def __init__(self, server: web.Server, head_timeout: float, **kwargs: Any) -> None:
+        super().__init__(server, **kwargs)
+        self._head_timeout = head_timeout
+        self._deadline: asyncio.TimerHandle | None = None
+        self._between = True  # no request under way: bytes that come are the next head
+        self._head_bytes = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if self._between and data:
+            self._head_bytes = True
+            if self._deadline is None:
+                self._arm()
+        super().data_received(data)
+
+    def head_done(self) -> None:
+        self._between = False
+        self._head_bytes = False
+        self._disarm()
+
+    async def finish_response(
+        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
+        try:
+            return await super().finish_response(request, resp, start_time)
+        finally:
+            self._between = True
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = asyncio.get_running_loop().call_later(self._head_timeout, self._due)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _due(self) -> None:
+        # One loop turn more: a head parsed just in time is announced by then.
+        self._deadline = None
+        asyncio.get_running_loop().call_soon(self._expire)
+
+    def _expire(self) -> None:
+        if not self._between or self.transport is None:
+            return
+        if self._head_bytes:
+            self.transport.write(REQUEST_TIMEOUT)
+        self.force_close()

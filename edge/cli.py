@@ -77,8 +77,9 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
     )
     service = serving.Service(
-        "cadenza edge", settings.host, settings.port, JsonAccessLogger, front=Front
-    )
+        "cadenza edge", settings.host, settings.port, JsonAccessLogger, front=Front,
+        head_timeout=settings.head_timeout, keepalive_timeout=settings.keepalive_timeout,
+    )  # fmt: skip
     if settings.workers == 1:
         return serving.run_service(create_app(settings), service)
     # The workers find each other's sockets in this folder (see edge.peers).

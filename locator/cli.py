@@ -40,5 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from locator.app import create_app
 
     settings = load_settings(args.config, listen=args.listen, origin=args.origin)
-    app = create_app(settings)
-    return serving.run(app, settings.host, settings.port, "cadenza locator")
+    service = serving.Service(
+        "cadenza locator", settings.host, settings.port,
+        head_timeout=settings.head_timeout, keepalive_timeout=settings.keepalive_timeout,
+    )  # fmt: skip
+    return serving.run_service(create_app(settings), service)

@@ -78,7 +78,11 @@ def run_origin(args: argparse.Namespace) -> int:
     from origin.app import create_app
 
     settings = _settings(args)
-    return serving.run(create_app(settings), settings.host, settings.port, "cadenza origin")
+    service = serving.Service(
+        "cadenza origin", settings.host, settings.port,
+        head_timeout=settings.head_timeout, keepalive_timeout=settings.keepalive_timeout,
+    )  # fmt: skip
+    return serving.run_service(create_app(settings), service)
 
 
 def run_add_label(args: argparse.Namespace) -> int:

@@ -226,3 +226,108 @@ def test_a_worker_that_cannot_start_stops_the_service_with_a_clear_error(tmp_pat
     assert done.returncode == 1, done.stderr
     assert "listening on" not in done.stdout
     assert "times within 10 s of starting" in done.stderr, done.stderr[-2000:]
+
+
+HEAD_TIMEOUT = 0.5
+KEEPALIVE_TIMEOUT = 3.0
+TIMEOUTS = (
+    f"head_timeout_seconds = {HEAD_TIMEOUT}\nkeepalive_timeout_seconds = {KEEPALIVE_TIMEOUT}\n"
+)
+WAIT = 15.0  # far beyond both timeouts: a connection still open by then was never closed
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("CADENZA_")}
+
+
+def _start_with_timeouts(kind: str, tmp_path: Path, upstream: str) -> Service:
+    config = tmp_path / f"{kind}.toml"
+    if kind == "origin":
+        config.write_text(TIMEOUTS)
+        extra: tuple[str | Path, ...] = ("--data-dir", tmp_path / "origin")
+    elif kind == "locator":
+        config.write_text(
+            f'origin = "{upstream}"\n{TIMEOUTS}[token_keys]\nk1 = "0123456789abcdef-secret"\n'
+            f'[[edge]]\nid = "e1"\nregion = "r"\nurl = "{upstream}"\nlatitude = 0\nlongitude = 0\n'
+        )
+        extra = ()
+    else:
+        config.write_text(f'origin = "{upstream}"\nworkers = 1\nallow_unsigned = true\n{TIMEOUTS}')
+        extra = ("--cache-dir", tmp_path / "cache")
+    return start_service(kind, "--config", config, "--listen", "127.0.0.1:0", *extra, env=_env())
+
+
+async def _connect(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    return await asyncio.wait_for(asyncio.open_connection(host, int(port)), WAIT)
+
+
+async def _exchange(reader, writer, path: str) -> int:
+    """One whole request and its response on a kept-alive connection; the status."""
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
+    lines = head.decode("latin-1").split("\r\n")
+    length = next(
+        int(v) for n, _, v in (h.partition(":") for h in lines) if n.lower() == "content-length"
+    )
+    await asyncio.wait_for(reader.readexactly(length), WAIT)
+    return int(lines[0].split()[1])
+
+
+async def _trickle(reader, writer) -> bytes:
+    """Send a request head a byte per 100 ms, never ending it; what the server answers."""
+    answer = asyncio.create_task(reader.read())  # to the end of the stream
+    head = b"GET /metrics HTTP/1.1\r\nHost: test\r\nX-Slow: " + b"z" * 150
+    try:
+        for byte in head:
+            if answer.done():
+                break
+            writer.write(bytes([byte]))
+            await asyncio.sleep(0.1)
+        return await asyncio.wait_for(answer, WAIT)
+    except (ConnectionError, TimeoutError):
+        return b""
+    finally:
+        answer.cancel()
+
+
+SERVICES = ("origin", "locator", "edge")
+PROBES = {"origin": "/metrics", "locator": "/metrics", "edge": "/status"}
+
+
+async def test_every_service_bounds_request_heads_and_idle_connections(tmp_path: Path):
+    origin_runner, upstream = await serve(create_stub_origin(1000, 0))
+    services: dict[str, Service] = {}
+    try:
+        for kind in SERVICES:
+            services[kind] = await asyncio.to_thread(_start_with_timeouts, kind, tmp_path, upstream)
+        for kind, service in services.items():
+            path = PROBES[kind]
+            if kind != "edge":  # the edge's lean lane has its own timers (edge.front)
+                # Connects and sends nothing: closed at the head deadline, without an answer.
+                reader, writer = await _connect(service.url)
+                assert await asyncio.wait_for(reader.read(), WAIT) == b"", kind
+                writer.close()
+                # Trickles the first request head: closed at the deadline with a 408.
+                reader, writer = await _connect(service.url)
+                answer = await _trickle(reader, writer)
+                assert answer == b"" or answer.startswith(b"HTTP/1.1 408"), (kind, answer)
+                writer.close()
+            # After a whole request (on the edge, one its lane hands to aiohttp), a trickled
+            # head is bounded alike.
+            reader, writer = await _connect(service.url)
+            assert await _exchange(reader, writer, path) == 200, kind
+            answer = await _trickle(reader, writer)
+            assert answer == b"" or answer.startswith(b"HTTP/1.1 408"), (kind, answer)
+            writer.close()
+            # Idle after a response: open past the head deadline, closed after the keep-alive.
+            reader, writer = await _connect(service.url)
+            assert await _exchange(reader, writer, path) == 200, kind
+            await asyncio.sleep(HEAD_TIMEOUT * 2)
+            assert await _exchange(reader, writer, path) == 200, kind
+            assert await asyncio.wait_for(reader.read(), WAIT) == b"", kind
+            writer.close()
+    finally:
+        for service in services.values():
+            await asyncio.to_thread(service.stop)
+        await origin_runner.cleanup()

@@ -218,9 +218,17 @@ def _worker(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into SIGTERM
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler, inherited by fork
     die_with_parent(signal.SIGTERM)  # a parent killed outright takes its workers along
-    app = make_app(worker)
-    _send_without_joining()
-    sys.exit(uvloop.run(_serve(app, service, announce=False, sock=listening, ready=ready)))
+    try:
+        app = make_app(worker)
+        _send_without_joining()
+        code = uvloop.run(_serve(app, service, announce=False, sock=listening, ready=ready))
+    except CadenzaError as e:
+        logger.error("%s: worker %d: %s", service.name, worker, e)
+        code = 1
+    except Exception:  # logged, not printed by multiprocessing: log lines are kept clean
+        logger.exception("%s: worker %d failed", service.name, worker)
+        code = 1
+    sys.exit(code)
 
 
 def _send_without_joining() -> None:

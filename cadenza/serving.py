@@ -77,11 +77,11 @@ def run_workers(make_app: Callable[[int], web.Application], service: Service, wo
         shared = replace(service, port=reserved.getsockname()[1])
         pool = _Pool(make_app, shared, reserved, workers)
         try:
-            stopped = pool.serve()
+            pool.serve()
         finally:
             pool.stop()
             print(f"{service.name} stopped", file=sys.stderr, flush=True)
-    return 0 if stopped else 1
+    return 0
 
 
 @dataclass
@@ -148,8 +148,8 @@ class _Pool:
         self.children[worker] = child
         self.started[worker] = time.monotonic()
 
-    def serve(self) -> bool:
-        """Until SIGINT or SIGTERM (True); raises WorkerFailed if a worker cannot be kept up."""
+    def serve(self) -> None:
+        """Until SIGINT or SIGTERM; raises WorkerFailed if a worker cannot be kept up."""
         stopped: list[int] = []
 
         def handler(signum: int, _frame: object) -> None:
@@ -157,19 +157,18 @@ class _Pool:
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, handler)
-        waiting = len(self.children)  # announce once every first worker listens, or at the limit
+        listening, announced = 0, False
         announce_by = time.monotonic() + READY_SECONDS
         while not stopped:
             if select.select([self.ready], [], [], 0.1)[0]:
-                waiting -= os.read(self.ready, 4096).count(b"\n")
-            if waiting > 0 and time.monotonic() > announce_by:
-                waiting = 0
-            if waiting == 0:
-                waiting = -1
+                listening += os.read(self.ready, 4096).count(b"\n")
+            if not announced and (
+                listening >= len(self.children) or time.monotonic() > announce_by
+            ):
+                announced = True  # once every worker listens (or at the limit), as one service
                 host, port = self.service.host, self.service.port
                 print(f"{self.service.name} listening on http://{host}:{port}", flush=True)
             self._replace_dead()
-        return True
 
     def _replace_dead(self) -> None:
         now = time.monotonic()

@@ -27,8 +27,9 @@ def preflight(cors: Mapping[str, str], methods: str, default_headers: str) -> Ha
     return answer
 
 
-def metrics_response(registry: CollectorRegistry) -> web.Response:
-    """The registry in Prometheus' text format."""
-    response = web.Response(body=generate_latest(registry))
+def metrics_response(metrics: CollectorRegistry | bytes) -> web.Response:
+    """A registry, or an exposition already made, in Prometheus' text format."""
+    body = metrics if isinstance(metrics, bytes) else generate_latest(metrics)
+    response = web.Response(body=body)
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response

@@ -49,7 +49,7 @@ from edge.keys import (
 )  # fmt: skip
 from edge.load import Egress, HitRatio
 from edge.memory import Entry, MemoryTier
-from edge.metrics import EdgeMetrics
+from edge.metrics import EdgeMetrics, sum_expositions
 from edge.peers import PEER_PREFIX, Peers, combine, socket_path
 from edge.policy import make_policy
 from edge.preposition import PlayCounts, hot_from_locator, preposition
@@ -134,6 +134,7 @@ async def _peers(app: web.Application) -> AsyncIterator[None]:
     for_peers[FOR_PEERS] = True
     for_peers.router.add_get(PEER_PREFIX + "/tracks/{tail:.*}", serve_peer)
     for_peers.router.add_get(PEER_PREFIX + "/status", own_status)
+    for_peers.router.add_get(PEER_PREFIX + "/metrics", _metrics)  # its own: not summed there
     for_peers.router.add_post(generic.INVALIDATE, generic.serve_invalidate)
     for_peers.router.add_route("*", generic.RELAYED + "/{tail:.*}", generic.serve_relayed)
     peers = Peers(s.peer_folder, s.worker, s.workers)
@@ -416,7 +417,9 @@ def _status_of(app: web.Application) -> dict[str, Any]:
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    memory = request.app[MEMORY]
-    request.app[METRICS].cache_bytes.labels("memory").set(memory.bytes)
-    request.app[METRICS].cache_bytes.labels("disk").set(request.app[DISK].volume())
-    return metrics_response(request.app[METRICS].registry)
+    """The whole edge's metrics: this worker's and the others', summed (see edge.metrics)."""
+    app = request.app
+    own = app[METRICS].exposition(app[MEMORY].bytes, app[DISK].volume())
+    if PEERS in app and not app[FOR_PEERS]:
+        own = sum_expositions(own, await app[PEERS].expositions())
+    return metrics_response(own)

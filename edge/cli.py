@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cadenza import serving
+from cadenza import log, serving
 from cadenza.settings import ENV_TOKEN_KEYS
 from edge.settings import load_settings
 
@@ -79,9 +79,11 @@ def run(args: argparse.Namespace) -> int:
         generic=args.generic,
         workers=args.workers,
     )
+    log.hide(settings.token_keys.values())
     service = serving.Service(
-        "cadenza edge", settings.host, settings.port, JsonAccessLogger, front=Front
-    )
+        "cadenza edge", settings.host, settings.port, JsonAccessLogger, front=Front,
+        head_timeout=settings.head_timeout, keepalive_timeout=settings.keepalive_timeout,
+    )  # fmt: skip
     if settings.workers == 1:
         return serving.run_service(create_app(settings), service)
     # The workers find each other's sockets in this folder (see edge.peers).

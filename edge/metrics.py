@@ -1,9 +1,22 @@
-"""The edge's Prometheus metrics, one registry per app."""
+"""The edge's Prometheus metrics: one registry per worker, summed over the workers when scraped.
 
+Any worker may take a scrape (they share one port), so each answers for the whole edge: its own
+exposition plus every other worker's, fetched over the peer sockets and added up sample by
+sample (``sum_expositions``, pure).
+"""
+
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
+
+SampleKey = tuple[str, tuple[tuple[str, str], ...]]
+# Gauges of what the workers share: counted once, not once per worker.
+SHARED: frozenset[SampleKey] = frozenset({("cadenza_edge_cache_bytes", (("tier", "disk"),))})
 
 
 @dataclass
@@ -55,6 +68,12 @@ class EdgeMetrics:
         self._served: dict[tuple[int, str], Any] = {}
         self._first_byte: dict[str, Any] = {}
 
+    def exposition(self, memory_bytes: int, disk_bytes: int) -> bytes:
+        """This worker's metrics in Prometheus' text format, with the tiers' sizes as of now."""
+        self.cache_bytes.labels("memory").set(memory_bytes)
+        self.cache_bytes.labels("disk").set(disk_bytes)
+        return generate_latest(self.registry)
+
     def served(self, status: int, cache: str) -> None:
         child = self._served.get((status, cache))
         if child is None:
@@ -66,3 +85,56 @@ class EdgeMetrics:
         if child is None:
             child = self._first_byte[cache] = self.latency.labels(cache)
         child.observe(seconds)
+
+
+def sum_expositions(
+    own: bytes, others: Iterable[bytes], shared: frozenset[SampleKey] = SHARED
+) -> bytes:
+    """One exposition for the whole edge from its workers': counters and histograms summed,
+    gauges summed but for the ``shared`` ones (taken from ``own``), creation times the earliest.
+    """
+    families = list(text_string_to_metric_families(own.decode()))
+    where: dict[SampleKey, tuple[Metric, int]] = {}
+    for family in families:
+        for i, sample in enumerate(family.samples):
+            where[_key(sample.name, sample.labels)] = (family, i)
+    by_name = {family.name: family for family in families}
+    for text in others:
+        for theirs in text_string_to_metric_families(text.decode()):
+            if theirs.name not in by_name:
+                by_name[theirs.name] = theirs
+                families.append(theirs)
+                for i, sample in enumerate(theirs.samples):
+                    where[_key(sample.name, sample.labels)] = (theirs, i)
+                continue
+            family = by_name[theirs.name]
+            for sample in theirs.samples:
+                key = _key(sample.name, sample.labels)
+                if key not in where:
+                    where[key] = (family, len(family.samples))
+                    family.samples.append(sample)
+                    continue
+                owner, i = where[key]
+                mine = owner.samples[i]
+                if sample.name.endswith("_created"):
+                    value = min(mine.value, sample.value)
+                elif owner.type == "gauge" and key in shared:
+                    continue
+                else:
+                    value = mine.value + sample.value
+                owner.samples[i] = mine._replace(value=value)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(families))
+    return generate_latest(registry)
+
+
+def _key(name: str, labels: dict[str, str]) -> SampleKey:
+    return name, tuple(sorted(labels.items()))
+
+
+class _Families(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.families)

@@ -5,11 +5,12 @@ would fetch a cold object from the origin once. Instead the owner of a key (a st
 over the workers) is the only one that asks the origin; the others fill their memory from the
 owner over a Unix socket, streamed as bytes arrive. Each worker listens on a socket in the
 edge's peer folder, a private temporary folder that the edge command makes and removes. The same
-channel carries ``/status``, so any worker can answer for the whole edge.
+channel carries ``/status`` and ``/metrics``, so any worker can answer for the whole edge.
 """
 
 import asyncio
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -69,17 +70,24 @@ class Peers:
 
     async def statuses(self) -> list[dict[str, Any]]:
         """The other workers' own status documents (those that answer in time)."""
-        answers = await asyncio.gather(
-            *(self._status(s) for s in self._sessions.values()), return_exceptions=True
-        )
-        return [a for a in answers if isinstance(a, dict)]
+        answers = await self._ask_all("status")
+        return [json.loads(a) for a in answers]
 
-    async def _status(self, session: aiohttp.ClientSession) -> dict[str, Any]:
+    async def expositions(self) -> list[bytes]:
+        """The other workers' own metrics in Prometheus' text format (those that answer in time)."""
+        return await self._ask_all("metrics")
+
+    async def _ask_all(self, what: str) -> list[bytes]:
+        answers = await asyncio.gather(
+            *(self._ask(s, what) for s in self._sessions.values()), return_exceptions=True
+        )
+        return [a for a in answers if isinstance(a, bytes)]
+
+    async def _ask(self, session: aiohttp.ClientSession, what: str) -> bytes:
         timeout = aiohttp.ClientTimeout(total=STATUS_TIMEOUT)
-        async with session.get(f"http://peer{PEER_PREFIX}/status", timeout=timeout) as r:
+        async with session.get(f"http://peer{PEER_PREFIX}/{what}", timeout=timeout) as r:
             r.raise_for_status()
-            doc: dict[str, Any] = await r.json()
-            return doc
+            return await r.read()
 
     async def close(self) -> None:
         await asyncio.gather(*(s.close() for s in self._sessions.values()))

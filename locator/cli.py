@@ -4,7 +4,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from cadenza import serving
+from cadenza import log, serving
 from cadenza.settings import ENV_TOKEN_KEYS
 from locator.settings import load_settings
 
@@ -40,5 +40,9 @@ def run(args: argparse.Namespace) -> int:
     from locator.app import create_app
 
     settings = load_settings(args.config, listen=args.listen, origin=args.origin)
-    app = create_app(settings)
-    return serving.run(app, settings.host, settings.port, "cadenza locator")
+    log.hide(settings.token_keys.values())
+    service = serving.Service(
+        "cadenza locator", settings.host, settings.port,
+        head_timeout=settings.head_timeout, keepalive_timeout=settings.keepalive_timeout,
+    )  # fmt: skip
+    return serving.run_service(create_app(settings), service)

@@ -54,6 +54,10 @@ class LocatorSettings:
     coverage_zones: CoverageZones | None = None
     geoip_database: Path | None = None
     hot_half_life: float = 1 * HOUR
+    # Every client connection: the whole request head within head_timeout, and closed after
+    # keepalive_timeout without a request.
+    head_timeout: float = 10 * SECONDS
+    keepalive_timeout: float = 75 * SECONDS
 
     @cached_property
     def region_centres(self) -> dict[str, tuple[float, float]]:
@@ -70,7 +74,7 @@ _KEYS = {
     "listen", "public_url", "origin", "edge", "token_keys", "signing_key", "token_ttl_seconds",
     "rights_ttl_seconds", "fail_open", "poll_interval_seconds", "poll_timeout_seconds",
     "steering_ttl_seconds", "load_factor", "pathways", "default_location", "coverage_zone",
-    "geoip_database", "hot_half_life_seconds",
+    "geoip_database", "hot_half_life_seconds", "head_timeout_seconds", "keepalive_timeout_seconds",
 }  # fmt: skip
 _EDGE_KEYS = {"id", "region", "url", "latitude", "longitude", "capacity_bps"}
 _DEFAULT_KEYS = {"region", "latitude", "longitude", "territory"}
@@ -107,9 +111,19 @@ def parse_settings(table: Mapping[str, Any], where: str) -> LocatorSettings:
         coverage_zones=CoverageZones.from_config(zones, where) if zones else None,
         geoip_database=Path(geoip) if geoip else None,
         hot_half_life=typed(table, "hot_half_life_seconds", float, where, d.hot_half_life),
+        head_timeout=typed(table, "head_timeout_seconds", float, where, d.head_timeout),
+        keepalive_timeout=typed(
+            table, "keepalive_timeout_seconds", float, where, d.keepalive_timeout
+        ),
     )
-    if min(settings.token_ttl, settings.poll_interval, settings.poll_timeout) <= 0:
-        raise ConfigError(f"{where}: token_ttl, poll_interval and poll_timeout must be positive")
+    if (
+        min(settings.token_ttl, settings.poll_interval, settings.poll_timeout) <= 0
+        or min(settings.head_timeout, settings.keepalive_timeout) <= 0
+    ):
+        raise ConfigError(
+            f"{where}: token_ttl, poll_interval, poll_timeout and the connection "
+            "timeouts must be positive"
+        )
     if settings.steering_ttl < 1 or settings.load_factor < 1 or settings.pathways < 1:
         raise ConfigError(
             f"{where}: steering_ttl_seconds, load_factor and pathways must be at least 1"

@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from cadenza import serving
+from cadenza import log, serving
 from cadenza.errors import CadenzaError, ConfigError
 from origin.catalog import Catalog
 from origin.errors import LabelExists, NotFound
@@ -78,7 +78,12 @@ def run_origin(args: argparse.Namespace) -> int:
     from origin.app import create_app
 
     settings = _settings(args)
-    return serving.run(create_app(settings), settings.host, settings.port, "cadenza origin")
+    log.hide(filter(None, (settings.operator_key, settings.storage.secret_access_key)))
+    service = serving.Service(
+        "cadenza origin", settings.host, settings.port,
+        head_timeout=settings.head_timeout, keepalive_timeout=settings.keepalive_timeout,
+    )  # fmt: skip
+    return serving.run_service(create_app(settings), service)
 
 
 def run_add_label(args: argparse.Namespace) -> int:

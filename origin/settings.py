@@ -18,6 +18,8 @@ DEFAULT_MASTER_MAX_AGE = 10 * SECONDS
 DEFAULT_MAX_OBJECT_BYTES = 64 * MIB
 MAX_LONG_POLL = 60 * SECONDS
 ENV_OPERATOR_KEY = "CADENZA_OPERATOR_KEY"
+DEFAULT_HEAD_TIMEOUT = 10.0 * SECONDS
+DEFAULT_KEEPALIVE_TIMEOUT = 75.0 * SECONDS
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,10 @@ class OriginSettings:
     max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES
     operator_key: str | None = None
     storage: StorageConfig = field(default_factory=StorageConfig)
+    # Every client connection: the whole request head within head_timeout, and closed after
+    # keepalive_timeout without a request.
+    head_timeout: float = DEFAULT_HEAD_TIMEOUT
+    keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT
 
     @property
     def catalog_path(self) -> Path:
@@ -48,6 +54,8 @@ _TOP = {
     "max_object_bytes",
     "operator_key",
     "storage",
+    "head_timeout_seconds",
+    "keepalive_timeout_seconds",
 }
 _STORAGE = {
     "backend", "bucket", "prefix", "endpoint_url", "region", "access_key_id", "secret_access_key",
@@ -65,9 +73,17 @@ def parse_settings(table: Mapping[str, Any], where: str) -> OriginSettings:
         max_object_bytes=typed(table, "max_object_bytes", int, where, DEFAULT_MAX_OBJECT_BYTES),
         operator_key=typed(table, "operator_key", str, where, "") or None,
         storage=_parse_storage(table.get("storage", {}), f"{where}: [storage]"),
+        head_timeout=typed(table, "head_timeout_seconds", float, where, DEFAULT_HEAD_TIMEOUT),
+        keepalive_timeout=typed(
+            table, "keepalive_timeout_seconds", float, where, DEFAULT_KEEPALIVE_TIMEOUT
+        ),
     ).with_data_dir(data_dir)
     if settings.master_max_age < 0 or settings.max_object_bytes <= 0:
         raise ConfigError(f"{where}: master_max_age_seconds and max_object_bytes must be positive")
+    if min(settings.head_timeout, settings.keepalive_timeout) <= 0:
+        raise ConfigError(
+            f"{where}: head_timeout_seconds and keepalive_timeout_seconds must be positive"
+        )
     return settings
 
 

@@ -25,3 +25,9 @@ async def test_metrics_are_in_prometheus_text_format():
     response = metrics_response(registry)
     assert response.content_type == "text/plain"
     assert b"cadenza_test_things_total 3.0" in response.body
+
+
+async def test_an_exposition_already_made_is_answered_as_it_is():
+    response = metrics_response(b"cadenza_test_things_total 7.0\n")
+    assert response.content_type == "text/plain"
+    assert response.body == b"cadenza_test_things_total 7.0\n"

@@ -1,0 +1,104 @@
+"""The edge's metrics, and one exposition for the whole edge from its workers' own."""
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+from hypothesis import given
+from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.stub_origin import create_app as create_stub_origin
+from edge.metrics import EdgeMetrics, sum_expositions
+from tests.loopback import serve
+from tests.processes import start_service
+
+
+def _samples(exposition: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(exposition.decode())
+        for s in family.samples
+    }
+
+
+def test_one_worker_s_exposition_is_the_sum_of_itself_alone():
+    metrics = EdgeMetrics()
+    metrics.served(200, "HIT")
+    metrics.first_byte("MISS", 0.02)
+    own = metrics.exposition(100, 5000)
+    assert sum_expositions(own, []) == own
+
+
+def test_counters_and_histograms_are_summed_and_the_shared_disk_counted_once():
+    a, b = EdgeMetrics(), EdgeMetrics()
+    a.served(200, "HIT")
+    a.served(200, "HIT")
+    b.served(200, "HIT")
+    b.served(404, "MISS")  # a label set only the other worker has
+    a.first_byte("HIT", 0.001)
+    b.first_byte("HIT", 0.3)
+    b.bytes_served.inc(1000)
+    a_text, b_text = a.exposition(100, 5000), b.exposition(50, 5000)
+    total = _samples(sum_expositions(a_text, [b_text]))
+    assert total["cadenza_edge_requests_total", (("cache", "HIT"), ("status", "200"))] == 3
+    assert total["cadenza_edge_requests_total", (("cache", "MISS"), ("status", "404"))] == 1
+    assert total["cadenza_edge_bytes_served_total", ()] == 1000
+    assert total["cadenza_edge_cache_bytes", (("tier", "memory"),)] == 150
+    assert total["cadenza_edge_cache_bytes", (("tier", "disk"),)] == 5000
+    hit = (("cache", "HIT"),)
+    assert total["cadenza_edge_first_byte_seconds_count", hit] == 2
+    assert total["cadenza_edge_first_byte_seconds_sum", hit] == 0.301
+    assert total["cadenza_edge_first_byte_seconds_bucket", (*hit, ("le", "0.001"))] == 1
+    assert total["cadenza_edge_first_byte_seconds_bucket", (*hit, ("le", "+Inf"))] == 2
+    created = ("cadenza_edge_requests_created", (("cache", "HIT"), ("status", "200")))
+    assert total[created] == min(_samples(a_text)[created], _samples(b_text)[created])
+
+
+@given(st.lists(st.lists(st.sampled_from([200, 206, 304, 404]), max_size=30), max_size=5))
+def test_every_request_of_every_worker_is_counted_once(workers):
+    expositions = []
+    for statuses in [[200], *workers]:
+        metrics = EdgeMetrics()
+        for status in statuses:
+            metrics.served(status, "HIT")
+        expositions.append(metrics.exposition(0, 0))
+    total = _samples(sum_expositions(expositions[0], expositions[1:]))
+    counted = sum(v for (name, _), v in total.items() if name == "cadenza_edge_requests_total")
+    assert counted == 1 + sum(len(statuses) for statuses in workers)
+
+
+REQUESTS = 300
+
+
+async def test_every_scrape_of_a_two_worker_edge_counts_every_request(tmp_path: Path):
+    origin_runner, origin = await serve(create_stub_origin(10_000, 0))
+    edge = await asyncio.to_thread(
+        start_service, "edge", "--listen", "127.0.0.1:0", "--origin", origin,
+        "--allow-unsigned", "--workers", "2", "--cache-dir", tmp_path / "cache",
+    )  # fmt: skip
+    try:
+        # A connection per request, many at once: the kernel spreads them over both workers.
+        connector = aiohttp.TCPConnector(force_close=True, limit=20)
+        async with aiohttp.ClientSession(connector=connector) as client:
+
+            async def get(n: int) -> int:
+                path = f"/tracks/0123456789abcdef/v1/aac_96/seg_{n % 10:05d}.m4s"
+                async with client.get(edge.url + path) as response:
+                    await response.read()
+                    return response.status
+
+            statuses = await asyncio.gather(*(get(n) for n in range(REQUESTS)))
+            assert statuses == [200] * REQUESTS
+            for _ in range(6):
+                async with client.get(edge.url + "/metrics") as response:
+                    total = _samples(await response.read())
+                served = sum(
+                    value
+                    for (name, labels), value in total.items()
+                    if name == "cadenza_edge_requests_total" and ("cache", "NONE") not in labels
+                )
+                assert served == REQUESTS
+    finally:
+        await asyncio.to_thread(edge.stop)
+        await origin_runner.cleanup()

@@ -38,10 +38,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args)
     except ConfigError as e:
-        print(f"cadenza: error: {e}", file=sys.stderr)
+        print(f"cadenza: error: {log.redact(str(e))}", file=sys.stderr)
         return ConfigError.exit_code
     except CadenzaError as e:
-        print(f"cadenza: error: {e}", file=sys.stderr)
+        print(f"cadenza: error: {log.redact(str(e))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("cadenza: interrupted; nothing partial was published", file=sys.stderr)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cadenza import layout
-from cadenza.fsio import publish_dir, write_atomic
+from cadenza.fsio import make_dirs, publish_dir, write_atomic
 from cadenza.log import get_logger
 from cadenza.process import alive, die_with_parent
 from encoder import graph
@@ -144,8 +144,9 @@ async def _encode_version(
     tid, version, source_sha = ids
     staging = out_root / STAGING / f"{tid}-{version}-{os.getpid()}-{secrets.token_hex(4)}"
     try:
+        make_dirs(staging)
         for rung in ladder.rungs:
-            (staging / rung.name).mkdir(parents=True)
+            (staging / rung.name).mkdir()
         args = graph.build_command(master, ladder, staging, measure_loudness=measure_loudness)
         async with encoder_slot:
             began = time.perf_counter()

@@ -22,7 +22,7 @@ from cadenza import layout
 from cadenza.fsio import make_dirs, publish_dir, write_atomic
 from cadenza.log import get_logger
 from cadenza.process import alive, die_with_parent
-from encoder import graph
+from encoder import graph, headers
 from encoder.errors import EncodeError, MasterError
 from encoder.identity import sha256_file, track_id, version_id
 from encoder.ladder import Ladder
@@ -247,8 +247,8 @@ def _finalize(
     encoded = sum(next(iter(timelines.values())))
     if encoded + TRUNCATION_TOLERANCE < master.duration:
         raise MasterError(
-            f"decoding stopped at {encoded:.1f} s of {master.duration:.1f} s: the file is "
-            "truncated or damaged; export the master again"
+            f"truncated or damaged: decoding stopped at {encoded:.2f} s of the "
+            f"{master.duration:.2f} s the {master.container} file declares; {headers.WHAT_TO_DO}"
         )
     metadata = {
         "track_id": tid,

@@ -101,20 +101,37 @@ def test_published_files_are_world_readable_whatever_the_umask(
 ):
     site = tmp_path / "www" / "site"
     _, intact = cut_masters
+    _ingest_with_umask_077(intact, site)
+    created = [tmp_path / "www", *(tmp_path / "www").rglob("*")]
+    names = {p.name for p in created}
+    assert {"master.m3u8", "metadata.json", "index.m3u8", "init.mp4", "seg_00000.m4s"} <= names
+    assert _not_public(created) == {}
+    # What an earlier release published private is made public when the track is ingested again.
+    track = next((site / "tracks").iterdir())
+    for path in track.rglob("*"):
+        path.chmod(0o700 if path.is_dir() else 0o600)
+    _ingest_with_umask_077(intact, site)
+    assert _not_public(list(track.rglob("*"))) == {}
+
+
+def _ingest_with_umask_077(master: Path, out: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "cadenza", "ingest", str(intact), "--out", str(site)],
+        [sys.executable, "-m", "cadenza", "ingest", str(master), "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=120,
         umask=0o077,
     )
     assert result.returncode == 0, result.stderr
-    created = [tmp_path / "www", *(tmp_path / "www").rglob("*")]
-    modes = {p.relative_to(tmp_path).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in created}
-    names = {name.rsplit("/", 1)[-1] for name in modes}
-    assert {"master.m3u8", "metadata.json", "index.m3u8", "init.mp4", "seg_00000.m4s"} <= names
-    assert {n: m for n, m in modes.items() if (tmp_path / n).is_dir() and m != 0o755} == {}
-    assert {n: m for n, m in modes.items() if (tmp_path / n).is_file() and m != 0o644} == {}
+
+
+def _not_public(paths: list[Path]) -> dict[str, str]:
+    modes = {str(p): stat.S_IMODE(p.stat().st_mode) for p in paths}
+    return {
+        name: oct(mode)
+        for name, mode in modes.items()
+        if mode != (0o755 if Path(name).is_dir() else 0o644)
+    }
 
 
 @pytest.mark.parametrize(

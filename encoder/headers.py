@@ -2,10 +2,11 @@
 long enough to hold it.
 
 ffprobe trims a WAV's duration to the bytes present, so a master cut short by a failed copy
-looks like a shorter, intact one. Reading the declaration here catches it before encoding (PCM:
-the bytes tell) or after decoding (FLAC, MP3: the decoded length is compared with it). Pure: the
-file is a ``Bytes`` view (``bytes`` in tests, positioned reads in the shell); a parser reads a
-few small ranges, and every walk over chunks or tags is bounded.
+looks like a shorter, intact one. Reading the declaration here catches it before encoding (PCM,
+and MP3 whose tag counts its bytes: the size tells) or after decoding (the decoded length is
+compared with the declared one). Pure: the file is a ``Bytes`` view (``bytes`` in tests,
+positioned reads in the shell); a parser reads a few small ranges, and every walk over chunks or
+tags is bounded.
 """
 
 import struct
@@ -42,8 +43,9 @@ class Declared:
 
     def problem(self) -> str:
         """The one-line reason a truncated master is refused."""
-        if self.present_seconds is not None:
-            held = f"the file holds only {self.present_seconds:.2f} s"
+        present = self.present_seconds
+        if present is not None and f"{present:.2f}" != f"{self.seconds:.2f}":
+            held = f"the file holds only {present:.2f} s"
         else:
             held = f"{self.missing_bytes} bytes of it are missing from the file"
         return (
@@ -97,9 +99,9 @@ def _wav(data: Bytes) -> Declared | None:
         body = position + 8
         if name == b"ds64":  # RF64/BW64: 64-bit sizes; the data chunk's comes second
             (large_size,) = struct.unpack("<Q", _read(data, body + 8, 8, "WAV"))
-        elif name == b"fmt ":
-            fmt = _read(data, body, 16, "WAV")
-            _, _, rate, _, frame_bytes = struct.unpack(order + "HHIIH", fmt[:14])
+        elif name == b"fmt " and size >= 14:
+            fmt = _read(data, body, 14, "WAV")
+            _, _, rate, _, frame_bytes = struct.unpack(order + "HHIIH", fmt)
         elif name == b"data":
             if size == 0xFFFFFFFF and large_size is not None:
                 size = large_size
@@ -187,7 +189,9 @@ def _skip_id3(data: Bytes) -> int:
         head = data[position : position + 10]
         if len(head) < 10 or head[:3] != b"ID3":
             break
-        size = (head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | head[9]
+        size = (
+            (head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | head[9] & 0x7F
+        )
         position += 10 + size + (10 if head[5] & 0x10 else 0)  # the footer flag adds 10 bytes
     return position
 

@@ -7,6 +7,7 @@ server running as another user can serve it.
 """
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -59,14 +60,22 @@ def write_atomic(path: Path, data: bytes, mode: int = PUBLIC_FILE) -> None:
 
 
 def make_tree_public(root: Path) -> None:
-    """Give every folder under ``root`` PUBLIC_DIR and every file PUBLIC_FILE (links untouched)."""
-    os.chmod(root, PUBLIC_DIR)
+    """Give every folder under ``root`` PUBLIC_DIR and every file PUBLIC_FILE (links untouched).
+
+    Modes already right are left alone, so a tree owned by another user that is already public
+    needs no permission to change.
+    """
+    _set_mode(str(root), PUBLIC_DIR)
     for folder, dirs, files in os.walk(root):
         for names, mode in ((dirs, PUBLIC_DIR), (files, PUBLIC_FILE)):
             for name in names:
-                path = os.path.join(folder, name)
-                if not os.path.islink(path):
-                    os.chmod(path, mode)
+                _set_mode(os.path.join(folder, name), mode)
+
+
+def _set_mode(path: str, mode: int) -> None:
+    info = os.lstat(path)
+    if not stat.S_ISLNK(info.st_mode) and stat.S_IMODE(info.st_mode) != mode:
+        os.chmod(path, mode)
 
 
 def fsync_tree(root: Path) -> None:

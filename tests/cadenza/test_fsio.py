@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cadenza.fsio import TEMP_PREFIX, make_dirs, publish_dir, write_atomic
+from cadenza.fsio import TEMP_PREFIX, make_dirs, make_tree_public, publish_dir, write_atomic
 
 
 @pytest.fixture
@@ -158,3 +158,22 @@ def test_publish_dir_makes_the_published_tree_world_readable(tmp_path: Path) -> 
         "tracks/abc/v1/aac_256/index.m3u8": 0o644,
         "tracks/abc/v1/metadata.json": 0o644,
     }
+
+
+def test_make_tree_public_fixes_modes_inside_the_tree_only(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("key")
+    secret.chmod(0o600)
+    tree = tmp_path / "v1"
+    (tree / "aac_96").mkdir(parents=True)
+    (tree / "aac_96").chmod(0o700)
+    (tree / "aac_96" / "init.mp4").write_bytes(b"init")
+    (tree / "aac_96" / "init.mp4").chmod(0o600)
+    (tree / "link").symlink_to(secret)
+    make_tree_public(tree)
+    assert [_mode(p) for p in (tree, tree / "aac_96", tree / "aac_96" / "init.mp4")] == [
+        0o755,
+        0o755,
+        0o644,
+    ]
+    assert _mode(secret) == 0o600

@@ -12,6 +12,7 @@ import os
 import secrets
 import shlex
 import shutil
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -19,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from cadenza import layout
-from cadenza.fsio import publish_dir, write_atomic
+from cadenza.fsio import PUBLIC_FILE, make_dirs, make_tree_public, publish_dir, write_atomic
 from cadenza.log import get_logger
 from cadenza.process import alive, die_with_parent
-from encoder import graph
+from encoder import graph, headers
 from encoder.errors import EncodeError, MasterError
 from encoder.identity import sha256_file, track_id, version_id
 from encoder.ladder import Ladder
@@ -107,6 +108,8 @@ async def encode_track(
     final = out_root / layout.version_prefix(tid, version)
     if (final / layout.METADATA).is_file():
         metadata = json.loads((final / layout.METADATA).read_text())
+        # Versions published before modes were set explicitly may be private; make them servable.
+        await asyncio.to_thread(make_tree_public, final)
         await asyncio.to_thread(_write_master, out_root, tid, metadata)
         report(master.duration, master.duration)
         return _result(master, metadata, 0.0, reused=True)
@@ -144,8 +147,9 @@ async def _encode_version(
     tid, version, source_sha = ids
     staging = out_root / STAGING / f"{tid}-{version}-{os.getpid()}-{secrets.token_hex(4)}"
     try:
+        make_dirs(staging)
         for rung in ladder.rungs:
-            (staging / rung.name).mkdir(parents=True)
+            (staging / rung.name).mkdir()
         args = graph.build_command(master, ladder, staging, measure_loudness=measure_loudness)
         async with encoder_slot:
             began = time.perf_counter()
@@ -246,8 +250,8 @@ def _finalize(
     encoded = sum(next(iter(timelines.values())))
     if encoded + TRUNCATION_TOLERANCE < master.duration:
         raise MasterError(
-            f"decoding stopped at {encoded:.1f} s of {master.duration:.1f} s: the file is "
-            "truncated or damaged; export the master again"
+            f"truncated or damaged: decoding stopped at {encoded:.2f} s of the "
+            f"{master.duration:.2f} s the {master.container} file declares; {headers.WHAT_TO_DO}"
         )
     metadata = {
         "track_id": tid,
@@ -335,6 +339,8 @@ def _write_master(out_root: Path, tid: str, metadata: dict[str, Any]) -> None:
     text = master_playlist(metadata).encode()
     if not path.is_file() or path.read_bytes() != text:
         write_atomic(path, text)
+    elif stat.S_IMODE(path.stat().st_mode) != PUBLIC_FILE:
+        path.chmod(PUBLIC_FILE)  # written private by an earlier release
 
 
 def _result(master: Master, metadata: dict[str, Any], seconds: float, reused: bool) -> EncodedTrack:

@@ -1,16 +1,18 @@
 """What a master is: its container, audio stream, duration, tags and cover art.
 
-``parse_probe`` is pure (ffprobe's JSON in, a validated ``Master`` or a ``MasterError`` out);
-``probe`` runs ffprobe.
+``parse_probe`` is pure (ffprobe's JSON and the header's declaration in, a validated ``Master``
+or a ``MasterError`` out); ``probe`` runs ffprobe and reads the header.
 """
 
 import asyncio
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from encoder import headers
 from encoder.errors import MasterError
 
 # ffprobe's format names for the containers labels deliver, and the codecs accepted in each.
@@ -42,6 +44,11 @@ ISRC = re.compile(r"[A-Z]{2}[A-Z0-9]{3}[0-9]{7}")
 UPC = re.compile(r"[0-9]{12,14}")
 COVER_EXTENSIONS = {"mjpeg": "jpg", "png": "png"}
 WHAT_TO_DO = "export it again as WAV, FLAC, AIFF, MP3 or M4A"
+# An M4A whose index comes last (the usual layout) loses it first when a copy stops early.
+MOOV_MISSING = (
+    "truncated: the M4A file has no index (moov atom), as when a copy or an export stops "
+    f"early; {headers.WHAT_TO_DO}"
+)
 
 
 @dataclass(frozen=True)
@@ -68,15 +75,18 @@ class Master:
     audio_index: int  # index among the input's audio streams (ffmpeg's "a:N")
     sample_rate: int
     channels: int
-    duration: float
+    duration: float  # the longer of ffprobe's figure and the header's declaration
     tags: Tags
     cover: Cover | None
     warnings: tuple[str, ...] = field(default=())
 
 
-def parse_probe(data: dict[str, Any], path: Path, max_duration: float) -> Master:
+def parse_probe(
+    data: dict[str, Any], path: Path, max_duration: float, declared: headers.Declared | None = None
+) -> Master:
+    """Validate what ffprobe reports, with what the header declares (``headers``) when known."""
     fmt = data.get("format") or {}
-    container = CONTAINERS.get(fmt.get("format_name", ""))
+    container = container_of(data)
     if container is None:
         name = fmt.get("format_long_name") or fmt.get("format_name") or "unknown"
         raise MasterError(f"unsupported container {name!r}; {WHAT_TO_DO}")
@@ -84,6 +94,8 @@ def parse_probe(data: dict[str, Any], path: Path, max_duration: float) -> Master
     audio = [s for s in streams if s.get("codec_type") == "audio"]
     if not audio:
         raise MasterError(f"no audio stream in this {container} file; {WHAT_TO_DO}")
+    if declared is not None and declared.truncated:
+        raise MasterError(declared.problem())
     stream = audio[0]
     codec = str(stream.get("codec_name", "unknown"))
     _check_codec(container, codec)
@@ -98,6 +110,10 @@ def parse_probe(data: dict[str, Any], path: Path, max_duration: float) -> Master
             f"unsupported channel count {channels}; deliver mono, stereo or up to 7.1"
         )
     duration = _duration(stream, fmt)
+    if declared is not None:
+        # ffprobe trims a WAV's duration to the bytes present; the decode is checked against
+        # the longer figure, so a master cut short cannot pass as a shorter whole one.
+        duration = max(duration, declared.seconds)
     if duration > max_duration:
         raise MasterError(
             f"duration {duration:.1f} s exceeds the limit of {max_duration:.1f} s; "
@@ -116,6 +132,11 @@ def parse_probe(data: dict[str, Any], path: Path, max_duration: float) -> Master
         cover=_cover(streams),
         warnings=tuple(warnings),
     )
+
+
+def container_of(data: dict[str, Any]) -> str | None:
+    """The container ffprobe recognised, by Cadenza's name ("WAV", ...), or None."""
+    return CONTAINERS.get((data.get("format") or {}).get("format_name", ""))
 
 
 def _check_codec(container: str, codec: str) -> None:
@@ -219,9 +240,35 @@ async def probe(path: Path, max_duration: float) -> Master:
     )
     out, err = await proc.communicate()
     if proc.returncode != 0:
+        if b"moov atom not found" in err:
+            raise MasterError(MOOV_MISSING)
         reason = _last_line(err) or f"ffprobe exit code {proc.returncode}"
         raise MasterError(f"not a readable audio file ({reason}); {WHAT_TO_DO}")
-    return parse_probe(json.loads(out), path, max_duration)
+    data = json.loads(out)
+    container = container_of(data)
+    declared = await asyncio.to_thread(read_declared, path, container) if container else None
+    return parse_probe(data, path, max_duration, declared)
+
+
+class FileBytes:
+    """An open file as ``headers.Bytes``: each slice is one positioned read."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._size = os.fstat(fd).st_size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, key: slice, /) -> bytes:
+        start, stop, _ = key.indices(self._size)
+        return os.pread(self._fd, max(0, stop - start), start)
+
+
+def read_declared(path: Path, container: str) -> headers.Declared | None:
+    """What the header of the master at ``path`` declares (a few small reads)."""
+    with path.open("rb") as f:
+        return headers.declared_duration(FileBytes(f.fileno()), container)
 
 
 def _last_line(raw: bytes) -> str:

@@ -1,10 +1,27 @@
 """Atomic publication on a real file system: readers see the old object or the new one."""
 
+import os
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from cadenza.fsio import TEMP_PREFIX, publish_dir, write_atomic
+from cadenza.fsio import TEMP_PREFIX, make_dirs, make_tree_public, publish_dir, write_atomic
+
+
+@pytest.fixture
+def strict_umask() -> Iterator[None]:
+    """The strictest umask an operator might run with; published modes must not depend on it."""
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -89,3 +106,74 @@ def test_publish_dir_without_staged_dir_raises(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         publish_dir(tmp_path / "staging" / "absent", tmp_path / "tracks" / "abc" / "v1")
     assert not (tmp_path / "tracks" / "abc" / "v1").exists()
+
+
+def test_write_atomic_publishes_a_world_readable_file(tmp_path: Path) -> None:
+    # mkstemp makes 0600 files whatever the umask: a web server running as another user
+    # answered 403 for every master playlist.
+    path = tmp_path / "master.m3u8"
+    write_atomic(path, b"#EXTM3U\n")
+    assert _mode(path) == 0o644
+    write_atomic(path, b"#EXTM3U\n", mode=0o600)
+    assert _mode(path) == 0o600
+
+
+@pytest.mark.usefixtures("strict_umask")
+def test_write_atomic_sets_modes_whatever_the_umask(tmp_path: Path) -> None:
+    path = tmp_path / "tracks" / "abc" / "master.m3u8"
+    write_atomic(path, b"#EXTM3U\n")
+    assert (_mode(path), _mode(path.parent), _mode(path.parent.parent)) == (0o644, 0o755, 0o755)
+
+
+@pytest.mark.usefixtures("strict_umask")
+def test_make_dirs_sets_the_mode_of_the_folders_it_creates_only(tmp_path: Path) -> None:
+    existing = tmp_path / "private"
+    existing.mkdir()
+    assert _mode(existing) == 0o700
+    make_dirs(existing / "a" / "b")
+    make_dirs(existing / "a" / "b")  # already there: nothing to do
+    assert [_mode(p) for p in (existing, existing / "a", existing / "a" / "b")] == [
+        0o700,
+        0o755,
+        0o755,
+    ]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OSError):
+        make_dirs(tmp_path / "file" / "sub")
+
+
+@pytest.mark.usefixtures("strict_umask")
+def test_publish_dir_makes_the_published_tree_world_readable(tmp_path: Path) -> None:
+    staged = _stage(tmp_path)
+    (staged / "link").symlink_to("metadata.json")
+    final = tmp_path / "tracks" / "abc" / "v1"
+    assert publish_dir(staged, final) is True
+    tree = [final.parent.parent, final.parent, final, *final.rglob("*")]
+    assert {p.relative_to(tmp_path).as_posix(): _mode(p) for p in tree if not p.is_symlink()} == {
+        "tracks": 0o755,
+        "tracks/abc": 0o755,
+        "tracks/abc/v1": 0o755,
+        "tracks/abc/v1/aac_256": 0o755,
+        "tracks/abc/v1/aac_256/init.mp4": 0o644,
+        "tracks/abc/v1/aac_256/index.m3u8": 0o644,
+        "tracks/abc/v1/metadata.json": 0o644,
+    }
+
+
+def test_make_tree_public_fixes_modes_inside_the_tree_only(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("key")
+    secret.chmod(0o600)
+    tree = tmp_path / "v1"
+    (tree / "aac_96").mkdir(parents=True)
+    (tree / "aac_96").chmod(0o700)
+    (tree / "aac_96" / "init.mp4").write_bytes(b"init")
+    (tree / "aac_96" / "init.mp4").chmod(0o600)
+    (tree / "link").symlink_to(secret)
+    make_tree_public(tree)
+    assert [_mode(p) for p in (tree, tree / "aac_96", tree / "aac_96" / "init.mp4")] == [
+        0o755,
+        0o755,
+        0o644,
+    ]
+    assert _mode(secret) == 0o600

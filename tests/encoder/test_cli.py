@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -48,6 +49,89 @@ def test_failures_are_listed_one_line_each(masters: Masters, tmp_path: Path):
         f"failed {masters.text_as_wav}: not a readable audio file (Invalid data found when "
         "processing input); export it again as WAV, FLAC, AIFF, MP3 or M4A",
     ]
+
+
+CUT_FORMATS = ("wav", "aiff", "flac", "mp3")
+
+
+@pytest.fixture(scope="module")
+def cut_masters(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], Path]:
+    """Masters of 8 s cut in half as by a failed copy, one per format, and an intact one."""
+    root = tmp_path_factory.mktemp("cut")
+    cut = []
+    for seed, extension in enumerate(CUT_FORMATS, start=21):
+        whole = write_master(root / f"whole.{extension}", MasterSpec(8, seed=seed))
+        data = whole.read_bytes()
+        half = root / f"half.{extension}"
+        half.write_bytes(data[: len(data) // 2])
+        whole.unlink()
+        cut.append(half)
+    return cut, write_master(root / "intact.wav", MasterSpec(8, seed=20))
+
+
+def test_a_master_cut_short_fails_alone_saying_what_to_do(
+    cut_masters: tuple[list[Path], Path], tmp_path: Path
+):
+    cut, intact = cut_masters
+    result = cadenza("ingest", *cut, intact, "--out", tmp_path, "--json", "--jobs", "2")
+    assert result.returncode == 1, result.stderr
+    tracks = {Path(t["source"]).name: t for t in json.loads(result.stdout)["tracks"]}
+    assert tracks["intact.wav"]["status"] == "ok"
+    assert tracks["intact.wav"]["duration"] == pytest.approx(8, abs=0.01)
+    for path in cut:
+        error = tracks[path.name]["error"]
+        assert tracks[path.name]["status"] == "failed"
+        assert error.startswith("truncated") and error.endswith("re-export or re-copy the master")
+    # PCM masters are refused before encoding: their header and size tell how much is missing.
+    for name in ("half.wav", "half.aiff"):
+        assert (
+            "header declares 8.00 s of audio but the file holds only 4.00 s"
+            in (tracks[name]["error"])
+        )
+    assert [p.name for p in (tmp_path / "tracks").iterdir()] == [tracks["intact.wav"]["track_id"]]
+    # The summary names each file on its own line.
+    again = cadenza("ingest", *cut, intact, "--out", tmp_path)
+    failures = [line for line in again.stdout.splitlines() if line.startswith("failed ")]
+    assert [line.split(": ", 1)[0] for line in failures] == [f"failed {p}" for p in cut]
+    assert "5 inputs: 1 ok (1 unchanged), 4 failed" in again.stdout
+
+
+def test_published_files_are_world_readable_whatever_the_umask(
+    cut_masters: tuple[list[Path], Path], tmp_path: Path
+):
+    site = tmp_path / "www" / "site"
+    _, intact = cut_masters
+    _ingest_with_umask_077(intact, site)
+    created = [tmp_path / "www", *(tmp_path / "www").rglob("*")]
+    names = {p.name for p in created}
+    assert {"master.m3u8", "metadata.json", "index.m3u8", "init.mp4", "seg_00000.m4s"} <= names
+    assert _not_public(created) == {}
+    # What an earlier release published private is made public when the track is ingested again.
+    track = next((site / "tracks").iterdir())
+    for path in track.rglob("*"):
+        path.chmod(0o700 if path.is_dir() else 0o600)
+    _ingest_with_umask_077(intact, site)
+    assert _not_public(list(track.rglob("*"))) == {}
+
+
+def _ingest_with_umask_077(master: Path, out: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "cadenza", "ingest", str(master), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        umask=0o077,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def _not_public(paths: list[Path]) -> dict[str, str]:
+    modes = {str(p): stat.S_IMODE(p.stat().st_mode) for p in paths}
+    return {
+        name: oct(mode)
+        for name, mode in modes.items()
+        if mode != (0o755 if Path(name).is_dir() else 0o644)
+    }
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 """What ffprobe reports about a master, and which masters Cadenza accepts."""
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -8,15 +9,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from encoder.errors import MasterError
+from encoder.headers import Declared
 from encoder.probe import (
     ISRC,
+    MOOV_MISSING,
     WHAT_TO_DO,
     Cover,
+    FileBytes,
     Master,
     Tags,
     parse_probe,
     parse_tags,
     probe,
+    read_declared,
 )
 
 PATH = Path("masters/01 Sinnerman.flac")
@@ -411,3 +416,82 @@ async def test_probe_empty_file(tmp_path: Path) -> None:
     with pytest.raises(MasterError) as info:
         await probe(empty, MAX)
     assert str(info.value) == f"the file is empty (0 bytes); {WHAT_TO_DO}"
+
+
+# What the header declares, next to what ffprobe reports
+
+
+def test_a_truncated_declaration_refuses_the_master() -> None:
+    half = Declared("WAV", 8.0, 3.97, 705_600)
+    data = _probe("wav", _audio("pcm_s16le", duration="3.970000"))
+    assert _declared_error(data, half) == half.problem()
+
+
+def test_the_longer_of_ffprobe_and_the_header_is_the_duration_to_decode() -> None:
+    data = _probe("mp3", _audio("mp3", duration="13.000000"))
+    assert parse_probe(data, PATH, MAX, Declared("MP3", 13.05)).duration == 13.05
+    assert parse_probe(data, PATH, MAX, Declared("MP3", 12.5)).duration == 13.0
+    assert parse_probe(data, PATH, MAX, None).duration == 13.0
+
+
+def test_the_duration_limit_applies_to_the_declared_duration() -> None:
+    data = _probe("flac", _audio(duration="13.000000"))
+    assert "exceeds the limit" in _declared_error(data, Declared("FLAC", MAX + 1))
+
+
+def _declared_error(data: dict[str, Any], declared: Declared) -> str:
+    with pytest.raises(MasterError) as info:
+        parse_probe(data, PATH, MAX, declared)
+    return str(info.value)
+
+
+def _ffmpeg(target: Path, *args: str) -> Path:
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=d=2", *args,
+         str(target)],
+        check=True,
+        timeout=60,
+    )  # fmt: skip
+    return target
+
+
+@pytest.mark.parametrize(
+    ("name", "container"),
+    [("a.wav", "WAV"), ("a.aiff", "AIFF"), ("a.flac", "FLAC"), ("a.mp3", "MP3")],
+)
+def test_read_declared_on_files_ffmpeg_wrote(tmp_path: Path, name: str, container: str) -> None:
+    path = _ffmpeg(tmp_path / name, "-ac", "2")
+    declared = read_declared(path, container)
+    assert declared is not None and not declared.truncated
+    # MP3 declares whole frames, encoder delay and padding included (< 0.1 s).
+    assert declared.seconds == pytest.approx(2.0, abs=0.1)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    cut = read_declared(path, container)
+    assert cut is not None and cut.seconds == declared.seconds
+    assert cut.truncated == (container != "FLAC")  # FLAC's cut shows only when decoded
+
+
+def test_file_bytes_slices_like_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    content = bytes(range(256)) * 3
+    path.write_bytes(content)
+    with path.open("rb") as f:
+        view = FileBytes(f.fileno())
+        assert len(view) == len(content)
+        for key in (slice(0, 4), slice(10, 700), slice(760, 800), slice(900, 910), slice(5, 2)):
+            assert view[key] == content[key]
+
+
+async def test_probe_refuses_a_cut_wav_that_ffprobe_reads_as_a_shorter_one(tmp_path: Path) -> None:
+    path = _ffmpeg(tmp_path / "half.wav")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(MasterError, match=r"^truncated: the WAV header declares 2\.00 s"):
+        await probe(path, MAX)
+
+
+async def test_probe_says_an_m4a_without_its_index_is_truncated(tmp_path: Path) -> None:
+    path = _ffmpeg(tmp_path / "cut.m4a", "-c:a", "aac")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # the index comes last
+    with pytest.raises(MasterError) as info:
+        await probe(path, MAX)
+    assert str(info.value) == MOOV_MISSING

@@ -2,71 +2,51 @@
 
 aiohttp's request machinery costs about as much CPU as the kernel's copy of a 120 KB segment.
 So every connection starts in a lean HTTP/1.1 lane that answers at once what it can: GET and
-HEAD of a fresh object held in memory, by path token or unsigned where allowed. At the first
-request it cannot answer (a miss, a bad token, ``/status``, anything unusual or malformed) it
-hands the connection, with every byte it has not consumed, to aiohttp's own protocol, which
-serves it from then on. Responses stay in order: what the lane answered was written before the
-hand-off. ``parse_head`` is pure; ``Front`` and ``FrontProtocol`` are the shell.
+HEAD of a fresh object held in memory, by path token or unsigned where allowed. The lane reads
+with aiohttp's own parser (llhttp, see ``edge.wire``), so it accepts exactly the bytes aiohttp
+accepts. At the first request it cannot answer (a miss, a bad token, ``/status``, a body,
+HTTP/1.0, bytes llhttp refuses, an error of its own) it hands the connection, with every byte
+from that request on, to aiohttp's own protocol, which answers it (a 400 for refused bytes) and
+serves the connection from then on. Responses stay in order: what the lane answered was written
+before the hand-off. The lane keeps its own deadlines: a whole request head within
+``head_timeout`` (else 408 and close), an idle connection closed after ``keepalive_timeout``.
 """
 
 import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Iterable
 from email.utils import formatdate
-from typing import cast
+from typing import Protocol, cast
 from urllib.parse import parse_qsl
 
 from aiohttp import web
-from multidict import CIMultiDict
+from aiohttp.http import RawRequestMessage
 
 from cadenza import http
+from cadenza.log import get_logger
 from cadenza.tokens import TokenError, split_token_path, verify
 from edge import app as edge_app
 from edge.access_log import LOGGER, access_record
 from edge.answer import entry_answer
 from edge.cmcd import from_request
+from edge.wire import Head, Limits, head_end, lane_head, request_parser
 
-MAX_HEAD = 8192
-IDLE_SECONDS = 75.0
+# Bytes the lane holds before it leaves the connection to aiohttp, whose parser keeps its own
+# bounds (a head within aiohttp's limits may be larger; aiohttp then reads it).
+MOST_BUFFERED = 64 * 1024
 _REASONS = {200: "OK", 206: "Partial Content", 304: "Not Modified", 416: "Range Not Satisfiable"}
-_BODILESS = (b"content-length", b"transfer-encoding")
-_VERSIONS = ("HTTP/1.1", "HTTP/1.0")
+lane_logger = get_logger("edge.front")
 
 
-@dataclass(frozen=True)
-class Head:
-    method: str
-    target: str
-    headers: CIMultiDict[str]
-    keep_alive: bool
-    http10: bool
+class Sink(Protocol):
+    """Where a response goes: the connection's transport, through ``FrontProtocol``."""
 
+    def write(self, data: bytes) -> None: ...
 
-def parse_head(raw: bytes) -> Head | None:
-    """A GET or HEAD request head without a body, or None for anything else (aiohttp's job)."""
-    try:
-        text = raw.decode("ascii")
-    except UnicodeDecodeError:
-        return None
-    request_line, _, rest = text.partition("\r\n")
-    parts = request_line.split(" ")
-    if len(parts) != 3 or parts[0] not in ("GET", "HEAD") or parts[2] not in _VERSIONS:
-        return None
-    headers: CIMultiDict[str] = CIMultiDict()
-    for line in rest.split("\r\n") if rest else ():
-        name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip() or line[0] in " \t":
-            return None  # obsolete folding, spaces before the colon: let aiohttp refuse it
-        headers.add(name, value.strip())
-    if any(name.encode().lower() in _BODILESS for name in headers):
-        return None
-    http10 = parts[2] == "HTTP/1.0"
-    connection = headers.get("Connection", "").lower()
-    keep_alive = "keep-alive" in connection if http10 else "close" not in connection
-    return Head(parts[0], parts[1], headers, keep_alive, http10)
+    def writelines(self, chunks: Iterable[bytes]) -> None: ...
 
 
 class Front:
@@ -77,6 +57,13 @@ class Front:
         self.server = server
         self.connections: set[FrontProtocol] = set()
         self._date = (0, "")
+        settings = app[edge_app.SETTINGS]
+        self.head_timeout = settings.head_timeout
+        self.keepalive_timeout = settings.keepalive_timeout
+        self.metrics = app[edge_app.METRICS]
+        self.loop = asyncio.get_running_loop()
+        handler = server()  # aiohttp's protocol as this server makes it: the lane keeps its limits
+        self.limits = Limits(handler.max_line_size, handler.max_field_size, handler.max_headers)
 
     def __call__(self) -> asyncio.Protocol:
         return FrontProtocol(self)
@@ -91,7 +78,7 @@ class Front:
             self._date = (second, formatdate(second, usegmt=True))
         return self._date[1]
 
-    def answer(self, head: Head, transport: asyncio.WriteTransport) -> bool:
+    def answer(self, head: Head, transport: Sink) -> bool:
         """Answer ``head`` from memory if it is a fresh hit; False leaves it to aiohttp."""
         started = time.perf_counter()
         app = self.app
@@ -126,9 +113,7 @@ class Front:
         lines += [f"{name}: {value}" for name, value in headers.items()]
         if status != 304:
             lines.append(f"Content-Length: {length}")
-        if head.http10 and head.keep_alive:
-            lines.append("Connection: keep-alive")
-        elif not head.keep_alive:
+        if not head.keep_alive:
             lines.append("Connection: close")
         response_head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         if sent:
@@ -157,53 +142,111 @@ class FrontProtocol(asyncio.Protocol):
 
     def __init__(self, front: Front) -> None:
         self.front = front
-        self.buffer = bytearray()
+        self.parser = request_parser(front.limits)
+        # Bytes not yet answered; ``start`` is where the first of them, a request, begins. The
+        # parser has read all of them: ``pending`` holds the requests it found there, in order.
+        self.buffer = b""
+        self.start = 0
+        self.pending: deque[RawRequestMessage] = deque()
+        self.refused = False  # llhttp refused the bytes after the pending requests
         self.transport: asyncio.Transport | None = None
         self.paused = False
-        self.idle: asyncio.TimerHandle | None = None
+        self.wrote = False
+        self.loop = front.loop
+        self.reading_head = True  # else idle between requests
+        self.deadline = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.front.connections.add(self)
-        self._arm()
+        self._wait(self.loop.time() + self.front.head_timeout)
 
     def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if not self.paused:
+        if self.start == len(self.buffer):
+            self.buffer, self.start = data, 0
+        else:
+            self.buffer = self.buffer[self.start :] + data
+            self.start = 0
+        if not self.refused:
+            try:
+                messages, upgraded, _ = self.parser.feed_data(data)
+            except Exception:  # llhttp refuses the bytes (aiohttp answers 400), or a fault
+                self.refused = True
+            else:
+                self.pending.extend(message for message, _ in messages)
+                self.refused = upgraded
+        if len(self.buffer) > MOST_BUFFERED:
+            self._hand_off()
+        elif not self.paused:
             self._serve()
 
     def _serve(self) -> None:
         transport = self.transport
         assert transport is not None
-        while not self.paused and not transport.is_closing():
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self.buffer) > MAX_HEAD:
-                    self._hand_off()
-                return
-            head = parse_head(bytes(self.buffer[:end]))
-            if head is None or not self.front.answer(head, transport):
+        pending = self.pending
+        while pending and not self.paused:
+            head = lane_head(pending[0])
+            end = -1 if head is None else head_end(self.buffer, self.start)
+            if head is None or end < 0 or not self._answer(head):
                 self._hand_off()
                 return
-            del self.buffer[: end + 4]
+            pending.popleft()
+            self.start = end
+            self.front.metrics.lane_served()
             if not head.keep_alive:
                 transport.close()
                 return
-            self._arm()
+        if self.refused and not pending:
+            self._hand_off()
+            return
+        if self.start == len(self.buffer) or pending:
+            # Idle, or whole requests waiting for a slow reader: either way the client's move.
+            self.reading_head = False
+            self._wait(self.loop.time() + self.front.keepalive_timeout)
+        elif not self.reading_head:  # a new request head has begun
+            self.reading_head = True
+            self._wait(self.loop.time() + self.front.head_timeout)
+
+    def _answer(self, head: Head) -> bool:
+        """True once the lane wrote the response; False leaves the request to aiohttp."""
+        self.wrote = False
+        try:
+            return self.front.answer(head, self)
+        except Exception:
+            # A fault of the lane's own: aiohttp answers unless the response already went out.
+            lane_logger.exception("the lean lane failed on a %s request", head.method)
+            return self.wrote
+
+    def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.wrote = True
+        self.transport.write(data)
+
+    def writelines(self, chunks: Iterable[bytes]) -> None:
+        assert self.transport is not None
+        self.wrote = True
+        self.transport.writelines(chunks)
 
     def _hand_off(self) -> None:
-        """aiohttp takes the connection over, with the bytes not yet consumed."""
+        """aiohttp takes the connection over, with the bytes not yet answered."""
         transport = self.transport
         assert transport is not None
-        self._disarm()
+        self._stop_timer()
         self.front.connections.discard(self)
+        unanswered = self.buffer[self.start :]
+        self.buffer, self.start = b"", 0
+        self.pending.clear()
         handler: Callable[[], asyncio.Protocol] = self.front.server
         protocol = handler()
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
-        if self.buffer:
-            protocol.data_received(bytes(self.buffer))
-        self.buffer.clear()
+        if self.paused:  # aiohttp learns that the reader is slow; reading is its call now
+            cast(asyncio.BaseProtocol, protocol).pause_writing()
+            transport.resume_reading()
+        if unanswered:
+            protocol.data_received(unanswered)
 
     def pause_writing(self) -> None:
         """A slow reader: stop answering (and reading) until its socket drains."""
@@ -218,18 +261,46 @@ class FrontProtocol(asyncio.Protocol):
             self._serve()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._stop_timer()
         self.front.connections.discard(self)
 
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
 
-    def _arm(self) -> None:
-        self._disarm()
-        self.idle = asyncio.get_running_loop().call_later(IDLE_SECONDS, self.close)
+    def _wait(self, deadline: float) -> None:
+        """Expire at ``deadline``. One timer per connection, moved only when it must fire sooner."""
+        self.deadline = deadline
+        if self.timer is None or deadline < self.timer_at:
+            self._stop_timer()
+            self.timer = self.loop.call_at(deadline, self._expire)
+            self.timer_at = deadline
 
-    def _disarm(self) -> None:
-        if self.idle is not None:
-            self.idle.cancel()
-            self.idle = None
+    def _expire(self) -> None:
+        self.timer = None
+        if self.loop.time() < self.deadline:  # moved later since: wait on
+            self._wait(self.deadline)
+            return
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self.reading_head and self.start < len(self.buffer):
+            self._request_timeout(transport)
+        transport.close()
+
+    def _request_timeout(self, transport: asyncio.Transport) -> None:
+        """Part of a head came, not the rest: say so before closing (RFC 9110 15.5.9)."""
+        body = json.dumps(
+            {"error": f"the request head did not arrive within {self.front.head_timeout:g} s"}
+        ).encode()
+        transport.write(
+            b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+        )
+        self.front.metrics.served(408, "NONE")
+        self.front.metrics.lane_served()
+
+    def _stop_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None

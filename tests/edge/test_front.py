@@ -6,15 +6,20 @@ Every test says who answered: the lane's own count (``lane_requests`` in /status
 
 import asyncio
 import contextlib
+import hashlib
+import itertools
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvloop
 from aiohttp import web
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from bench.stub_origin import body_for
 from bench.stub_origin import create_app as create_origin
@@ -338,3 +343,256 @@ async def test_lean_hits_are_counted_and_logged(edge: Edge, caplog: pytest.LogCa
     assert registry.get_sample_value("cadenza_edge_bytes_served_total") >= 2 * SIZE
     lines = [r.getMessage() for r in caplog.records if r.name == LOGGER]
     assert any('"cache":"HIT"' in line and '"sid":"s1"' in line for line in lines)
+
+
+# The same bytes to the lane and to aiohttp's own server: the same answers, request by request.
+
+DIFF_SIZE = 2000
+HOT = [f"/tracks/{TRACK}/v0/aac_160/seg_{n:05d}.m4s" for n in (1, 2, 3)]
+OVER = 8190  # aiohttp's max_line_size and max_field_size
+
+
+def plain_app() -> web.Application:
+    """aiohttp answering every GET and HEAD path with what the stand-in origin has there."""
+
+    async def any_path(request: web.Request) -> web.Response:
+        body = body_for(request.path, DIFF_SIZE)
+        return web.Response(body=body, headers={"ETag": _etag(body)})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", any_path)
+    return app
+
+
+def _etag(body: bytes) -> str:
+    return f'"{hashlib.sha256(body).hexdigest()[:32]}"'  # as bench.stub_origin makes it
+
+
+@dataclass
+class Pair:
+    loop: asyncio.AbstractEventLoop
+    lane: Edge
+    plain_port: int
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    """Both servers on one uvloop loop (the edge's), the lane's segments already in memory."""
+    loop = uvloop.new_event_loop()
+    stack = contextlib.AsyncExitStack()
+
+    async def start() -> tuple[Edge, int]:
+        cache = tmp_path_factory.mktemp("lane")
+        edge = await stack.enter_async_context(running_edge(cache, size=DIFF_SIZE))
+        runner, url = await serve(plain_app())
+        stack.push_async_callback(runner.cleanup)
+        for path in HOT:
+            await hit_ready(edge, path)
+        return edge, int(url.rsplit(":", 1)[1])
+
+    try:
+        edge, port = loop.run_until_complete(start())
+        yield Pair(loop, edge, port)
+    finally:
+        loop.run_until_complete(asyncio.wait_for(stack.aclose(), 30))
+        loop.close()
+
+
+@dataclass(frozen=True)
+class Sent:
+    raw: bytes
+    method: str
+    ordinary: bool  # valid, HTTP/1.1, a segment in memory, nothing unusual: the lane's to answer
+
+
+# What may be wrong (or merely unusual) with a request head; the big ones are not pipelined.
+FLAWS = (
+    "bare LF everywhere",
+    "one bare LF",
+    "LF in a value",
+    "CR in a value",
+    "NUL in a value",
+    "DEL in a value",
+    "control character in a value",
+    "obs-fold",
+    "name not a token",
+    "control character in the target",
+    "no Host",
+    "two Hosts",
+    "two Content-Lengths",
+    "Content-Length: 0",
+    "chunked, empty body",
+    "Connection: close",
+    "tab in a value",
+    "obs-text in a value",
+    "HTTP/1.0",
+    "HTTP/1.0 keep-alive",
+    "POST",
+)
+BIG_FLAWS = ("long value", "long target", "many fields")
+_ORDINARY = {"tab in a value", "obs-text in a value"}
+
+
+@st.composite
+def a_request(draw: st.DrawFn, big: bool) -> Sent:
+    names = list(FLAWS) + list(BIG_FLAWS if big else ())
+    flaws = set(draw(st.lists(st.sampled_from(names), max_size=2)) if draw(st.booleans()) else [])
+    method = "POST" if "POST" in flaws else draw(st.sampled_from(["GET", "GET", "HEAD"]))
+    target = draw(st.sampled_from(HOT)) + draw(st.sampled_from(["", "?x=1", "?CMCD=sid%3D%22a%22"]))
+    if "long target" in flaws:
+        target += (
+            ("&" if "?" in target else "?")
+            + "pad="
+            + "a" * (OVER - 40 - len(target) + draw(st.integers(0, 60)))
+        )
+    if "control character in the target" in flaws:
+        at = draw(st.integers(1, len(target) - 1))
+        target = target[:at] + draw(st.sampled_from(["\x01", "\x7f", "\x1b", "\x00"])) + target[at:]
+    version = "HTTP/1.0" if {"HTTP/1.0", "HTTP/1.0 keep-alive"} & flaws else "HTTP/1.1"
+    fields = [] if "no Host" in flaws else [("Host", "edge")]
+    fields += [("X-Trace", draw(st.text("abcdefgh0123456789-", max_size=12)))]
+    value_flaws = {
+        "LF in a value": "\n", "CR in a value": "\r", "NUL in a value": "\x00",
+        "DEL in a value": "\x7f", "control character in a value": "\x08", "tab in a value": "\t",
+        "obs-text in a value": "\xe9\xff",
+    }  # fmt: skip
+    for flaw, char in value_flaws.items():
+        if flaw in flaws:
+            tail = draw(st.sampled_from(["b", f"GET {HOT[0]} HTTP/1.1", ""]))
+            fields.append(("X-Odd", "a" + char + tail))
+    if "two Hosts" in flaws:
+        fields.append(("Host", "other"))
+    if "two Content-Lengths" in flaws:
+        fields += [("Content-Length", "0"), ("Content-Length", "0")]
+    if "Content-Length: 0" in flaws:
+        fields.append(("Content-Length", "0"))
+    if "chunked, empty body" in flaws:
+        fields.append(("Transfer-Encoding", "chunked"))
+    if "Connection: close" in flaws:
+        fields.append(("Connection", "close"))
+    if "HTTP/1.0 keep-alive" in flaws:
+        fields.append(("Connection", "keep-alive"))
+    if "name not a token" in flaws:
+        fields.append((draw(st.sampled_from(["X Y", "X(y)", "X/y", "", "X\x01"])), "a"))
+    if "long value" in flaws:
+        fields.append(("X-Long", "v" * (OVER - 60 + draw(st.integers(0, 120)))))
+    if "many fields" in flaws:
+        fields += [(f"X-F{n}", "f") for n in range(draw(st.integers(120, 135)))]
+    lines = [f"{method} {target} {version}"] + [f"{name}: {value}" for name, value in fields]
+    if "obs-fold" in flaws:
+        lines.insert(draw(st.integers(2, len(lines))), " folded")
+    ends = ["\r\n"] * len(lines) + ["\r\n"]
+    if "bare LF everywhere" in flaws:
+        ends = ["\n"] * len(ends)
+    if "one bare LF" in flaws:
+        ends[draw(st.integers(0, len(ends) - 1))] = "\n"
+    head = "".join(line + end for line, end in zip([*lines, ""], ends, strict=True))
+    raw = head.encode("latin-1") + (b"0\r\n\r\n" if "chunked, empty body" in flaws else b"")
+    return Sent(raw, method, flaws <= _ORDINARY)
+
+
+@st.composite
+def a_conversation(draw: st.DrawFn) -> list[tuple[list[bytes], list[Sent]]]:
+    """Rounds of bytes: several small requests in one write, or one (maybe big) in pieces."""
+    rounds = []
+    for _ in range(draw(st.integers(1, 3))):
+        if draw(st.booleans()):
+            sent = draw(st.lists(a_request(big=False), min_size=1, max_size=4))
+            rounds.append(([b"".join(request.raw for request in sent)], sent))
+        else:
+            one = draw(a_request(big=True))
+            cuts = sorted(draw(st.sets(st.integers(1, len(one.raw) - 1), max_size=3)))
+            edges = [0, *cuts, len(one.raw)]
+            rounds.append(([one.raw[a:b] for a, b in itertools.pairwise(edges)], [one]))
+    return rounds
+
+
+class Client(asyncio.Protocol):
+    """Keeps every byte received, even when a reset follows (asyncio's streams drop them)."""
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.closed = False
+        self.changed = asyncio.Event()
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+        self.changed.set()
+
+    def eof_received(self) -> bool:
+        self.closed = True
+        self.changed.set()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.changed.set()
+
+
+def answers_in(data: bytes, methods: list[str]) -> list[tuple]:
+    """The whole responses at the start of ``data``: status, and ETag and body digest if not 4xx."""
+    found: list[tuple] = []
+    start = 0
+    for method in methods:
+        end = data.find(b"\r\n\r\n", start)
+        if end < 0:
+            break
+        lines = data[start:end].decode("latin-1").split("\r\n")
+        fields = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
+        status = int(lines[0].split(" ")[1])
+        length = 0 if method == "HEAD" and status < 400 else int(fields["content-length"])
+        if len(data) < end + 4 + length:
+            break
+        body = data[end + 4 : end + 4 + length]
+        digest = hashlib.sha256(body).hexdigest()[:12]
+        found.append((status,) if status >= 400 else (status, fields.get("etag"), digest))
+        start = end + 4 + length
+    return found
+
+
+async def converse(port: int, rounds: list[tuple[list[bytes], list[Sent]]]) -> list[tuple]:
+    """What came back, response by response; ("closed",) if the server closed before answering."""
+    transport, client = await asyncio.get_running_loop().create_connection(
+        Client, "127.0.0.1", port
+    )
+    methods: list[str] = []
+    deadline = time.monotonic() + WAIT
+    try:
+        for pieces, sent in rounds:
+            for piece in pieces:
+                if client.closed or transport.is_closing():
+                    break
+                transport.write(piece)
+                await asyncio.sleep(0.001)  # let the server read each piece on its own
+            methods += [one.method for one in sent]
+            while len(found := answers_in(client.data, methods)) < len(methods):
+                if client.closed:
+                    return [*found, ("closed",)]
+                if time.monotonic() > deadline:
+                    return [*found, ("no answer",)]
+                client.changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(client.changed.wait(), 0.5)
+        return found
+    finally:
+        transport.close()
+
+
+@settings(
+    max_examples=250,
+    deadline=20_000,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(rounds=a_conversation())
+def test_the_lane_and_aiohttp_answer_the_same_bytes_alike(
+    pair: Pair, rounds: list[tuple[list[bytes], list[Sent]]]
+):
+    lane_before = pair.lane.lane
+    by_lane = pair.loop.run_until_complete(converse(pair.lane.port, rounds))
+    by_aiohttp = pair.loop.run_until_complete(converse(pair.plain_port, rounds))
+    assert by_lane == by_aiohttp
+    event("the lane answered" if pair.lane.lane > lane_before else "aiohttp answered")
+    event("a 400" if (400,) in by_lane else "no 400")
+    sent = [one for _, round_sent in rounds for one in round_sent]
+    if all(one.ordinary for one in sent):
+        assert pair.lane.lane - lane_before == len(sent)  # the lane answered, not aiohttp

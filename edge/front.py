@@ -149,6 +149,7 @@ class FrontProtocol(asyncio.Protocol):
         self.start = 0
         self.pending: deque[RawRequestMessage] = deque()
         self.refused = False  # llhttp refused the bytes after the pending requests
+        self.handed_off = False
         self.transport: asyncio.Transport | None = None
         self.paused = False
         self.wrote = False
@@ -183,6 +184,14 @@ class FrontProtocol(asyncio.Protocol):
             self._serve()
 
     def _serve(self) -> None:
+        try:
+            self._serve_pending()
+        except Exception:  # a fault of the lane's own: aiohttp answers from the next request on
+            lane_logger.exception("the lean lane failed; aiohttp takes the connection")
+            if not self.handed_off and self.transport and not self.transport.is_closing():
+                self._hand_off()
+
+    def _serve_pending(self) -> None:
         transport = self.transport
         assert transport is not None
         pending = self.pending
@@ -215,7 +224,7 @@ class FrontProtocol(asyncio.Protocol):
         try:
             return self.front.answer(head, self)
         except Exception:
-            # A fault of the lane's own: aiohttp answers unless the response already went out.
+            # aiohttp answers the request, unless the lane's response has gone out already.
             lane_logger.exception("the lean lane failed on a %s request", head.method)
             return self.wrote
 
@@ -233,6 +242,7 @@ class FrontProtocol(asyncio.Protocol):
         """aiohttp takes the connection over, with the bytes not yet answered."""
         transport = self.transport
         assert transport is not None
+        self.handed_off = True
         self._stop_timer()
         self.front.connections.discard(self)
         unanswered = self.buffer[self.start :]

@@ -196,6 +196,8 @@ class FrontProtocol(asyncio.Protocol):
         assert transport is not None
         pending = self.pending
         while pending and not self.paused:
+            if transport.is_closing():  # the client is gone: nothing to answer, nor to hand off
+                return
             head = lane_head(pending[0])
             end = -1 if head is None else head_end(self.buffer, self.start)
             if head is None or end < 0 or not self._answer(head):

@@ -408,6 +408,7 @@ def _status_of(app: web.Application) -> dict[str, Any]:
         "hit_ratio": app[HITS].ratio,
         "hits": app[HITS].hits,
         "misses": app[HITS].misses,
+        "lane_requests": app[METRICS].lane_answered,
         "workers": 1,
         "cache": {
             "memory": {"bytes": memory.bytes, "objects": len(memory)},

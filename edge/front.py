@@ -2,74 +2,56 @@
 
 aiohttp's request machinery costs about as much CPU as the kernel's copy of a 120 KB segment.
 So every connection starts in a lean HTTP/1.1 lane that answers at once what it can: GET and
-HEAD of a fresh object held in memory, by path token or unsigned where allowed. At the first
-request it cannot answer (a miss, a bad token, ``/status``, anything unusual or malformed) it
-hands the connection, with every byte it has not consumed, to aiohttp's own protocol, which
-serves it from then on. Responses stay in order: what the lane answered was written before the
-hand-off. ``parse_head`` is pure; ``Front`` and ``FrontProtocol`` are the shell.
+HEAD of a fresh object held in memory, by path token or unsigned where allowed. The lane reads
+with aiohttp's own parser (llhttp, see ``edge.wire``), so it accepts exactly the bytes aiohttp
+accepts. At the first request it cannot answer (a miss, a bad token, ``/status``, a body,
+HTTP/1.0, bytes llhttp refuses, an error of its own) it hands the connection, with every byte
+from that request on, to aiohttp's own protocol, which answers it (a 400 for refused bytes) and
+serves the connection from then on. Responses stay in order: what the lane answered was written
+before the hand-off. The lane keeps its own deadlines: a whole request head within
+``head_timeout`` (else 408 and close), an idle connection closed after ``keepalive_timeout``.
 """
 
 import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Iterable
 from email.utils import formatdate
-from typing import cast
+from typing import Protocol, cast
 from urllib.parse import parse_qsl
 
 from aiohttp import web
-from multidict import CIMultiDict
+from aiohttp.http import RawRequestMessage
 
-from cadenza import http
-from cadenza.tokens import TokenError, split_token_path, verify
+from cadenza.log import get_logger
 from edge import app as edge_app
 from edge.access_log import LOGGER, access_record
 from edge.answer import entry_answer
 from edge.cmcd import from_request
+from edge.core import Refused, admit, serves_from_cache
+from edge.memory import Entry
+from edge.wire import Head, Limits, head_end, lane_head, request_parser
 
-MAX_HEAD = 8192
-IDLE_SECONDS = 75.0
+# Bytes the lane holds before it leaves the connection to aiohttp, whose parser keeps its own
+# bounds (a head within aiohttp's limits may be larger; aiohttp then reads it).
+MOST_BUFFERED = 64 * 1024
 _REASONS = {
     200: "OK", 206: "Partial Content", 304: "Not Modified", 412: "Precondition Failed",
     416: "Range Not Satisfiable",
 }  # fmt: skip
-_BODILESS = (b"content-length", b"transfer-encoding")
-_VERSIONS = ("HTTP/1.1", "HTTP/1.0")
+lane_logger = get_logger("edge.front")
+# Request fields that make the answer more than the whole object (see edge.answer).
+_SELECTIVE = ("If-None-Match", "If-Modified-Since", "If-Match", "If-Range", "Range")
 
 
-@dataclass(frozen=True)
-class Head:
-    method: str
-    target: str
-    headers: CIMultiDict[str]
-    keep_alive: bool
-    http10: bool
+class Sink(Protocol):
+    """Where a response goes: the connection's transport, through ``FrontProtocol``."""
 
+    def write(self, data: bytes) -> None: ...
 
-def parse_head(raw: bytes) -> Head | None:
-    """A GET or HEAD request head without a body, or None for anything else (aiohttp's job)."""
-    try:
-        text = raw.decode("ascii")
-    except UnicodeDecodeError:
-        return None
-    request_line, _, rest = text.partition("\r\n")
-    parts = request_line.split(" ")
-    if len(parts) != 3 or parts[0] not in ("GET", "HEAD") or parts[2] not in _VERSIONS:
-        return None
-    headers: CIMultiDict[str] = CIMultiDict()
-    for line in rest.split("\r\n") if rest else ():
-        name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip() or line[0] in " \t":
-            return None  # obsolete folding, spaces before the colon: let aiohttp refuse it
-        headers.add(name, value.strip())
-    if any(name.encode().lower() in _BODILESS for name in headers):
-        return None
-    http10 = parts[2] == "HTTP/1.0"
-    connection = headers.get("Connection", "").lower()
-    keep_alive = "keep-alive" in connection if http10 else "close" not in connection
-    return Head(parts[0], parts[1], headers, keep_alive, http10)
+    def writelines(self, chunks: Iterable[bytes]) -> None: ...
 
 
 class Front:
@@ -80,6 +62,13 @@ class Front:
         self.server = server
         self.connections: set[FrontProtocol] = set()
         self._date = (0, "")
+        settings = app[edge_app.SETTINGS]
+        self.head_timeout = settings.head_timeout
+        self.keepalive_timeout = settings.keepalive_timeout
+        self.metrics = app[edge_app.METRICS]
+        self.loop = asyncio.get_running_loop()
+        handler = server()  # aiohttp's protocol as this server makes it: the lane keeps its limits
+        self.limits = Limits(handler.max_line_size, handler.max_field_size, handler.max_headers)
 
     def __call__(self) -> asyncio.Protocol:
         return FrontProtocol(self)
@@ -94,7 +83,7 @@ class Front:
             self._date = (second, formatdate(second, usegmt=True))
         return self._date[1]
 
-    def answer(self, head: Head, transport: asyncio.WriteTransport) -> bool:
+    def answer(self, head: Head, transport: Sink) -> bool:
         """Answer ``head`` from memory if it is a fresh hit; False leaves it to aiohttp."""
         started = time.perf_counter()
         app = self.app
@@ -102,40 +91,29 @@ class Front:
         if not raw_path.startswith(("/tracks/", "/p/")):
             return False
         settings = app[edge_app.SETTINGS]
-        try:
-            token, path = split_token_path(raw_path)
-            claims = verify(token, settings.token_keys, path, time.time()) if token else None
-        except TokenError:
-            return False
-        key = http.object_key(path)
-        if key is None or (claims is None and not settings.allow_unsigned):
-            return False
+        now = time.time()
+        admitted = admit(
+            raw_path, settings.token_keys, settings.allow_unsigned, app[edge_app.DENIALS], now
+        )
+        if isinstance(admitted, Refused):
+            return False  # aiohttp answers the refusal
+        key = admitted.key
         memory = app[edge_app.MEMORY]
         entry = memory.peek(key)
-        now = time.time()
-        if entry is None or entry.status != 200 or not entry.stored.fresh(now):
-            return False
-        if app[edge_app.DENIALS].denied(key, claims.territory if claims else None):
+        if entry is None or entry.status != 200 or not serves_from_cache(entry, now):
             return False
         memory.get(key)  # the policy hears of the hit
         edge_app.record_hit(app, key)
         app[edge_app.PLAYS].record(key)
         params = dict(parse_qsl(query)) if query else {}
-        edge_app.readahead(app, key, path, params, head.headers, claims.acl if claims else None)
-        status, headers, body = entry_answer(entry, head.headers, "HIT", now)
-        length = len(body) if status in (200, 206) else 0
-        sent = 0 if head.method == "HEAD" else length
-        lines = [f"HTTP/1.1 {status} {_REASONS[status]}"]
-        if "date" not in entry.fields:
-            lines.append(f"Date: {self.date()}")
-        lines += [f"{name}: {value}" for name, value in headers]
-        if status != 304:
-            lines.append(f"Content-Length: {length}")
-        if head.http10 and head.keep_alive:
-            lines.append("Connection: keep-alive")
-        elif not head.keep_alive:
-            lines.append("Connection: close")
-        response_head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        edge_app.readahead(app, key, admitted.path, params, head.headers, admitted.acl)
+        if any(name in head.headers for name in _SELECTIVE):
+            status, headers, body = entry_answer(entry, head.headers, "HIT", now)
+            response_head = self._render(entry, status, headers, len(body), head.keep_alive)
+        else:  # the common case: the whole object, its head rendered once per entry
+            status, body = 200, entry.body
+            response_head = self._plain(entry, now, head.keep_alive)
+        sent = len(body) if head.method != "HEAD" and status in (200, 206) else 0
         if sent:
             transport.writelines((response_head, body))
         else:
@@ -146,6 +124,33 @@ class Front:
         edge_app.count(app, sent)
         _log(head, raw_path, status, sent, time.perf_counter() - started, params)
         return True
+
+    def _render(
+        self, entry: Entry, status: int, headers: list[tuple[str, str]], length: int,
+        keep_alive: bool,
+    ) -> bytes:  # fmt: skip
+        lines = [f"HTTP/1.1 {status} {_REASONS[status]}"]
+        if "date" not in entry.fields:
+            lines.append(f"Date: {self.date()}")
+        lines += [f"{name}: {value}" for name, value in headers]
+        if status != 304:
+            lines.append(f"Content-Length: {length if status in (200, 206) else 0}")
+        if not keep_alive:
+            lines.append("Connection: close")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def _plain(self, entry: Entry, now: float, keep_alive: bool) -> bytes:
+        """The head of a 200 with the whole object: the same lines as ``entry_answer`` gives,
+        the fixed ones rendered at the entry's first hit, Date, Age and the rest per answer."""
+        fixed = entry.rendered.get("lane")
+        if fixed is None:
+            _, lines, _ = entry_answer(entry, {}, "HIT", now)
+            text = "".join(f"{n}: {v}\r\n" for n, v in lines if n != "Age")
+            fixed = entry.rendered["lane"] = text.encode("latin-1")
+        date = b"" if "date" in entry.fields else f"Date: {self.date()}\r\n".encode()
+        tail = f"Age: {int(entry.stored.age(now))}\r\nContent-Length: {len(entry.body)}\r\n"
+        close = b"" if keep_alive else b"Connection: close\r\n"
+        return b"".join((b"HTTP/1.1 200 OK\r\n", date, fixed, tail.encode(), close, b"\r\n"))
 
 
 def _log(head: Head, raw_path: str, status: int, nbytes: int, seconds: float,
@@ -162,53 +167,123 @@ class FrontProtocol(asyncio.Protocol):
 
     def __init__(self, front: Front) -> None:
         self.front = front
-        self.buffer = bytearray()
+        self.parser = request_parser(front.limits)
+        # Bytes not yet answered; ``start`` is where the first of them, a request, begins. The
+        # parser has read all of them: ``pending`` holds the requests it found there, in order.
+        self.buffer = b""
+        self.start = 0
+        self.pending: deque[RawRequestMessage] = deque()
+        self.refused = False  # llhttp refused the bytes after the pending requests
+        self.handed_off = False
         self.transport: asyncio.Transport | None = None
         self.paused = False
-        self.idle: asyncio.TimerHandle | None = None
+        self.wrote = False
+        self.loop = front.loop
+        self.reading_head = True  # else idle between requests
+        self.deadline = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.front.connections.add(self)
-        self._arm()
+        self._wait(self.loop.time() + self.front.head_timeout)
 
     def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if not self.paused:
+        if self.start == len(self.buffer):
+            self.buffer, self.start = data, 0
+        else:
+            self.buffer = self.buffer[self.start :] + data
+            self.start = 0
+        if not self.refused:
+            try:
+                messages, upgraded, _ = self.parser.feed_data(data)
+            except Exception:  # llhttp refuses the bytes (aiohttp answers 400), or a fault
+                self.refused = True
+            else:
+                self.pending.extend(message for message, _ in messages)
+                self.refused = upgraded
+        if len(self.buffer) > MOST_BUFFERED:
+            self._hand_off()
+        elif not self.paused:
             self._serve()
 
     def _serve(self) -> None:
+        try:
+            self._serve_pending()
+        except Exception:  # a fault of the lane's own: aiohttp answers from the next request on
+            lane_logger.exception("the lean lane failed; aiohttp takes the connection")
+            if not self.handed_off and self.transport and not self.transport.is_closing():
+                self._hand_off()
+
+    def _serve_pending(self) -> None:
         transport = self.transport
         assert transport is not None
-        while not self.paused and not transport.is_closing():
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self.buffer) > MAX_HEAD:
-                    self._hand_off()
+        pending = self.pending
+        while pending and not self.paused:
+            if transport.is_closing():  # the client is gone: nothing to answer, nor to hand off
                 return
-            head = parse_head(bytes(self.buffer[:end]))
-            if head is None or not self.front.answer(head, transport):
+            head = lane_head(pending[0])
+            end = -1 if head is None else head_end(self.buffer, self.start)
+            if head is None or end < 0 or not self._answer(head):
                 self._hand_off()
                 return
-            del self.buffer[: end + 4]
+            pending.popleft()
+            self.start = end
+            self.front.metrics.lane_served()
             if not head.keep_alive:
                 transport.close()
                 return
-            self._arm()
+        if self.refused and not pending:
+            self._hand_off()
+            return
+        if self.start == len(self.buffer) or pending:
+            # Idle, or whole requests waiting for a slow reader: either way the client's move.
+            self.reading_head = False
+            self._wait(self.loop.time() + self.front.keepalive_timeout)
+        elif not self.reading_head:  # a new request head has begun
+            self.reading_head = True
+            self._wait(self.loop.time() + self.front.head_timeout)
+
+    def _answer(self, head: Head) -> bool:
+        """True once the lane wrote the response; False leaves the request to aiohttp."""
+        self.wrote = False
+        try:
+            return self.front.answer(head, self)
+        except Exception:
+            # aiohttp answers the request, unless the lane's response has gone out already.
+            lane_logger.exception("the lean lane failed on a %s request", head.method)
+            return self.wrote
+
+    def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.wrote = True
+        self.transport.write(data)
+
+    def writelines(self, chunks: Iterable[bytes]) -> None:
+        assert self.transport is not None
+        self.wrote = True
+        self.transport.writelines(chunks)
 
     def _hand_off(self) -> None:
-        """aiohttp takes the connection over, with the bytes not yet consumed."""
+        """aiohttp takes the connection over, with the bytes not yet answered."""
         transport = self.transport
         assert transport is not None
-        self._disarm()
+        self.handed_off = True
+        self._stop_timer()
         self.front.connections.discard(self)
+        unanswered = self.buffer[self.start :]
+        self.buffer, self.start = b"", 0
+        self.pending.clear()
         handler: Callable[[], asyncio.Protocol] = self.front.server
         protocol = handler()
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
-        if self.buffer:
-            protocol.data_received(bytes(self.buffer))
-        self.buffer.clear()
+        if self.paused:  # aiohttp learns that the reader is slow; reading is its call now
+            cast(asyncio.BaseProtocol, protocol).pause_writing()
+            transport.resume_reading()
+        if unanswered:
+            protocol.data_received(unanswered)
 
     def pause_writing(self) -> None:
         """A slow reader: stop answering (and reading) until its socket drains."""
@@ -223,18 +298,46 @@ class FrontProtocol(asyncio.Protocol):
             self._serve()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._stop_timer()
         self.front.connections.discard(self)
 
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
 
-    def _arm(self) -> None:
-        self._disarm()
-        self.idle = asyncio.get_running_loop().call_later(IDLE_SECONDS, self.close)
+    def _wait(self, deadline: float) -> None:
+        """Expire at ``deadline``. One timer per connection, moved only when it must fire sooner."""
+        self.deadline = deadline
+        if self.timer is None or deadline < self.timer_at:
+            self._stop_timer()
+            self.timer = self.loop.call_at(deadline, self._expire)
+            self.timer_at = deadline
 
-    def _disarm(self) -> None:
-        if self.idle is not None:
-            self.idle.cancel()
-            self.idle = None
+    def _expire(self) -> None:
+        self.timer = None
+        if self.loop.time() < self.deadline:  # moved later since: wait on
+            self._wait(self.deadline)
+            return
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self.reading_head and self.start < len(self.buffer):
+            self._request_timeout(transport)
+        transport.close()
+
+    def _request_timeout(self, transport: asyncio.Transport) -> None:
+        """Part of a head came, not the rest: say so before closing (RFC 9110 15.5.9)."""
+        body = json.dumps(
+            {"error": f"the request head did not arrive within {self.front.head_timeout:g} s"}
+        ).encode()
+        transport.write(
+            b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+        )
+        self.front.metrics.served(408, "NONE")
+        self.front.metrics.lane_served()
+
+    def _stop_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None

@@ -32,6 +32,7 @@ class Entry:
     status: int = 200
     last_modified: str | None = None
     fields: dict[str, str] = field(default_factory=dict, compare=False)  # combined, lower-case
+    rendered: dict[str, bytes] = field(default_factory=dict, compare=False)  # answer heads, memo
 
 
 def new_entry(

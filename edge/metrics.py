@@ -64,6 +64,13 @@ class EdgeMetrics:
             registry=r,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
+        self.lane_requests = Counter(
+            "cadenza_edge_lane_requests",
+            "Responses written by the lean lane (edge.front), not by aiohttp; also in "
+            "cadenza_edge_requests",
+            registry=r,
+        )
+        self.lane_answered = 0  # the same count, for /status
         # Labelled children looked up once: ``labels()`` costs more than the hit path can spare.
         self._served: dict[tuple[int, str], Any] = {}
         self._first_byte: dict[str, Any] = {}
@@ -85,6 +92,10 @@ class EdgeMetrics:
         if child is None:
             child = self._first_byte[cache] = self.latency.labels(cache)
         child.observe(seconds)
+
+    def lane_served(self) -> None:
+        self.lane_answered += 1
+        self.lane_requests.inc()
 
 
 def sum_expositions(

@@ -108,6 +108,7 @@ def combine(own: dict[str, Any], others: Iterable[dict[str, Any]]) -> dict[str, 
         pids.append(doc.get("pid"))
         total["active_requests"] += doc["active_requests"]
         total["egress_bps"] += doc["egress_bps"]
+        total["lane_requests"] += doc["lane_requests"]
         for name in ("bytes", "objects"):
             total["cache"]["memory"][name] += doc["cache"]["memory"][name]
         hits += doc["hits"]

@@ -42,13 +42,12 @@ async def send_entry(
 ) -> web.StreamResponse:
     status, lines, body = entry_answer(entry, request.headers, cache, time.time(), cors=cors)
     headers = CIMultiDict(lines)
-    if not body_allowed(status, request.method):
-        response = web.Response(status=status, headers=headers)
-        if status not in (204, 304) and status >= 200:
-            response.content_length = len(body)  # what a GET would have carried
-        return response
+    if status in (204, 304):
+        return web.Response(status=status, headers=headers)
     request.app[METRICS].first_byte(cache, time.perf_counter() - started)
-    count(request.app, len(body))
+    if body_allowed(status, request.method):
+        count(request.app, len(body))
+    # For a HEAD, aiohttp sends the length that a GET's body would have, and no body.
     return web.Response(status=status, body=body, headers=headers)
 
 

@@ -43,6 +43,7 @@ def _worker(active: int, hits: int, misses: int, memory: int, state: str = "heal
         "hit_ratio": hits / (hits + misses) if hits + misses else 0.0,
         "hits": hits,
         "misses": misses,
+        "lane_requests": hits,
         "workers": 1,
         "cache": {
             "memory": {"bytes": memory, "objects": memory // 100},
@@ -58,6 +59,7 @@ def test_workers_figures_are_summed_and_the_shared_disk_counted_once():
     assert total["active_requests"] == 5
     assert total["egress_bps"] == 5000.0
     assert (total["hits"], total["misses"], total["hit_ratio"]) == (40, 40, 0.5)
+    assert total["lane_requests"] == 40
     assert total["cache"]["memory"] == {"bytes": 1500, "objects": 15}
     assert total["cache"]["disk"] == {"bytes": 5000, "objects": 50}
     assert own["cache"]["memory"] == {"bytes": 1000, "objects": 10}  # not changed in place

@@ -28,15 +28,17 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 from cadenza import layout
-from origin import rights
+from origin import lifecycle, rights
 from origin.errors import Conflict, Forbidden, LabelExists, NotFound, OriginError
+from origin.lifecycle import Action, VersionFacts
 
 SCHEMA_VERSION = 1
 MAX_PAGE = 1000
 KEY_PREFIX = "cdz_"
 LABEL_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 SHA256 = re.compile(r"[0-9a-f]{64}")
-SHOWN_MISSING = 10  # paths named in a Conflict message; ``.missing`` has them all
+MAX_MANIFEST = 50_000  # objects in one version
+MAX_OBJECT_SIZE = 1 << 62
 
 SCHEMA = (
     """CREATE TABLE labels (
@@ -155,10 +157,16 @@ class Catalog:
     ) -> list[str]:
         """Record a version to upload; returns the manifest paths not uploaded yet, sorted."""
         _check_ids(track_id, version)
-        checked = _checked_manifest(manifest)
-        args = (label, track_id, version, _dumps(metadata, "metadata"), checked)
         listed = _json_or_null(_territory_list(territories))
-        return await self._write(lambda db, now: _stage(db, now, *args, listed))
+
+        def stage(db: sqlite3.Connection, now: float) -> list[str]:
+            # Checked in the catalog's thread: a large manifest never holds up the event loop.
+            checked = _checked_manifest(manifest)
+            lifecycle.master_playlist(metadata, checked)  # what publish will write must render
+            text = _dumps(metadata, "metadata")
+            return _stage(db, now, label, track_id, version, text, checked, listed)
+
+        return await self._write(stage)
 
     async def record_object(
         self, track_id: str, version: str, path: str, size: int, sha256: str
@@ -187,6 +195,22 @@ class Catalog:
     async def is_published(self, track_id: str, version: str) -> bool:
         row = await self._read(lambda db: _version_row(db, track_id, version))
         return row is not None and row["state"] == "published"
+
+    async def version(self, track_id: str, version: str) -> Json | None:
+        """``{state, metadata, manifest, missing}`` of a declared version, or None."""
+        return await self._read(lambda db: _version_json(db, track_id, version))
+
+    async def published_versions(self) -> list[tuple[str, str]]:
+        """Every (track_id, version) that was ever published, sorted."""
+        return await self._read(_published_versions)
+
+    async def current_versions(self) -> dict[str, str | None]:
+        """Every track's current version (None before its first publish)."""
+        return await self._read(_current_versions)
+
+    async def forget_object(self, track_id: str, version: str, path: str) -> None:
+        """Mark an object as not uploaded (it was found missing or damaged in storage)."""
+        await self._write(lambda db, now: _forget_object(db, track_id, version, path))
 
     async def track(self, track_id: str) -> Json | None:
         found, _ = await self._read(lambda db: _tracks(db, None, 1, None, track_id))
@@ -353,6 +377,7 @@ def _stage(
             (track_id, label, territories, now, now),
         )
     _owned_track(db, label, track_id)
+    lifecycle.transition(_facts(db, track_id, version), Action.DECLARE)
     row = _version_row(db, track_id, version)
     if row is None:
         db.execute(
@@ -372,6 +397,7 @@ def _record_object(
     db: sqlite3.Connection, track_id: str, version: str, path: str, entry: Json
 ) -> None:
     expected = _manifest(db, track_id, version).get(path)
+    lifecycle.transition(_facts(db, track_id, version), Action.STORE)
     if expected is None:
         raise Conflict(f"{path} is not in the manifest of track {track_id} version {version}")
     if expected != entry:
@@ -397,24 +423,17 @@ def _missing(db: sqlite3.Connection, track_id: str, version: str) -> list[str]:
 
 
 def _publish(db: sqlite3.Connection, now: float, label: str, track_id: str, version: str) -> int:
-    track = _owned_track(db, label, track_id)
+    _owned_track(db, label, track_id)
     row = _version_row(db, track_id, version)
     if row is None:
         raise NotFound(f"track {track_id} has no version {version}; stage it first")
+    facts = _facts(db, track_id, version)
+    lifecycle.transition(facts, Action.PUBLISH)
     data = {"version": version}
-    if row["state"] == "published" and track["current_version"] == version:
+    if facts.stored == "published" and facts.current:
         seq = _event_seq(db, "published", track_id, None, data)
         if seq is not None:
             return seq
-    missing = _missing(db, track_id, version)
-    if missing:
-        shown = ", ".join(missing[:SHOWN_MISSING])
-        more = f" and {len(missing) - SHOWN_MISSING} more" if len(missing) > SHOWN_MISSING else ""
-        raise Conflict(
-            f"cannot publish track {track_id} version {version}: {len(missing)} objects are "
-            f"not uploaded ({shown}{more}); upload them, then publish again",
-            missing,
-        )
     db.execute(
         "UPDATE versions SET state = 'published', published_at = ifnull(published_at, ?)"
         " WHERE track_id = ? AND version = ?",
@@ -435,6 +454,55 @@ def _publish(db: sqlite3.Connection, now: float, label: str, track_id: str, vers
         ),
     )
     return _append_event(db, now, "published", track_id, None, data)
+
+
+def _facts(db: sqlite3.Connection, track_id: str, version: str) -> VersionFacts:
+    track, row = _track_row(db, track_id), _version_row(db, track_id, version)
+    withdrawn = track is not None and bool(
+        db.execute(
+            "SELECT 1 FROM takedowns WHERE track_id = ? AND territory IS NULL", (track_id,)
+        ).fetchone()
+    )
+    return VersionFacts(
+        track_id=track_id,
+        version=version,
+        stored=None if row is None else str(row["state"]),
+        missing=tuple(_missing(db, track_id, version)) if row is not None else (),
+        withdrawn=withdrawn,
+        current=track is not None and track["current_version"] == version,
+    )
+
+
+def _version_json(db: sqlite3.Connection, track_id: str, version: str) -> Json | None:
+    row = _version_row(db, track_id, version)
+    if row is None:
+        return None
+    state = lifecycle.state_of(_facts(db, track_id, version))
+    return {
+        "state": str(state),
+        "metadata": json.loads(row["metadata"]),
+        "manifest": json.loads(row["manifest"]),
+        "missing": _missing(db, track_id, version),
+    }
+
+
+def _published_versions(db: sqlite3.Connection) -> list[tuple[str, str]]:
+    rows = db.execute(
+        "SELECT track_id, version FROM versions WHERE state = 'published' ORDER BY 1, 2"
+    )
+    return [(r["track_id"], r["version"]) for r in rows]
+
+
+def _current_versions(db: sqlite3.Connection) -> dict[str, str | None]:
+    rows = db.execute("SELECT track_id, current_version FROM tracks ORDER BY track_id")
+    return {r["track_id"]: r["current_version"] for r in rows}
+
+
+def _forget_object(db: sqlite3.Connection, track_id: str, version: str, path: str) -> None:
+    db.execute(
+        "DELETE FROM objects WHERE track_id = ? AND version = ? AND path = ?",
+        (track_id, version, path),
+    )
 
 
 def _set_territories(
@@ -623,6 +691,8 @@ def _checked_manifest(manifest: Manifest) -> Manifest:
     """The manifest with hashes in lower case; ValueError for an unsafe path or a bad entry."""
     if not manifest:
         raise ValueError("the manifest is empty; a version needs at least one object")
+    if len(manifest) > MAX_MANIFEST:
+        raise ValueError(f"the manifest lists {len(manifest)} objects, more than {MAX_MANIFEST}")
     checked: Manifest = {}
     for path, entry in manifest.items():
         pure = PurePosixPath(path)
@@ -631,7 +701,8 @@ def _checked_manifest(manifest: Manifest) -> Manifest:
         if not isinstance(entry, dict):
             raise ValueError(f"manifest entry {path!r} needs a size in bytes and a SHA-256")
         size, sha256 = entry.get("size"), str(entry.get("sha256", "")).lower()
-        if type(size) is not int or size < 0 or not SHA256.fullmatch(sha256):
+        valid_size = type(size) is int and 0 <= size <= MAX_OBJECT_SIZE
+        if not valid_size or not SHA256.fullmatch(sha256):
             raise ValueError(f"manifest entry {path!r} needs a size in bytes and a SHA-256")
         checked[path] = {"size": size, "sha256": sha256}
     return checked

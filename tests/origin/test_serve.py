@@ -36,7 +36,11 @@ def test_slow_downloads_of_a_large_object_keep_memory_bounded(tmp_path: Path):
     data_dir = tmp_path / "origin"
     key = cadenza("origin", "add-label", "acme", "--data-dir", data_dir).stdout.strip()
     big = os.urandom(OBJECT_BYTES)
-    manifest = {"big/seg_00000.m4s": {"size": len(big), "sha256": hashlib.sha256(big).hexdigest()}}
+    playlist = b"#EXTM3U\n"
+    manifest = {
+        path: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        for path, data in (("big/seg_00000.m4s", big), ("big/index.m3u8", playlist))
+    }
     metadata = {
         "track_id": TRACK_ID,
         "version": VERSION,
@@ -54,6 +58,7 @@ def test_slow_downloads_of_a_large_object_keep_memory_bounded(tmp_path: Path):
         body = json.dumps({"metadata": metadata, "manifest": manifest}).encode()
         _request(base, "PUT", key, body)
         _request(f"{base}/objects/big/seg_00000.m4s", "PUT", key, big)
+        _request(f"{base}/objects/big/index.m3u8", "PUT", key, playlist)
         _request(f"{base}/publish", "POST", key, b"")
         before = _rss_bytes(server.process.pid)
         host, port = server.url.removeprefix("http://").split(":")

@@ -50,6 +50,8 @@ async def publish(
             raise NotFound(f"track {track_id} has no version {version}; stage it first")
         # Rendered before the switch: metadata that cannot make a master never gets published.
         master = lifecycle.master_playlist(found["metadata"])
+        # Written at declaration, unless the origin died right after the catalog's commit.
+        await write_metadata(storage, track_id, version, found["metadata"])
         seq = await catalog.publish(label, track_id, version)
         await _put_master(storage, track_id, master)
         return seq

@@ -32,7 +32,6 @@ from origin.storage import Expected, validate_key
 SSE_KEEPALIVE = 15.0
 JSON_IN_THREAD_BYTES = 64 << 10  # larger bodies are parsed off the event loop
 MANIFEST_ON_LOOP = 500  # larger manifests are checked off the event loop
-BadRequest = BadInput
 
 
 def _bearer(request: web.Request) -> str:
@@ -63,7 +62,7 @@ def _operator(request: web.Request) -> None:
 def _ids(request: web.Request) -> tuple[str, str]:
     track_id, version = request.match_info["track_id"], request.match_info["version"]
     if not layout.TRACK_ID.fullmatch(track_id) or not layout.VERSION.fullmatch(version):
-        raise BadRequest("track id or version is malformed")
+        raise BadInput("track id or version is malformed")
     return track_id, version
 
 
@@ -83,9 +82,9 @@ async def _json(request: web.Request) -> dict[str, Any]:
         else:
             body = bounds.parse_json(bytes(data))
     except ValueError as e:
-        raise BadRequest(str(e)) from None
+        raise BadInput(str(e)) from None
     if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
+        raise BadInput("the body must be a JSON object")
     return body
 
 
@@ -101,19 +100,19 @@ async def stage_version(request: web.Request) -> web.Response:
     metadata, manifest = body.get("metadata"), body.get("manifest")
     territories = body.get("territories")
     if not isinstance(metadata, dict) or not isinstance(manifest, dict) or not manifest:
-        raise BadRequest("send {metadata: {...}, manifest: {path: {size, sha256}}}")
+        raise BadInput("send {metadata: {...}, manifest: {path: {size, sha256}}}")
     if len(manifest) > MANIFEST_ON_LOOP:
         await asyncio.to_thread(_check_manifest, manifest)
     else:
         _check_manifest(manifest)
     if metadata.get("track_id") != track_id or metadata.get("version") != version:
-        raise BadRequest("metadata names another track or version")
+        raise BadInput("metadata names another track or version")
     try:
         missing = await request.app[CATALOG].stage_version(
             label, track_id, version, metadata, manifest, territories
         )
     except ValueError as e:
-        raise BadRequest(str(e)) from None
+        raise BadInput(str(e)) from None
     await publishing.write_metadata(request.app[STORAGE], track_id, version, metadata)
     return web.json_response({"missing": missing})
 
@@ -122,18 +121,18 @@ def _check_manifest(manifest: dict[str, Any]) -> None:
     for path, entry in manifest.items():
         _check_path(path)
         if not isinstance(entry, dict) or not isinstance(entry.get("size"), int):
-            raise BadRequest(f"manifest entry {path!r} needs size and sha256")
+            raise BadInput(f"manifest entry {path!r} needs size and sha256")
 
 
 def _check_path(path: str) -> None:
     try:
         validate_key(path)
     except Exception:
-        raise BadRequest(
+        raise BadInput(
             f"object path {path!r} leaves the version's folder or is malformed"
         ) from None
     if path == layout.METADATA:
-        raise BadRequest(f"{layout.METADATA} is written by the origin, not uploaded")
+        raise BadInput(f"{layout.METADATA} is written by the origin, not uploaded")
 
 
 async def upload_object(request: web.Request) -> web.Response:
@@ -143,7 +142,7 @@ async def upload_object(request: web.Request) -> web.Response:
     raw_tail = request.raw_path.split("?", 1)[0].split("/objects/", 1)[-1]
     key = http.object_key(f"/{layout.version_prefix(track_id, version)}/{raw_tail}")
     if key is None:
-        raise BadRequest("object path leaves the version's folder or is malformed")
+        raise BadInput("object path leaves the version's folder or is malformed")
     path = key.split("/", 3)[3]
     _check_path(path)
     catalog, storage = request.app[CATALOG], request.app[STORAGE]
@@ -152,7 +151,7 @@ async def upload_object(request: web.Request) -> web.Response:
         raise ObjectTooLarge(f"object is larger than the limit of {limit} bytes")
     entry = await catalog.expected_object(label, track_id, version, path)
     if entry is None:
-        raise BadRequest(f"{path} is not in the manifest of {track_id}/{version}")
+        raise BadInput(f"{path} is not in the manifest of {track_id}/{version}")
     expected = Expected(entry["size"], entry["sha256"])
     stored = await storage.stat(key)
     if stored is not None and (stored.size, stored.sha256) == (expected.size, expected.sha256):
@@ -207,7 +206,7 @@ async def list_tracks(request: web.Request) -> web.Response:
             request.query.get("limit"), "limit", 100, -bounds.MAX_SEQ, bounds.MAX_SEQ
         )
     except ValueError as e:
-        raise BadRequest(str(e)) from None
+        raise BadInput(str(e)) from None
     limit = min(max(limit, 1), 1000)
     tracks, cursor = await request.app[CATALOG].tracks(
         request.query.get("label"), limit, request.query.get("after")
@@ -220,7 +219,7 @@ async def rights(request: web.Request) -> web.Response:
     try:
         decision = await request.app[CATALOG].rights(request.match_info["track_id"], territory)
     except ValueError:
-        raise BadRequest(f"territory {territory!r} is not an ISO 3166 alpha-2 code") from None
+        raise BadInput(f"territory {territory!r} is not an ISO 3166 alpha-2 code") from None
     return web.json_response(decision)
 
 
@@ -229,11 +228,11 @@ async def takedown(request: web.Request) -> web.Response:
     body = await _json(request)
     track_id, territory = body.get("track_id"), body.get("territory")
     if not isinstance(track_id, str) or not (territory is None or isinstance(territory, str)):
-        raise BadRequest("send {track_id: ..., territory: CC or null}")
+        raise BadInput("send {track_id: ..., territory: CC or null}")
     try:
         seq = await request.app[CATALOG].takedown(track_id, territory)
     except ValueError:
-        raise BadRequest(f"territory {territory!r} is not an ISO 3166 alpha-2 code") from None
+        raise BadInput(f"territory {territory!r} is not an ISO 3166 alpha-2 code") from None
     return web.json_response({"event": seq})
 
 
@@ -241,13 +240,13 @@ async def set_territories(request: web.Request) -> web.Response:
     _operator(request)
     territories = (await _json(request)).get("territories")
     if territories is not None and not isinstance(territories, list):
-        raise BadRequest("send {territories: [CC, ...] or null for worldwide}")
+        raise BadInput("send {territories: [CC, ...] or null for worldwide}")
     try:
         seq = await request.app[CATALOG].set_territories(
             request.match_info["track_id"], territories
         )
     except ValueError as e:
-        raise BadRequest(str(e)) from None
+        raise BadInput(str(e)) from None
     return web.json_response({"event": seq})
 
 
@@ -257,7 +256,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         after = bounds.query_int(request.query.get("after"), "after", 0, 0, bounds.MAX_SEQ)
         timeout = bounds.query_seconds(request.query.get("timeout"), "timeout", 0, MAX_LONG_POLL)
     except ValueError as e:
-        raise BadRequest(str(e)) from None
+        raise BadInput(str(e)) from None
     if "text/event-stream" in request.headers.get("Accept", ""):
         return await _event_stream(request, after)
     found = await _wait_events(request, after, timeout)

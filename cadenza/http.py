@@ -10,8 +10,12 @@ from pathlib import PurePosixPath
 
 MAX_RANGES = 4  # more ranges than this in one request is treated as abuse (416)
 MAX_PATH = 1024
+# A byte position past 2**63 is past the end of any object: longer numbers are read as this,
+# so a header of absurd digit counts costs no big-integer parsing and never raises.
+BEYOND_ANY_OBJECT = 1 << 63
+_POSITION_DIGITS = 18  # every number of at most this many digits is below BEYOND_ANY_OBJECT
 _SAFE_PATH = re.compile(r"/tracks/[A-Za-z0-9][A-Za-z0-9._/-]*")
-_BYTE_RANGE = re.compile(r"(\d*)-(\d*)")
+_BYTE_RANGE = re.compile(r"([0-9]*)-([0-9]*)")
 
 CONTENT_TYPES = {
     ".m3u8": "application/vnd.apple.mpegurl",
@@ -60,9 +64,10 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
         match = _BYTE_RANGE.fullmatch(part)
         if not match or match.groups() == ("", ""):
             return None
-        first, last = match.groups()
-        if first and last and int(last) < int(first):
+        first_digits, last_digits = (g.lstrip("0") or g[:1] for g in match.groups())
+        if first_digits and last_digits and _below(last_digits, first_digits):
             return None
+        first, last = _position(first_digits), _position(last_digits)
         resolved = _resolve(first, last, size)
         if resolved is not None:
             ranges.append(resolved)
@@ -74,15 +79,26 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     return ranges[0] if len(ranges) == 1 else None
 
 
-def _resolve(first: str, last: str, size: int) -> ByteRange | None:
-    if not first:  # suffix range: the last N bytes
-        suffix = int(last)
-        return ByteRange(max(0, size - suffix), size) if suffix > 0 and size > 0 else None
-    start = int(first)
-    if start >= size:
+def _below(a: str, b: str) -> bool:
+    """a < b for decimal numbers without leading zeros, of any length, without int()."""
+    return (len(a), a) < (len(b), b)
+
+
+def _position(digits: str) -> int | None:
+    """A byte position (no leading zeros); BEYOND_ANY_OBJECT for longer numbers, None for none."""
+    if not digits:
         return None
-    end = size if not last else min(int(last) + 1, size)
-    return ByteRange(start, end)
+    return int(digits) if len(digits) <= _POSITION_DIGITS else BEYOND_ANY_OBJECT
+
+
+def _resolve(first: int | None, last: int | None, size: int) -> ByteRange | None:
+    if first is None:  # suffix range: the last N bytes
+        assert last is not None
+        return ByteRange(max(0, size - last), size) if last > 0 and size > 0 else None
+    if first >= size:
+        return None
+    end = size if last is None else min(last + 1, size)
+    return ByteRange(first, end)
 
 
 def etag_for(sha256: str, variant: str = "") -> str:

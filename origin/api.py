@@ -4,29 +4,34 @@ Labels authenticate with ``Authorization: Bearer <api key>``; the admin API with
 operator key. Every error answers JSON ``{"error": ...}`` with its status.
 """
 
+import asyncio
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
 from cadenza import http, layout
-from encoder.pipeline import master_playlist
-from origin.errors import Conflict, Forbidden, NotFound, ObjectTooLarge, Unauthorized
-from origin.keys import CATALOG, METRICS, SETTINGS, SHUTDOWN, STORAGE
+from origin import bounds
+from origin import publish as publishing
+from origin.errors import (
+    BadInput,
+    BodyTooLarge,
+    Conflict,
+    Forbidden,
+    NotFound,
+    ObjectTooLarge,
+    Unauthorized,
+)
+from origin.keys import CATALOG, LOCKS, METRICS, SETTINGS, SHUTDOWN, STORAGE
+from origin.objects import Meter
 from origin.settings import MAX_LONG_POLL
-from origin.storage import validate_key
+from origin.storage import Expected, validate_key
 
 SSE_KEEPALIVE = 15.0
-
-
-class BadRequest(web.HTTPBadRequest):
-    def __init__(self, message: str) -> None:
-        super().__init__(
-            text=json.dumps({"error": message}) + "\n", content_type="application/json"
-        )
+JSON_IN_THREAD_BYTES = 64 << 10  # larger bodies are parsed off the event loop
+MANIFEST_ON_LOOP = 500  # larger manifests are checked off the event loop
 
 
 def _bearer(request: web.Request) -> str:
@@ -57,17 +62,29 @@ def _operator(request: web.Request) -> None:
 def _ids(request: web.Request) -> tuple[str, str]:
     track_id, version = request.match_info["track_id"], request.match_info["version"]
     if not layout.TRACK_ID.fullmatch(track_id) or not layout.VERSION.fullmatch(version):
-        raise BadRequest("track id or version is malformed")
+        raise BadInput("track id or version is malformed")
     return track_id, version
 
 
 async def _json(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object, bounded in size, depth and number length (see bounds)."""
+    limit = bounds.MAX_JSON_BYTES
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLarge(f"the JSON body is larger than {limit} bytes")
+    data = bytearray()
+    async for chunk in request.content.iter_chunked(1 << 16):
+        data += chunk
+        if len(data) > limit:
+            raise BodyTooLarge(f"the JSON body is larger than {limit} bytes")
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadRequest("the body must be JSON") from None
+        if len(data) > JSON_IN_THREAD_BYTES:
+            body = await asyncio.to_thread(bounds.parse_json, bytes(data))
+        else:
+            body = bounds.parse_json(bytes(data))
+    except ValueError as e:
+        raise BadInput(str(e)) from None
     if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
+        raise BadInput("the body must be a JSON object")
     return body
 
 
@@ -83,42 +100,39 @@ async def stage_version(request: web.Request) -> web.Response:
     metadata, manifest = body.get("metadata"), body.get("manifest")
     territories = body.get("territories")
     if not isinstance(metadata, dict) or not isinstance(manifest, dict) or not manifest:
-        raise BadRequest("send {metadata: {...}, manifest: {path: {size, sha256}}}")
-    for path, entry in manifest.items():
-        _check_path(path)
-        if not isinstance(entry, dict) or not isinstance(entry.get("size"), int):
-            raise BadRequest(f"manifest entry {path!r} needs size and sha256")
+        raise BadInput("send {metadata: {...}, manifest: {path: {size, sha256}}}")
+    if len(manifest) > MANIFEST_ON_LOOP:
+        await asyncio.to_thread(_check_manifest, manifest)
+    else:
+        _check_manifest(manifest)
     if metadata.get("track_id") != track_id or metadata.get("version") != version:
-        raise BadRequest("metadata names another track or version")
+        raise BadInput("metadata names another track or version")
     try:
         missing = await request.app[CATALOG].stage_version(
             label, track_id, version, metadata, manifest, territories
         )
     except ValueError as e:
-        raise BadRequest(str(e)) from None
-    key = f"{layout.version_prefix(track_id, version)}/{layout.METADATA}"
-    if await request.app[STORAGE].stat(key) is None:
-        await request.app[STORAGE].put(key, _once(_metadata_bytes(metadata)))
+        raise BadInput(str(e)) from None
+    await publishing.write_metadata(request.app[STORAGE], track_id, version, metadata)
     return web.json_response({"missing": missing})
 
 
-def _metadata_bytes(metadata: dict[str, Any]) -> bytes:
-    return (json.dumps(metadata, indent=2, sort_keys=True) + "\n").encode()
-
-
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    yield data
+def _check_manifest(manifest: dict[str, Any]) -> None:
+    for path, entry in manifest.items():
+        _check_path(path)
+        if not isinstance(entry, dict) or not isinstance(entry.get("size"), int):
+            raise BadInput(f"manifest entry {path!r} needs size and sha256")
 
 
 def _check_path(path: str) -> None:
     try:
         validate_key(path)
     except Exception:
-        raise BadRequest(
+        raise BadInput(
             f"object path {path!r} leaves the version's folder or is malformed"
         ) from None
     if path == layout.METADATA:
-        raise BadRequest(f"{layout.METADATA} is written by the origin, not uploaded")
+        raise BadInput(f"{layout.METADATA} is written by the origin, not uploaded")
 
 
 async def upload_object(request: web.Request) -> web.Response:
@@ -128,23 +142,32 @@ async def upload_object(request: web.Request) -> web.Response:
     raw_tail = request.raw_path.split("?", 1)[0].split("/objects/", 1)[-1]
     key = http.object_key(f"/{layout.version_prefix(track_id, version)}/{raw_tail}")
     if key is None:
-        raise BadRequest("object path leaves the version's folder or is malformed")
+        raise BadInput("object path leaves the version's folder or is malformed")
     path = key.split("/", 3)[3]
     _check_path(path)
     catalog, storage = request.app[CATALOG], request.app[STORAGE]
     limit = request.app[SETTINGS].max_object_bytes
     if request.content_length is not None and request.content_length > limit:
         raise ObjectTooLarge(f"object is larger than the limit of {limit} bytes")
-    expected = await catalog.expected_object(label, track_id, version, path)
-    if expected is None:
-        raise BadRequest(f"{path} is not in the manifest of {track_id}/{version}")
-    if await catalog.is_published(track_id, version):
-        return web.json_response({"path": path, "stored": False, "reason": "already published"})
+    entry = await catalog.expected_object(label, track_id, version, path)
+    if entry is None:
+        raise BadInput(f"{path} is not in the manifest of {track_id}/{version}")
+    expected = Expected(entry["size"], entry["sha256"])
+    stored = await storage.stat(key)
+    if stored is not None and (stored.size, stored.sha256) == (expected.size, expected.sha256):
+        # The key already holds the right bytes: the upload is only checked, never written,
+        # so a wrong one answers 409 and an identical one changes nothing.
+        meter = Meter(key, limit, expected)
+        async for chunk in request.content.iter_chunked(1 << 16):
+            meter.add(chunk)
+        meter.verified()
+        await catalog.record_object(track_id, version, path, stored.size, stored.sha256)
+        return web.json_response({"path": path, "stored": False, "reason": "already stored"})
     with request.app[METRICS].timed("put"):
-        info = await storage.put(key, request.content.iter_chunked(1 << 16), max_bytes=limit)
-    if (info.size, info.sha256) != (expected["size"], expected["sha256"]):
-        await storage.delete(key)
-        raise Conflict(f"{path}: content does not match the manifest (size or sha256)")
+        # Written aside and checked before it takes the key: wrong bytes answer 409 and
+        # leave whatever the key held untouched.
+        chunks = request.content.iter_chunked(1 << 16)
+        info = await storage.put(key, chunks, max_bytes=limit, expect=expected)
     await catalog.record_object(track_id, version, path, info.size, info.sha256)
     request.app[METRICS].upload_bytes.inc(info.size)
     return web.json_response({"path": path, "stored": True, "size": info.size}, status=201)
@@ -154,16 +177,18 @@ async def publish(request: web.Request) -> web.Response:
     """Switch the track's master playlist to this version once every object is in place."""
     label = await _label(request)
     track_id, version = _ids(request)
-    catalog, storage, metrics = request.app[CATALOG], request.app[STORAGE], request.app[METRICS]
+    app = request.app
+    metrics = app[METRICS]
     try:
-        seq = await catalog.publish(label, track_id, version)
+        seq = await publishing.publish(
+            app[CATALOG], app[STORAGE], app[LOCKS], label, track_id, version
+        )
     except Conflict:  # answered as 409 with the missing objects by the app's middleware
         metrics.publishes.labels("refused").inc()
         raise
-    metadata_key = f"{layout.version_prefix(track_id, version)}/{layout.METADATA}"
-    metadata = json.loads(b"".join([c async for c in storage.read(metadata_key)]))
-    master = master_playlist(metadata).encode()
-    await storage.put(str(layout.master_path(track_id)), _once(master))
+    except ValueError as e:  # metadata declared before it was checked at declaration
+        metrics.publishes.labels("refused").inc()
+        raise Conflict(f"cannot publish {track_id} {version}: {e}; declare a new version") from e
     metrics.publishes.labels("published").inc()
     return web.json_response({"track_id": track_id, "version": version, "event": seq})
 
@@ -177,9 +202,12 @@ async def get_track(request: web.Request) -> web.Response:
 
 async def list_tracks(request: web.Request) -> web.Response:
     try:
-        limit = min(max(int(request.query.get("limit", "100")), 1), 1000)
-    except ValueError:
-        raise BadRequest("limit must be a number") from None
+        limit = bounds.query_int(
+            request.query.get("limit"), "limit", 100, -bounds.MAX_SEQ, bounds.MAX_SEQ
+        )
+    except ValueError as e:
+        raise BadInput(str(e)) from None
+    limit = min(max(limit, 1), 1000)
     tracks, cursor = await request.app[CATALOG].tracks(
         request.query.get("label"), limit, request.query.get("after")
     )
@@ -191,7 +219,7 @@ async def rights(request: web.Request) -> web.Response:
     try:
         decision = await request.app[CATALOG].rights(request.match_info["track_id"], territory)
     except ValueError:
-        raise BadRequest(f"territory {territory!r} is not an ISO 3166 alpha-2 code") from None
+        raise BadInput(f"territory {territory!r} is not an ISO 3166 alpha-2 code") from None
     return web.json_response(decision)
 
 
@@ -200,11 +228,11 @@ async def takedown(request: web.Request) -> web.Response:
     body = await _json(request)
     track_id, territory = body.get("track_id"), body.get("territory")
     if not isinstance(track_id, str) or not (territory is None or isinstance(territory, str)):
-        raise BadRequest("send {track_id: ..., territory: CC or null}")
+        raise BadInput("send {track_id: ..., territory: CC or null}")
     try:
         seq = await request.app[CATALOG].takedown(track_id, territory)
     except ValueError:
-        raise BadRequest(f"territory {territory!r} is not an ISO 3166 alpha-2 code") from None
+        raise BadInput(f"territory {territory!r} is not an ISO 3166 alpha-2 code") from None
     return web.json_response({"event": seq})
 
 
@@ -212,23 +240,23 @@ async def set_territories(request: web.Request) -> web.Response:
     _operator(request)
     territories = (await _json(request)).get("territories")
     if territories is not None and not isinstance(territories, list):
-        raise BadRequest("send {territories: [CC, ...] or null for worldwide}")
+        raise BadInput("send {territories: [CC, ...] or null for worldwide}")
     try:
         seq = await request.app[CATALOG].set_territories(
             request.match_info["track_id"], territories
         )
     except ValueError as e:
-        raise BadRequest(str(e)) from None
+        raise BadInput(str(e)) from None
     return web.json_response({"event": seq})
 
 
 async def events(request: web.Request) -> web.StreamResponse:
     """Events after ``?after=N``: a long poll (``?timeout=S``), or server-sent events."""
     try:
-        after = int(request.query.get("after", "0"))
-        timeout = min(float(request.query.get("timeout", "0")), MAX_LONG_POLL)
-    except ValueError:
-        raise BadRequest("after and timeout must be numbers") from None
+        after = bounds.query_int(request.query.get("after"), "after", 0, 0, bounds.MAX_SEQ)
+        timeout = bounds.query_seconds(request.query.get("timeout"), "timeout", 0, MAX_LONG_POLL)
+    except ValueError as e:
+        raise BadInput(str(e)) from None
     if "text/event-stream" in request.headers.get("Accept", ""):
         return await _event_stream(request, after)
     found = await _wait_events(request, after, timeout)
@@ -258,14 +286,17 @@ async def _event_stream(request: web.Request, after: int) -> web.StreamResponse:
     shutdown = request.app[SHUTDOWN]
     while not shutdown.is_set() and not _closed(request):
         found = await _wait_events(request, after, 1.0)
-        for event in found:
-            frame = f"id: {event['seq']}\nevent: {event['kind']}\ndata: {json.dumps(event)}\n\n"
-            await response.write(frame.encode())
-            after = event["seq"]
-        idle = 0.0 if found else idle + 1.0
-        if idle >= SSE_KEEPALIVE:
-            await response.write(b": keep-alive\n\n")
-            idle = 0.0
+        try:
+            for event in found:
+                frame = f"id: {event['seq']}\nevent: {event['kind']}\ndata: {json.dumps(event)}\n\n"
+                await response.write(frame.encode())
+                after = event["seq"]
+            idle = 0.0 if found else idle + 1.0
+            if idle >= SSE_KEEPALIVE:
+                await response.write(b": keep-alive\n\n")
+                idle = 0.0
+        except ConnectionResetError:  # the client went away: an ordinary end of a stream
+            break
     return response
 
 

@@ -8,16 +8,18 @@ from aiohttp import web
 
 from cadenza.log import get_logger
 from cadenza.web import metrics_response
-from origin import api, serve
+from origin import api, fsck, serve
 from origin.catalog import Catalog
 from origin.errors import OriginError
-from origin.keys import CATALOG, METRICS, SETTINGS, SHUTDOWN, STORAGE
+from origin.keys import CATALOG, LOCKS, METRICS, SETTINGS, SHUTDOWN, STORAGE
 from origin.metrics import OriginMetrics
+from origin.publish import TrackLocks
 from origin.settings import OriginSettings
 from origin.storage import open_storage
 
 logger = get_logger("origin")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CLIENT_GONE = 499  # counted for requests whose client disconnected before the answer ended
 
 
 def create_app(settings: OriginSettings) -> web.Application:
@@ -25,9 +27,11 @@ def create_app(settings: OriginSettings) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = OriginMetrics()
     app[SHUTDOWN] = asyncio.Event()
+    app[LOCKS] = TrackLocks()
     app.on_shutdown.append(_end_streams)
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_catalog)
+    app.cleanup_ctx.append(_startup_check)
     r = app.router
     r.add_get("/tracks/{tail:.*}", serve.serve_object, name="tracks")
     r.add_get("/v1/labels/me", api.whoami, name="whoami")
@@ -69,6 +73,16 @@ async def _catalog(app: web.Application) -> AsyncIterator[None]:
     await catalog.close()
 
 
+async def _startup_check(app: web.Application) -> AsyncIterator[None]:
+    """The cheap part of fsck before serving: masters that lag their catalog entry (an origin
+    killed mid-publish) are rewritten and stale temp files of killed uploads removed."""
+    catalog, storage = app[CATALOG], app[STORAGE]
+    findings = await fsck.check(catalog, storage, deep=False)
+    for finding in await fsck.repair(catalog, storage, app[LOCKS], findings):
+        logger.warning("start-up check repaired %s", finding.line())
+    yield
+
+
 @web.middleware
 async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Count every request by route and status, and turn Cadenza errors into JSON answers."""
@@ -84,6 +98,11 @@ async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse
     except web.HTTPException as e:
         status = e.status
         raise
+    except ConnectionResetError:
+        # The client went away mid-answer: ordinary on the internet, so no traceback and no
+        # 500. aiohttp finds the transport closed and sends nothing more.
+        status = CLIENT_GONE
+        return web.Response(status=CLIENT_GONE)
     finally:
         request.app[METRICS].requests.labels(route, str(status)).inc()
 

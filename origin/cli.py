@@ -42,6 +42,20 @@ def add_parsers(commands: Any) -> None:
     add_label.add_argument("name", help="label name: lowercase letters, digits, '-' and '_'")
     _settings_options(add_label)
     add_label.set_defaults(run=run_add_label)
+    check = actions.add_parser(
+        "fsck",
+        help="check that the catalog, the stored objects and the master playlists agree",
+        description="Check every published object (present, with its size and SHA-256), every "
+        "master playlist (names the catalog's current version) and temp files of killed "
+        "uploads (none older than an hour). Exit 0 when all agree, 1 when something is wrong. "
+        "--repair rewrites masters and metadata.json from the catalog, removes stale temp "
+        "files, and makes missing or damaged objects uploadable again (a re-ingest sends them); "
+        "repair while the origin is stopped, or publishes may race the rewritten masters.",
+    )
+    _settings_options(check)
+    check.add_argument("--repair", action="store_true", help="fix what the catalog can rebuild")
+    check.add_argument("--json", action="store_true", help="print one JSON document")
+    check.set_defaults(run=run_fsck)
 
     catalog = commands.add_parser("catalog", help="manage the catalog (takedowns)")
     catalog_actions = catalog.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -107,6 +121,49 @@ def run_add_label(args: argparse.Namespace) -> int:
         raise ConfigError(str(e)) from None
     print(key)
     return 0
+
+
+def run_fsck(args: argparse.Namespace) -> int:
+    from origin import fsck
+    from origin.publish import TrackLocks
+    from origin.storage import open_storage
+
+    settings = _settings(args)
+    if not settings.catalog_path.is_file():
+        raise ConfigError(f"{settings.data_dir}: no catalog here (expected catalog.sqlite3)")
+
+    async def run() -> dict[str, Any]:
+        storage = await open_storage(settings.storage)
+        try:
+            catalog = await Catalog.open(settings.catalog_path)
+            try:
+                findings = await fsck.check(catalog, storage)
+                repaired = (
+                    await fsck.repair(catalog, storage, TrackLocks(), findings)
+                    if args.repair
+                    else []
+                )
+            finally:
+                await catalog.close()
+        finally:
+            await storage.close()
+        return fsck.report(findings, repaired)
+
+    report = asyncio.run(run())
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        repaired = {(f["problem"], f["key"]) for f in report["repaired"]}
+        for finding in report["findings"]:
+            mark = " (repaired)" if (finding["problem"], finding["key"]) in repaired else ""
+            print(f"{finding['problem']}: {finding['key']}: {finding['detail']}{mark}")
+        left = len(report["findings"]) - len(repaired)
+        print(
+            "fsck: catalog, objects and masters agree"
+            if report["ok"]
+            else f"fsck: {left} problems left"
+        )
+    return 0 if report["ok"] else 1
 
 
 def run_takedown(args: argparse.Namespace) -> int:

@@ -5,11 +5,14 @@ CadenzaError                  (cadenza.errors)
     ├── Unauthorized          401  no API key, or one the catalog does not know
     ├── Forbidden             403  the key's label does not own the track; admin API disabled
     ├── NotFound              404  no such label, track or version in the catalog
+    ├── BadInput              400  a request body or query the origin cannot accept
+    ├── BodyTooLarge          413  a JSON body over its byte limit
     ├── Conflict              409  contradicts the catalog (``missing`` names objects not uploaded)
     │   └── LabelExists       409  a label of that name exists already
     └── StorageError          503  the object store failed (disk, S3 endpoint, bucket)
         ├── ObjectNotFound    404  no object under that key
         ├── ObjectTooLarge    413  a put went over its byte limit; nothing was stored
+        ├── ContentMismatch   409  a put's bytes differ from the size and SHA-256 it promised
         └── InvalidKey        400  a key that is not a safe relative path (see validate_key)
 """
 
@@ -34,6 +37,14 @@ class Forbidden(OriginError):
 
 class NotFound(OriginError):
     status = 404
+
+
+class BadInput(OriginError):
+    status = 400
+
+
+class BodyTooLarge(OriginError):
+    status = 413
 
 
 class Conflict(OriginError):
@@ -62,6 +73,12 @@ class ObjectNotFound(StorageError):
 
 class ObjectTooLarge(StorageError):
     status = 413
+
+
+class ContentMismatch(StorageError):
+    """The bytes of a put are not the ones expected; nothing was stored, the key is untouched."""
+
+    status = 409
 
 
 class InvalidKey(StorageError):

@@ -99,9 +99,11 @@ async def _stream(
     await response.prepare(request)
     if request.method != "HEAD":
         sent = 0
-        async for chunk in request.app[STORAGE].read(key, start, end):
-            await response.write(chunk)
-            sent += len(chunk)
-        request.app[METRICS].bytes_out.inc(sent)
+        try:
+            async for chunk in request.app[STORAGE].read(key, start, end):
+                await response.write(chunk)
+                sent += len(chunk)
+        finally:
+            request.app[METRICS].bytes_out.inc(sent)
     await response.write_eof()
     return response

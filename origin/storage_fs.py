@@ -1,5 +1,6 @@
 """The filesystem backend of origin.storage: objects as files at ``root/key``.
-A put writes a hidden temp file, fsyncs it and renames it into place: never a partial object."""
+A put writes a hidden temp file, checks and fsyncs it, then renames it into place: never a
+partial or unchecked object under a key."""
 
 import asyncio
 import builtins
@@ -8,15 +9,24 @@ import hashlib
 import os
 import secrets
 import stat as stat_mode
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from io import BufferedReader, BufferedWriter
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import ParamSpec, TypeVar
 
 from cadenza.fsio import TEMP_PREFIX, fsync_dir
 from origin.errors import ObjectNotFound, StorageError
-from origin.storage import CHUNK_SIZE, ObjectInfo, _check_range, _is_key, _Meter, validate_key
+from origin.objects import (
+    CHUNK_SIZE,
+    Expected,
+    Meter,
+    ObjectInfo,
+    check_range,
+    is_key,
+    validate_key,
+)
 
 DIGEST_CACHE_SIZE = 100_000  # sha256 values the filesystem backend keeps for stat()
 
@@ -148,17 +158,23 @@ class FileStorage:
         return StorageError(f"could not {action} object {key!r} under {self.root}: {error}")
 
     async def put(
-        self, key: str, chunks: AsyncIterable[bytes], *, max_bytes: int | None = None
+        self,
+        key: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        max_bytes: int | None = None,
+        expect: Expected | None = None,
     ) -> ObjectInfo:
         """Store ``chunks`` under ``key``. A put cancelled during its final rename may still have
-        stored the complete object, never a partial one."""
+        stored the complete, checked object, never a partial one."""
         temp = _TempFile(self._path(key))
-        meter = _Meter(key, max_bytes)
+        meter = Meter(key, max_bytes, expect)
         try:
             await _settled(temp.create)
             async for chunk in chunks:
                 meter.add(chunk)
                 await _settled(temp.write, chunk)
+            info = meter.verified()  # before the rename: a mismatch never reaches the key
             stamp = await _settled(temp.commit)
         except BaseException as e:
             # Not in a thread: this must run even while the task is being cancelled, and
@@ -167,7 +183,6 @@ class FileStorage:
             if isinstance(e, OSError):
                 raise self._failure("store", key, e) from e
             raise
-        info = meter.info()
         self._remember(key, stamp, info.sha256)
         return info
 
@@ -192,7 +207,7 @@ class FileStorage:
 
     def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         path = self._path(key)
-        _check_range(start, end)
+        check_range(start, end)
         return self._read(key, _OpenObject(path), start, end)
 
     async def _read(
@@ -225,13 +240,43 @@ class FileStorage:
 
     async def list(self, prefix: str) -> builtins.list[str]:
         folder, _, _ = prefix.rpartition("/")
-        if folder and not _is_key(folder):
+        if folder and not is_key(folder):
             return []  # no key can start with this prefix
         try:
             keys = await asyncio.to_thread(_walk, self.root / folder, self.root)
         except OSError as e:
             raise StorageError(f"could not list {prefix!r} under {self.root}: {e}") from e
-        return sorted(k for k in keys if k.startswith(prefix) and _is_key(k))
+        return sorted(k for k in keys if k.startswith(prefix) and is_key(k))
+
+    async def stale_temp_files(self, older_than: float) -> builtins.list[str]:
+        cutoff = time.time() - older_than
+        try:
+            return await asyncio.to_thread(_temp_files, self.root, cutoff)
+        except OSError as e:
+            raise StorageError(f"could not look for temp files under {self.root}: {e}") from e
+
+    async def remove_temp_file(self, name: str) -> None:
+        path = self.root / name
+        if not path.name.startswith(TEMP_PREFIX) or ".." in PurePosixPath(name).parts:
+            raise ValueError(f"{name!r} is not a temp file of this store")
+        try:
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+        except OSError as e:
+            raise self._failure("remove temp file", name, e) from e
 
     async def close(self) -> None:
         return None
+
+
+def _temp_files(root: Path, cutoff: float) -> builtins.list[str]:
+    """Temp files under ``root`` last changed before ``cutoff``, relative to ``root``."""
+    found: builtins.list[str] = []
+    for parent, _dirs, files in os.walk(root):
+        for name in files:
+            if not name.startswith(TEMP_PREFIX):
+                continue
+            path = Path(parent) / name
+            with contextlib.suppress(FileNotFoundError):  # a put just renamed or removed it
+                if path.stat().st_mtime < cutoff:
+                    found.append(path.relative_to(root).as_posix())
+    return sorted(found)

@@ -14,13 +14,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from cadenza.errors import ConfigError
 from origin.errors import ObjectNotFound, StorageError
-from origin.storage import (
+from origin.objects import (
     CHUNK_SIZE,
+    Expected,
+    Meter,
     ObjectInfo,
     StorageConfig,
-    _check_range,
-    _is_key,
-    _Meter,
+    check_range,
+    is_key,
     validate_key,
 )
 
@@ -109,15 +110,20 @@ class S3Storage:
         )
 
     async def put(
-        self, key: str, chunks: AsyncIterable[bytes], *, max_bytes: int | None = None
+        self,
+        key: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        max_bytes: int | None = None,
+        expect: Expected | None = None,
     ) -> ObjectInfo:
         name = self._name(key)
-        meter = _Meter(key, max_bytes)
-        body = bytearray()
+        meter = Meter(key, max_bytes, expect)
+        body = bytearray()  # the side copy: nothing reaches the bucket before it is checked
         async for chunk in chunks:
             meter.add(chunk)
             body += chunk
-        info = meter.info()
+        info = meter.verified()
         try:
             await self._client.put_object(
                 Bucket=self.bucket, Key=name, Body=bytes(body), Metadata={"sha256": info.sha256}
@@ -153,7 +159,7 @@ class S3Storage:
 
     def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         name = self._name(key)
-        _check_range(start, end)
+        check_range(start, end)
         return self._read(key, name, start, end)
 
     async def _read(self, key: str, name: str, start: int, end: int | None) -> AsyncIterator[bytes]:
@@ -198,7 +204,13 @@ class S3Storage:
             raise StorageError(
                 f"could not list {prefix!r} in s3://{self.bucket}/{self.prefix}: {e}"
             ) from e
-        return sorted(k for k in keys if _is_key(k))
+        return sorted(k for k in keys if is_key(k))
+
+    async def stale_temp_files(self, older_than: float) -> builtins.list[str]:
+        return []  # puts are buffered in memory and sent as one atomic PUT: no leftovers
+
+    async def remove_temp_file(self, name: str) -> None:
+        raise ValueError(f"{name!r} is not a temp file of this store (S3 keeps none)")
 
     async def close(self) -> None:
         await self._exits.aclose()

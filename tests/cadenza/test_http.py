@@ -57,6 +57,62 @@ def test_unsatisfiable_or_abusive_ranges(header):
         parse_range(header, 1000)
 
 
+HUGE = "9" * 5000  # past Python's default limit for int(str): 4,300 digits
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (f"bytes=0-{HUGE}", ByteRange(0, 1000)),  # the rest of the object
+        (f"bytes=-{HUGE}", ByteRange(0, 1000)),  # a suffix longer than the object: all of it
+        (f"bytes=0-{'0' * 5000}7", ByteRange(0, 8)),  # leading zeros do not count
+        (f"bytes=10-{2**64}", ByteRange(10, 1000)),
+        (f"bytes={HUGE}-1", None),  # last before first: ignored
+        ("bytes=٣-٩", None),  # digits of other scripts are not byte positions
+    ],
+)
+def test_numbers_of_any_length_are_bounded(header, expected):
+    assert parse_range(header, 1000) == expected
+
+
+@pytest.mark.parametrize(
+    "header", [f"bytes={HUGE}-", f"bytes={2**64}-{2**65}", f"bytes={HUGE}-{HUGE}"]
+)
+def test_a_start_past_64_bits_is_416(header):
+    with pytest.raises(RangeNotSatisfiable):
+        parse_range(header, 1000)
+
+
+def _reference(first: str, last: str, size: int) -> tuple[int, int] | str | None:
+    """RFC 9110's single range with unbounded integers, as the outcome parse_range must match."""
+    if not first and not last:
+        return None
+    if first and last and int(last) < int(first):
+        return None
+    if not first:
+        suffix = int(last)
+        return (max(0, size - suffix), size) if suffix > 0 and size > 0 else "416"
+    if int(first) >= size:
+        return "416"
+    return (int(first), size if not last else min(int(last) + 1, size))
+
+
+_DIGITS = st.text("0123456789", max_size=40) | st.sampled_from(["", "0", HUGE, "0" * 30 + "5"])
+
+
+@given(_DIGITS, _DIGITS, st.integers(0, (1 << 63) - 1))  # no object reaches 2**63 bytes
+def test_parse_range_matches_unbounded_integers(first, last, size):
+    if max(len(first.lstrip("0")), len(last.lstrip("0"))) > 4000:
+        first, last = first[:4000], last[:4000]  # the reference needs int(); see the test above
+    got: tuple[int, int] | str | None
+    try:
+        found = parse_range(f"bytes={first}-{last}", size)
+        got = None if found is None else (found.start, found.end)
+    except RangeNotSatisfiable:
+        got = "416"
+    assert got == _reference(first, last, size)
+
+
 def test_an_empty_object_has_no_satisfiable_range():
     with pytest.raises(RangeNotSatisfiable):
         parse_range("bytes=0-", 0)

@@ -1,13 +1,20 @@
-"""What the storage test files share: a real S3 API (one moto server per session on a free
-loopback port), test data, and helpers to put, read and inspect objects and S3 buckets."""
+"""What the origin's test files share: a real S3 API (one moto server per session on a free
+loopback port), helpers to put, read and inspect objects and S3 buckets, and origins as real
+processes with synthetic versions to upload to them."""
 
 import hashlib
+import http.client
+import json
+import os
+import select
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -143,3 +150,226 @@ def _s3_config(endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
 async def _create_bucket(config: StorageConfig) -> None:
     async with _raw_s3(config) as s3:
         await s3.create_bucket(Bucket=config.bucket)
+
+
+# --- origins as real processes, and synthetic versions to upload to them -------------------------
+
+OPERATOR_KEY = "operator-key-for-tests"
+LISTEN_SECONDS = 30.0
+
+
+@dataclass
+class OriginProcess:
+    """``cadenza origin`` as a process; its log (stderr) goes to a file the test can read."""
+
+    process: "subprocess.Popen[str]"
+    url: str
+    log: Path
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self.url.removeprefix("http://").split(":")
+        return host, int(port)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=STOP_SECONDS)
+        if self.process.stdout:
+            self.process.stdout.close()
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def origin_env(home: Path) -> dict[str, str]:
+    """The environment of an origin process: no settings or proxies of this machine."""
+    skip = ("CADENZA_", "AWS_", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_", "https_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(skip)}
+    env["CADENZA_OPERATOR_KEY"] = OPERATOR_KEY
+    env["AWS_CONFIG_FILE"] = str(home / "no-aws-config")
+    env["AWS_SHARED_CREDENTIALS_FILE"] = str(home / "no-aws-credentials")
+    return env
+
+
+def s3_origin_config(path: Path, config: StorageConfig) -> Path:
+    """A settings file naming ``config``'s bucket, for ``cadenza origin --config``."""
+    path.write_text(
+        "[storage]\n"
+        'backend = "s3"\n'
+        f'bucket = "{config.bucket}"\n'
+        f'prefix = "{config.prefix}"\n'
+        f'endpoint_url = "{config.endpoint_url}"\n'
+        f'access_key_id = "{config.access_key_id}"\n'
+        f'secret_access_key = "{config.secret_access_key}"\n'
+    )
+    return path
+
+
+def settings_args(data_dir: Path, config: Path | None) -> list[str]:
+    return ["--data-dir", str(data_dir), *(["--config", str(config)] if config else [])]
+
+
+def start_origin_process(data_dir: Path, log: Path, config: Path | None = None) -> OriginProcess:
+    """Start an origin on a free loopback port and wait (bounded) for it to listen."""
+    command = [sys.executable, "-m", "cadenza", "origin", "--listen", "127.0.0.1:0"]
+    with log.open("ab") as err:
+        process = subprocess.Popen(
+            [*command, *settings_args(data_dir, config)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            env=origin_env(data_dir.parent),
+        )
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], LISTEN_SECONDS)
+    line = process.stdout.readline() if ready else ""
+    if "listening on" not in line:
+        process.kill()
+        process.wait(timeout=STOP_SECONDS)
+        raise RuntimeError(f"the origin did not start: {line!r}\n{_tail(log)}")
+    return OriginProcess(process, line.rsplit(" ", 1)[-1].strip(), log)
+
+
+def add_label(data_dir: Path, name: str = "acme", config: Path | None = None) -> str:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cadenza",
+            "origin",
+            "add-label",
+            name,
+            *settings_args(data_dir, config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=origin_env(data_dir.parent),
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def fsck(
+    data_dir: Path, *flags: str, config: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cadenza",
+            "origin",
+            "fsck",
+            *settings_args(data_dir, config),
+            *list(flags),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=origin_env(data_dir.parent),
+    )
+
+
+@dataclass(frozen=True)
+class Version:
+    """A synthetic version: one rung, a playlist, an init segment and a few media segments."""
+
+    track_id: str
+    version: str
+    files: dict[str, bytes]
+
+    @property
+    def manifest(self) -> dict[str, dict[str, Any]]:
+        return {p: {"size": len(b), "sha256": _sha(b)} for p, b in self.files.items()}
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        rung = {"name": "a96", "codecs": "mp4a.40.2", "peak_bps": 100_000, "average_bps": 96_000}
+        return {
+            "track_id": self.track_id,
+            "version": self.version,
+            "duration": 12.0,
+            "tags": {"title": f"Track {self.track_id}"},
+            "loudness": None,
+            "rungs": [rung],
+            "files": self.manifest,
+        }
+
+    @property
+    def base(self) -> str:
+        return f"/v1/tracks/{self.track_id}/versions/{self.version}"
+
+    def key(self, path: str) -> str:
+        return f"tracks/{self.track_id}/{self.version}/{path}"
+
+
+def make_version(track: int, version: int, segments: int = 3, size: int = 2000) -> Version:
+    track_id, version_id = f"t{track:015d}", f"v{version:012x}"
+    seed = f"{track_id}/{version_id}".encode()
+    files = {
+        "a96/index.m3u8": b"#EXTM3U\n#EXT-X-TARGETDURATION:6\n" + seed,
+        "a96/init.mp4": hashlib.sha256(seed).digest() * 4,
+    }
+    for n in range(segments):
+        block = hashlib.sha256(seed + bytes([n])).digest()
+        files[f"a96/seg_{n:05d}.m4s"] = (block * (size // len(block) + 1))[:size]
+    return Version(track_id, version_id, files)
+
+
+class Client:
+    """Blocking HTTP/1.1 requests to one origin on loopback (no proxies, bounded waits)."""
+
+    def __init__(self, url: str, api_key: str | None = None) -> None:
+        self.host, port = url.removeprefix("http://").split(":")
+        self.port = int(port)
+        self.api_key = api_key
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> tuple[int, bytes]:
+        sent = dict(headers or {})
+        if self.api_key and "Authorization" not in sent:
+            sent["Authorization"] = f"Bearer {self.api_key}"
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        try:
+            connection.request(method, path, body=body, headers=sent)
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+    def json(self, method: str, path: str, value: Any) -> tuple[int, Any]:
+        status, body = self.request(
+            method, path, json.dumps(value).encode(), {"Content-Type": "application/json"}
+        )
+        return status, json.loads(body)
+
+    def declare(self, version: Version) -> tuple[int, Any]:
+        body = {"metadata": version.metadata, "manifest": version.manifest}
+        return self.json("PUT", version.base, body)
+
+    def upload(self, version: Version, path: str, data: bytes | None = None) -> int:
+        body = version.files[path] if data is None else data
+        return self.request("PUT", f"{version.base}/objects/{path}", body)[0]
+
+    def publish(self, version: Version) -> int:
+        return self.request("POST", f"{version.base}/publish")[0]
+
+    def send(self, version: Version) -> int:
+        """Declare, upload every object and publish; the publish's status."""
+        status, _ = self.declare(version)
+        assert status == 200, status
+        for path in version.files:
+            assert self.upload(version, path) in (200, 201)
+        return self.publish(version)

@@ -23,7 +23,8 @@ FILES = {
     "a256/init.mp4": b"init",
     "a256/seg_00000.m4s": b"segment zero",
 }
-LOUDNESS = {"integrated": -14.2, "true_peak": -1.1, "lra": 6.0}
+LOUDNESS = {"integrated_lufs": -14.2, "true_peak_dbtp": -1.1, "range_lu": 6.0}
+RUNG = {"name": "a256", "codecs": "mp4a.40.2", "peak_bps": 270_000, "average_bps": 256_000}
 METADATA = {
     "tags": {
         "title": "Song",
@@ -35,8 +36,12 @@ METADATA = {
     },
     "duration": 13.04,
     "loudness": LOUDNESS,
-    "rungs": [],
+    "rungs": [RUNG],
 }
+
+
+def metadata(version: str) -> dict[str, Any]:
+    return {**METADATA, "version": version}
 
 
 class Clock:
@@ -88,7 +93,7 @@ async def stage(
     territories: list[str] | None = None,
 ) -> list[str]:
     return await catalog.stage_version(
-        label, track, version, METADATA, manifest_of(files), territories
+        label, track, version, metadata(version), manifest_of(files), territories
     )
 
 
@@ -310,7 +315,7 @@ async def test_staging_does_not_change_an_existing_tracks_territories(catalog, l
 
 async def test_manifest_hashes_are_compared_in_lower_case(catalog, label):
     upper = {p: {**e, "sha256": str(e["sha256"]).upper()} for p, e in manifest_of(FILES).items()}
-    await catalog.stage_version("indie", TRACK, V1, METADATA, upper, None)
+    await catalog.stage_version("indie", TRACK, V1, metadata(V1), upper, None)
     await upload(catalog)  # lower-case hashes
     assert await catalog.missing_objects(TRACK, V1) == []
     entry = manifest_of(FILES)["metadata.json"]
@@ -350,14 +355,18 @@ async def test_staging_refuses_bad_input(
     catalog, label, track, version, manifest, territories, message
 ):
     with pytest.raises(ValueError, match=message):
-        await catalog.stage_version("indie", track, version, METADATA, manifest, territories)
+        await catalog.stage_version(
+            "indie", track, version, metadata(version), manifest, territories
+        )
     assert await catalog.track(track) is None
 
 
-@pytest.mark.parametrize("metadata", [{"x": object()}, {"x": float("nan")}])
-async def test_staging_refuses_metadata_that_is_not_json(catalog, label, metadata):
+@pytest.mark.parametrize("extra", [{"x": object()}, {"x": float("nan")}])
+async def test_staging_refuses_metadata_that_is_not_json(catalog, label, extra):
     with pytest.raises(ValueError, match="metadata is not plain JSON"):
-        await catalog.stage_version("indie", TRACK, V1, metadata, manifest_of(FILES), None)
+        await catalog.stage_version(
+            "indie", TRACK, V1, {**metadata(V1), **extra}, manifest_of(FILES), None
+        )
 
 
 async def test_recording_an_object_twice_is_harmless(catalog, label):
@@ -446,7 +455,8 @@ async def test_publish_makes_the_version_current(catalog, label):
 
 
 async def test_publish_without_loudness_or_tags(catalog, label):
-    await catalog.stage_version("indie", TRACK, V1, {"duration": 1.5}, manifest_of(FILES), None)
+    bare = {"duration": 1.5, "version": V1, "rungs": [RUNG]}
+    await catalog.stage_version("indie", TRACK, V1, bare, manifest_of(FILES), None)
     await upload(catalog)
     await catalog.publish("indie", TRACK, V1)
     track = await catalog.track(TRACK)
@@ -468,12 +478,13 @@ async def test_publish_refuses_a_version_with_missing_objects(catalog, label):
 
 
 async def test_a_long_list_of_missing_objects_is_shortened_in_the_message(catalog, label):
-    files = {f"a256/seg_{i:05d}.m4s": bytes([i]) for i in range(25)}
+    files = {f"a256/seg_{i:05d}.m4s": bytes([i]) for i in range(24)}
+    files["a256/index.m3u8"] = b"#EXTM3U\n"
     await stage(catalog, files=files)
     with pytest.raises(Conflict, match=r"25 objects .* and 15 more") as caught:
         await catalog.publish("indie", TRACK, V1)
     assert caught.value.missing == sorted(files)
-    assert "seg_00024" not in str(caught.value)
+    assert "seg_00023" not in str(caught.value)
 
 
 async def test_publish_by_another_label_is_forbidden(catalog, label):

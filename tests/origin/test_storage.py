@@ -16,11 +16,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cadenza.errors import ConfigError
-from origin.errors import InvalidKey, ObjectNotFound, ObjectTooLarge
+from origin.errors import ContentMismatch, InvalidKey, ObjectNotFound, ObjectTooLarge
 from origin.storage import (
     CHUNK_SIZE,
     MAX_KEY_LENGTH,
     MAX_KEY_SEGMENTS,
+    Expected,
     ObjectInfo,
     Storage,
     StorageConfig,
@@ -176,6 +177,28 @@ async def test_failed_put_keeps_the_previous_object(
         await storage.put("a/b", _failing(DATA))
     assert await _read_all(storage, "a/b") == b"old"
     await _assert_only(storage, config, "a/b")
+
+
+@pytest.mark.parametrize(
+    "sent", [b"", b"ol", b"olD", b"old!", b"old" + b"x" * 100_000], ids=["0", "2", "3", "4", "big"]
+)
+async def test_a_put_that_is_not_what_it_promised_keeps_the_key(
+    storage: Storage, config: StorageConfig, sent: bytes
+) -> None:
+    promise = Expected(3, _sha(b"old"))
+    with pytest.raises(ContentMismatch, match="nothing was stored"):
+        await storage.put("new", _chunks(sent), expect=promise)
+    await storage.put("a/b", _chunks(b"old"), expect=promise)
+    with pytest.raises(ContentMismatch):
+        await storage.put("a/b", _chunks(sent), expect=promise)
+    assert await _read_all(storage, "a/b") == b"old"
+    assert await storage.stat("a/b") == ObjectInfo("a/b", 3, _sha(b"old"))
+    await _assert_only(storage, config, "a/b")
+
+
+async def test_nothing_is_stale_in_a_fresh_store(storage: Storage) -> None:
+    await storage.put("a/b", _chunks(DATA))
+    assert await storage.stale_temp_files(0.0) == []
 
 
 async def test_cancelled_put_leaves_nothing(storage: Storage, config: StorageConfig) -> None:

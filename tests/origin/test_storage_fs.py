@@ -1,6 +1,8 @@
 """The filesystem backend's own promises, beyond the shared suite in test_storage.py: temp
 files and foreign names are not keys, digests follow replaced files, folders are not objects."""
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,22 @@ async def test_list_ignores_temp_files_and_foreign_names(tmp_path: Path) -> None
         (tmp_path / name).write_bytes(b"junk")
     assert await storage.list("") == ["tracks/t/seg"]
     assert await storage.list("tracks/t/") == ["tracks/t/seg"]
+
+
+async def test_stale_temp_files_are_found_by_age_and_removed(tmp_path: Path) -> None:
+    storage = FileStorage(tmp_path)
+    await storage.put("tracks/t/seg", _chunks(DATA))
+    old, new = tmp_path / f"tracks/t/{TEMP_PREFIX}old", tmp_path / f"{TEMP_PREFIX}new"
+    for path in (old, new):
+        path.write_bytes(b"partial")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    assert await storage.stale_temp_files(3600) == [f"tracks/t/{TEMP_PREFIX}old"]
+    await storage.remove_temp_file(f"tracks/t/{TEMP_PREFIX}old")
+    assert not old.exists() and new.exists()
+    for name in ("tracks/t/seg", f"../{TEMP_PREFIX}x"):
+        with pytest.raises(ValueError, match="not a temp file"):
+            await storage.remove_temp_file(name)
+    assert (tmp_path / "tracks/t/seg").exists()
 
 
 async def test_stat_digest_follows_a_replaced_file(tmp_path: Path) -> None:

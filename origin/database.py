@@ -1,0 +1,168 @@
+"""The catalog's one SQLite file: connection, schema, transactions and shared row lookups.
+
+Every other catalog module is a set of functions of an open ``sqlite3.Connection``; this is the
+only module that opens one or runs a transaction, the seam a server database would replace.
+WAL mode; the caller (``origin.catalog``) runs everything on one worker thread.
+"""
+
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from origin.errors import Forbidden, NotFound, OriginError
+
+SCHEMA_VERSION = 1
+T = TypeVar("T")
+Manifest = dict[str, dict[str, Any]]
+
+SCHEMA = (
+    """CREATE TABLE labels (
+        name TEXT PRIMARY KEY,
+        key_sha256 TEXT NOT NULL UNIQUE,
+        created_at REAL NOT NULL)""",
+    """CREATE TABLE tracks (
+        track_id TEXT PRIMARY KEY,
+        label TEXT NOT NULL REFERENCES labels (name),
+        title TEXT, artist TEXT, album TEXT, isrc TEXT, upc TEXT, duration REAL,
+        loudness TEXT,
+        current_version TEXT,
+        territories TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        FOREIGN KEY (track_id, current_version) REFERENCES versions (track_id, version))""",
+    "CREATE INDEX tracks_by_label ON tracks (label, track_id)",
+    """CREATE TABLE versions (
+        track_id TEXT NOT NULL REFERENCES tracks (track_id),
+        version TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('staged', 'published')),
+        metadata TEXT NOT NULL,
+        manifest TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        published_at REAL,
+        PRIMARY KEY (track_id, version))""",
+    """CREATE TABLE objects (
+        track_id TEXT NOT NULL,
+        version TEXT NOT NULL,
+        path TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        PRIMARY KEY (track_id, version, path),
+        FOREIGN KEY (track_id, version) REFERENCES versions (track_id, version))""",
+    """CREATE TABLE takedowns (
+        track_id TEXT NOT NULL REFERENCES tracks (track_id),
+        territory TEXT,
+        created_at REAL NOT NULL)""",
+    # NULL (a global takedown) is distinct from every value in a plain UNIQUE index.
+    "CREATE UNIQUE INDEX takedowns_scope ON takedowns (track_id, ifnull(territory, ''))",
+    """CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        track_id TEXT REFERENCES tracks (track_id),
+        territory TEXT,
+        data TEXT NOT NULL,
+        created_at REAL NOT NULL)""",
+    "CREATE INDEX events_by_track ON events (track_id, kind)",
+)
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    try:
+        db = sqlite3.connect(path, isolation_level=None)
+    except sqlite3.Error as e:
+        raise OriginError(f"cannot open the catalog {path} ({e}); check the data folder") from e
+    try:
+        db.row_factory = sqlite3.Row
+        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode != "wal":
+            raise OriginError(f"the catalog {path} cannot use WAL mode (got {mode!r})")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA busy_timeout=5000")  # a CLI in another process may be writing
+        in_transaction(db, lambda: create_schema(db, path))
+        return db
+    except sqlite3.Error as e:
+        db.close()
+        raise OriginError(f"the catalog {path} is unusable ({e}); check the data folder") from e
+    except BaseException:
+        db.close()
+        raise
+
+
+def create_schema(db: sqlite3.Connection, path: Path) -> None:
+    db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    found = db.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+    if found is None:
+        for statement in SCHEMA:
+            db.execute(statement)
+        db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+    elif found > SCHEMA_VERSION:
+        raise OriginError(
+            f"the catalog {path} has schema version {found}, newer than this Cadenza "
+            f"({SCHEMA_VERSION}); upgrade Cadenza"
+        )
+
+
+def in_transaction(db: sqlite3.Connection, work: Callable[[], T]) -> T:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = work()
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return result
+
+
+def track_row(db: sqlite3.Connection, track_id: str) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = db.execute(
+        "SELECT * FROM tracks WHERE track_id = ?", (track_id,)
+    ).fetchone()
+    return row
+
+
+def existing_track(db: sqlite3.Connection, track_id: str) -> sqlite3.Row:
+    row = track_row(db, track_id)
+    if row is None:
+        raise NotFound(f"no track {track_id!r} in the catalog")
+    return row
+
+
+def owned_track(db: sqlite3.Connection, label: str, track_id: str) -> sqlite3.Row:
+    row = existing_track(db, track_id)
+    if row["label"] != label:
+        raise Forbidden(f"track {track_id} belongs to another label than {label!r}")
+    return row
+
+
+def version_row(db: sqlite3.Connection, track_id: str, version: str) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = db.execute(
+        "SELECT * FROM versions WHERE track_id = ? AND version = ?", (track_id, version)
+    ).fetchone()
+    return row
+
+
+def manifest_of(db: sqlite3.Connection, track_id: str, version: str) -> Manifest:
+    row = version_row(db, track_id, version)
+    if row is None:
+        raise NotFound(f"track {track_id!r} has no version {version!r}; stage it first")
+    manifest: Manifest = json.loads(row["manifest"])
+    return manifest
+
+
+def dumps(value: Any, what: str = "value") -> str:
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"the {what} is not plain JSON ({e})") from e
+
+
+def json_or_null(value: Any) -> str | None:
+    """JSON text, or SQL NULL for None (a worldwide territory list, an unmeasured loudness)."""
+    return None if value is None else dumps(value)
+
+
+def loads_or_none(text: str | None) -> Any:
+    return None if text is None else json.loads(text)

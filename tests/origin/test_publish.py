@@ -1,0 +1,67 @@
+"""Publishing through an origin process: concurrent publishes of one track always leave the
+master naming the catalog's current version, and the per-track lock is released again."""
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from origin.publish import TrackLocks
+from tests.origin.conftest import Client, add_label, make_version, start_origin_process
+
+ROUNDS = 40
+
+
+def _master_version(client: Client, track_id: str) -> str:
+    status, body = client.request("GET", f"/tracks/{track_id}/master.m3u8")
+    assert status == 200
+    uris = [line for line in body.decode().splitlines() if line and not line.startswith("#")]
+    assert uris
+    return uris[0].split("/")[0]
+
+
+def test_concurrent_publishes_leave_master_and_catalog_in_agreement(tmp_path: Path):
+    data_dir = tmp_path / "origin"
+    key = add_label(data_dir)
+    server = start_origin_process(data_dir, tmp_path / "origin.log")
+    try:
+        client = Client(server.url, key)
+        versions = [make_version(1, n) for n in (1, 2)]
+        for version in versions:
+            assert client.send(version) == 200
+        track_id = versions[0].track_id
+        disagreements = []
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for round_ in range(ROUNDS):
+                order = versions if round_ % 2 else versions[::-1]
+                assert list(pool.map(client.publish, order)) == [200, 200]
+                body = client.request("GET", f"/v1/tracks/{track_id}")[1]
+                current = json.loads(body)["current_version"]
+                if _master_version(client, track_id) != current:
+                    disagreements.append(round_)
+        assert disagreements == []
+    finally:
+        server.stop()
+
+
+def test_a_publish_retried_after_the_master_was_lost_writes_it_again(tmp_path: Path):
+    data_dir = tmp_path / "origin"
+    key = add_label(data_dir)
+    server = start_origin_process(data_dir, tmp_path / "origin.log")
+    try:
+        client = Client(server.url, key)
+        version = make_version(2, 1)
+        assert client.send(version) == 200
+        master = data_dir / "objects" / "tracks" / version.track_id / "master.m3u8"
+        master.unlink()  # as if the origin died between the catalog switch and the master
+        assert client.request("GET", f"/tracks/{version.track_id}/master.m3u8")[0] == 404
+        assert client.publish(version) == 200
+        assert _master_version(client, version.track_id) == version.version
+    finally:
+        server.stop()
+
+
+async def test_track_locks_serialise_one_track_and_are_dropped_after():
+    locks = TrackLocks()
+    async with locks.hold("a"), locks.hold("b"):
+        assert len(locks._locks) == 2
+    assert locks._locks == {}

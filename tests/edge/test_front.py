@@ -596,3 +596,23 @@ def test_the_lane_and_aiohttp_answer_the_same_bytes_alike(
     sent = [one for _, round_sent in rounds for one in round_sent]
     if all(one.ordinary for one in sent):
         assert pair.lane.lane - lane_before == len(sent)  # the lane answered, not aiohttp
+
+
+async def test_a_range_of_thousands_of_digits_is_answered_on_hits_and_misses(edge: Edge):
+    """Past 64 bits a position is past any object: 416, on the lane's hit and aiohttp's miss
+    alike, never a dropped connection or a 500."""
+    huge = "9" * 5000
+    await hit_ready(edge)
+    other = SEGMENT.replace("00001", "00003")
+    reader, writer = await asyncio.open_connection(edge.host, edge.port)
+    writer.write(request(SEGMENT, f"Range: bytes={huge}-"))
+    hit = await read_answer(reader)
+    writer.write(request(SEGMENT, f"Range: bytes=0-{huge}"))
+    whole = await read_answer(reader)
+    writer.write(request(other, f"Range: bytes={huge[:4000]}-{huge[:4000]}"))
+    miss = await read_answer(reader)
+    writer.close()
+    assert (hit.status, hit.headers["content-range"]) == (416, f"bytes */{SIZE}")
+    assert (whole.status, whole.body) == (206, body_for(SEGMENT, SIZE))
+    assert (miss.status, miss.headers["x-cache"]) == (416, "MISS")
+    assert edge.lane == 2

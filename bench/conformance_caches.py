@@ -5,7 +5,6 @@ reads would stall a chatty process), is found ready by polling its log or port w
 and is stopped by the caller's ExitStack, SIGTERM first and SIGKILL after a bound.
 """
 
-import os
 import re
 import signal
 import socket
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import processes
+from bench.edge import nginx_scratch
 
 CACHE_LABEL_NGINX = "nginx"
 START_SECONDS = 20.0
@@ -107,11 +107,7 @@ def nginx_config(directory: Path, port: int, origin: str) -> str:
     Only what running unprivileged from a scratch folder needs is set besides (pid, logs and
     temporary paths); as root, workers keep root's identity so they can write there.
     """
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    temp = "\n".join(
-        f"    {kind}_temp_path {directory / kind};"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
+    user, temp = nginx_scratch(directory)
     return f"""\
 {user}daemon off;
 pid {directory / "nginx.pid"};

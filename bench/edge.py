@@ -72,13 +72,20 @@ class StampedeResult:
     complete: int
 
 
-def nginx_config(directory: Path, port: int, origin_port: int, workers: int) -> str:
-    """A caching reverse proxy as an operator would run it for immutable segments."""
+def nginx_scratch(directory: Path) -> tuple[str, str]:
+    """What nginx needs to run from a scratch folder: a ``user`` line (as root, workers keep
+    root's identity so that they can write there) and its temporary paths inside the folder."""
     user = "user root;\n" if os.geteuid() == 0 else ""
     temp = "\n".join(
         f"    {kind}_temp_path {directory / kind};"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
+    return user, temp
+
+
+def nginx_config(directory: Path, port: int, origin_port: int, workers: int) -> str:
+    """A caching reverse proxy as an operator would run it for immutable segments."""
+    user, temp = nginx_scratch(directory)
     return f"""\
 {user}daemon off;
 master_process on;

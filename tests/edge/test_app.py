@@ -3,8 +3,6 @@
 import asyncio
 import gzip
 import hashlib
-import shutil
-import tempfile
 import time
 import urllib.parse
 from collections import Counter
@@ -22,6 +20,7 @@ from cadenza.tokens import TokenClaims, sign
 from edge.app import MEMORY, create_app
 from edge.peers import owner
 from edge.settings import EdgeSettings
+from tests.edge.workers import edge_workers
 from tests.loopback import serve
 
 TRACK = "0123456789abcdef"
@@ -484,22 +483,14 @@ async def test_a_non_owner_worker_keeps_the_owners_age_and_date(tmp_path: Path):
     origin_app = web.Application()
     origin_app.router.add_get("/tracks/{tail:.*}", fake.track)
     origin_runner, origin_url = await serve(origin_app)
-    folder = tempfile.mkdtemp(prefix="cadenza-peers-")
-    runners: list[web.AppRunner] = []
+    settings = EdgeSettings(
+        origin=origin_url, cache_dir=tmp_path / "cache", allow_unsigned=True,
+        readahead_seconds=0, preposition_interval=0,
+    )  # fmt: skip
     try:
-        urls = []
-        for worker in (0, 1):
-            settings = EdgeSettings(
-                origin=origin_url, cache_dir=tmp_path / "cache", allow_unsigned=True,
-                readahead_seconds=0, workers=2, worker=worker, peer_folder=folder,
-                preposition_interval=0,
-            )  # fmt: skip
-            runner, url = await serve(create_app(settings))
-            runners.append(runner)
-            urls.append(url)
-        key = f"tracks/{TRACK}/master.m3u8"
-        non_owner = urls[1 - owner(key, 2)]
-        async with aiohttp.ClientSession() as client:
+        async with edge_workers(settings) as urls, aiohttp.ClientSession() as client:
+            key = f"tracks/{TRACK}/master.m3u8"
+            non_owner = urls[1 - owner(key, 2)]
             async with client.get(f"{non_owner}/{key}") as response:
                 assert response.status == 200 and int(response.headers["Age"]) >= 100
             fake.age = 119  # the owner's copy is what the non-owner stored: no refetch
@@ -509,7 +500,4 @@ async def test_a_non_owner_worker_keeps_the_owners_age_and_date(tmp_path: Path):
                 assert int(response.headers["Age"]) >= 101
         assert fake.requests[f"/{key}"] == 1
     finally:
-        for runner in reversed(runners):
-            await runner.cleanup()
         await origin_runner.cleanup()
-        shutil.rmtree(folder, ignore_errors=True)

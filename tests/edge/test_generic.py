@@ -5,8 +5,6 @@ what reached the origin, through real sockets on loopback.
 """
 
 import asyncio
-import shutil
-import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,6 +20,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from edge.app import create_app
 from edge.peers import owner
 from edge.settings import EdgeSettings
+from tests.edge.workers import edge_workers
 from tests.loopback import serve
 
 Script = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -340,20 +339,10 @@ async def test_two_workers_act_as_one_cache_with_ages_intact(tmp_path: Path):
     """Every request for a key is served by its owner worker, whichever worker it reached."""
     origin, origin_runner, origin_url = await _start_origin()
     origin.scripts["/shared"] = answer(("Cache-Control", "max-age=600"), ("Age", "50"))
-    folder = tempfile.mkdtemp(prefix="cadenza-peers-")
-    runners: list[web.AppRunner] = []
+    settings = EdgeSettings(origin=origin_url, cache_dir=tmp_path / "cache", generic=True)
     try:
-        urls = []
-        for worker in (0, 1):
-            settings = EdgeSettings(
-                origin=origin_url, cache_dir=tmp_path / "cache", generic=True, workers=2,
-                worker=worker, peer_folder=folder,
-            )  # fmt: skip
-            runner, url = await serve(create_app(settings))
-            runners.append(runner)
-            urls.append(url)
-        non_owner = urls[1 - owner("/shared", 2)]
-        async with aiohttp.ClientSession() as client:
+        async with edge_workers(settings) as urls, aiohttp.ClientSession() as client:
+            non_owner = urls[1 - owner("/shared", 2)]
             ages = []
             for url in (non_owner, *urls):
                 async with client.get(url + "/shared") as response:
@@ -366,10 +355,7 @@ async def test_two_workers_act_as_one_cache_with_ages_intact(tmp_path: Path):
         assert min(ages) >= 50
         assert origin.requests["/shared"] == 3  # GET, POST, GET after the invalidation
     finally:
-        for runner in reversed(runners):
-            await runner.cleanup()
         await origin_runner.cleanup()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.parametrize("rig", [{"max_object_bytes": 1 << 20}], indirect=True)

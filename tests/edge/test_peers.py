@@ -1,21 +1,19 @@
 """Which worker owns an object, and one edge's status from its workers' own."""
 
 import os
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bench.stub_origin import body_for
 from bench.stub_origin import create_app as create_origin
-from edge.app import create_app
 from edge.peers import FOLDER_PREFIX, combine, make_folder, owner
 from edge.settings import EdgeSettings
+from tests.edge.workers import edge_workers
 from tests.loopback import serve
 
 
@@ -73,24 +71,16 @@ def test_one_draining_worker_makes_the_edge_draining():
 async def test_a_worker_fills_from_the_owner_and_only_the_owner_asks_the_origin(tmp_path):
     """Two workers of one edge in this process: a key asked of the non-owner is fetched once."""
     origin_runner, origin_url = await serve(create_origin(40_000, 0.1))
-    folder = tempfile.mkdtemp(prefix="cadenza-peers-")  # short: Unix socket paths are limited
-    runners: list[web.AppRunner] = []
+    settings = EdgeSettings(
+        origin=origin_url, cache_dir=tmp_path / "cache", allow_unsigned=True, readahead_seconds=0
+    )
     try:
-        urls = []
-        for worker in (0, 1):
-            settings = EdgeSettings(
-                origin=origin_url, cache_dir=tmp_path / "cache", allow_unsigned=True,
-                readahead_seconds=0, workers=2, worker=worker, peer_folder=folder,
-            )  # fmt: skip
-            runner, url = await serve(create_app(settings))
-            runners.append(runner)
-            urls.append(url)
-        path = next(
-            f"/tracks/0123456789abcdef/v1/aac_96/seg_{n:05d}.m4s"
-            for n in range(100)
-            if owner(f"tracks/0123456789abcdef/v1/aac_96/seg_{n:05d}.m4s", 2) == 1
-        )
-        async with aiohttp.ClientSession() as client:
+        async with edge_workers(settings) as urls, aiohttp.ClientSession() as client:
+            path = next(
+                f"/tracks/0123456789abcdef/v1/aac_96/seg_{n:05d}.m4s"
+                for n in range(100)
+                if owner(f"tracks/0123456789abcdef/v1/aac_96/seg_{n:05d}.m4s", 2) == 1
+            )
             for url in (urls[0], urls[0], urls[1]):  # the non-owner twice, then the owner
                 async with client.get(url + path) as response:
                     assert response.status == 200
@@ -101,10 +91,7 @@ async def test_a_worker_fills_from_the_owner_and_only_the_owner_asks_the_origin(
                 status = await response.json()
         assert status["workers"] == 2 and status["hits"] + status["misses"] == 3
     finally:
-        for runner in reversed(runners):
-            await runner.cleanup()
         await origin_runner.cleanup()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_an_edge_s_peer_folder_is_its_own_and_dead_edges_folders_are_swept(tmp_path, monkeypatch):

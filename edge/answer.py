@@ -16,7 +16,14 @@ CORS: Lines = (
     ("Access-Control-Allow-Origin", "*"),
     ("Access-Control-Expose-Headers", "ETag, Content-Length, Content-Range, Age, X-Cache"),
 )
+_CORS_NAMES = frozenset(name.lower() for name, _ in CORS)
 _BODILESS = frozenset({204, 304})
+
+
+def with_cors(lines: Lines) -> list[tuple[str, str]]:
+    """``lines`` with the edge's CORS fields instead of any the origin sent: a browser refuses
+    an answer that names its allowed origin twice."""
+    return [(n, v) for n, v in lines if n.lower() not in _CORS_NAMES] + list(CORS)
 
 
 def entry_answer(
@@ -26,9 +33,7 @@ def entry_answer(
 
     ``request`` is case-insensitive (aiohttp's and the lane's header multidicts are).
     """
-    headers = list(entry.headers)
-    if cors:
-        headers += CORS
+    headers = with_cors(entry.headers) if cors else list(entry.headers)
     headers += [("X-Cache", cache), ("Age", str(int(entry.stored.age(now))))]
     if entry.status != 200:
         return entry.status, headers, entry.body

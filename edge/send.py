@@ -11,7 +11,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from cadenza.log import get_logger
-from edge.answer import CORS, body_allowed, entry_answer
+from edge.answer import CORS, body_allowed, entry_answer, with_cors
 from edge.fetch import Head, OriginTimeout
 from edge.inflight import Fill, FillFailed
 from edge.keys import EGRESS, FOR_PEERS, METRICS
@@ -57,9 +57,7 @@ async def send_fill(
     selective = any(name in request.headers for name in _SELECTIVE)
     if head.status != 200 or selective or request.method == "HEAD":
         return await _send_whole(request, fill, head, started, cors=cors)
-    lines = list(head.entry.headers)
-    if cors:
-        lines += CORS
+    lines = with_cors(head.entry.headers) if cors else list(head.entry.headers)
     age = str(int(head.entry.stored.age(time.time())))
     lines += [("X-Cache", head.cache), ("Accept-Ranges", "bytes"), ("Age", age)]
     response = web.StreamResponse(status=200, headers=CIMultiDict(lines))

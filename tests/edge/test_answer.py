@@ -78,3 +78,11 @@ def test_every_satisfiable_range_is_exactly_its_bytes(first: int, last: int):
     status, headers, body = answer(ENTRY, {"Range": f"bytes={first}-{last}"})
     assert (status, body) == (206, BODY[first : last + 1])
     assert headers["Content-Range"] == f"bytes {first}-{last}/1024"
+
+
+def test_the_edges_cors_fields_replace_the_origins():
+    lines = (("Access-Control-Allow-Origin", "*"), ("access-control-expose-headers", "ETag"))
+    entry = make_entry(200, b"x", lines, Stored(60, 0, 1000, CacheControl(max_age=60)))
+    _, headers, _ = answer(entry, {})
+    assert headers.getall("Access-Control-Allow-Origin") == ["*"]
+    assert len(headers.getall("Access-Control-Expose-Headers")) == 1

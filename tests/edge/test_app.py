@@ -74,6 +74,7 @@ class FakeOrigin:
         body = body_of(path)
         etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
         headers = {"Cache-Control": self.cache_control, "ETag": etag, "Content-Type": "audio/mp4"}
+        headers["Access-Control-Allow-Origin"] = "*"  # as the origin does
         if self.age is not None:
             headers["Age"] = str(self.age)
         if request.headers.get("If-None-Match") == etag:
@@ -501,3 +502,14 @@ async def test_a_non_owner_worker_keeps_the_owners_age_and_date(tmp_path: Path):
         assert fake.requests[f"/{key}"] == 1
     finally:
         await origin_runner.cleanup()
+
+
+async def test_browsers_get_one_allowed_origin_on_misses_and_hits(fleet: Fleet):
+    """The origin's own CORS fields are replaced by the edge's, never repeated (a browser refuses
+    an answer that names its allowed origin twice)."""
+    for cache in ("MISS", "HIT"):
+        async with fleet.client.get(fleet.edge + SEGMENT) as response:
+            await response.read()
+            assert response.headers["X-Cache"] == cache
+            assert response.headers.getall("Access-Control-Allow-Origin") == ["*"]
+        await _until_cached(fleet)

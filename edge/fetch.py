@@ -81,6 +81,7 @@ class Fetcher:
     max_object_bytes: int = 64 << 20
     peers: Peers | None = None
     writes: set[asyncio.Task[None]] = field(default_factory=set)
+    writing: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # the latest, by key
 
     async def fill(self, fill: Fill, order: Order) -> None:
         stale = order.stale
@@ -233,7 +234,22 @@ class Fetcher:
         """Copy to disk in the background: the fetch (and its slot in Inflight) ends now."""
         task = asyncio.create_task(self.disk.put(key, entry), name=f"disk {key}")
         self.writes.add(task)
-        task.add_done_callback(self.writes.discard)
+        self.writing[key] = task
+
+        def done(task: asyncio.Task[None]) -> None:
+            self.writes.discard(task)
+            if self.writing.get(key) is task:
+                del self.writing[key]
+
+        task.add_done_callback(done)
+
+    async def forget(self, key: str) -> None:
+        """Remove ``key`` from the disk tier once any copy under way there has landed, so that
+        an invalidated answer cannot come back from a write that finishes after it."""
+        task = self.writing.get(key)
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+        await self.disk.remove(key)
 
     async def flush(self) -> None:
         """Wait for the disk copies under way (before the disk tier closes)."""

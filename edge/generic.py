@@ -197,7 +197,7 @@ async def invalidate(app: web.Application, key: str) -> None:
     session = peers.route(key) if peers is not None else None
     if session is None:
         app[MEMORY].invalidate(key)
-        await app[DISK].remove(key)
+        await app[FETCHER].forget(key)
         return
     timeout = aiohttp.ClientTimeout(total=app[SETTINGS].first_byte_timeout)
     try:
@@ -210,7 +210,7 @@ async def invalidate(app: web.Application, key: str) -> None:
 async def serve_invalidate(request: web.Request) -> web.Response:
     key = (await request.read()).decode("utf-8", "replace")
     request.app[MEMORY].invalidate(key)
-    await request.app[DISK].remove(key)
+    await request.app[FETCHER].forget(key)
     return web.Response(status=204)
 
 

@@ -31,6 +31,7 @@ RELAYED = PEER_PREFIX + "/any"  # a non-owner worker relays a request to the own
 INVALIDATE = PEER_PREFIX + "/invalidate"
 MAX_BODY = 64 << 20  # request and pass-through response bodies, bytes
 SAFE = ("GET", "HEAD")
+IDEMPOTENT = ("GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE")
 
 
 async def serve(request: web.Request) -> web.StreamResponse:
@@ -132,18 +133,26 @@ async def _pass_through(
     timeout = aiohttp.ClientTimeout(total=settings.fetch_timeout)
     headers = [*without(end_to_end(request.headers.items()), ("host", "content-length")), VIA]
     request_time = time.time()
-    try:
-        async with app[FETCHER].client.request(
-            request.method, settings.origin.rstrip("/") + target, headers=headers, data=body,
-            allow_redirects=False, skip_auto_headers=("Accept-Encoding", "User-Agent"),
-            timeout=timeout,
-        ) as response:  # fmt: skip
-            lines = end_to_end(response.headers.items())
-            payload = await response.content.read(MAX_BODY + 1)
-    except TimeoutError:
-        return refuse(504, "the origin did not answer in time", cors=False)
-    except aiohttp.ClientError as e:
-        return refuse(502, f"the origin could not be reached: {e}", cors=False)
+    # A pooled connection that the origin closed meanwhile fails at once; an idempotent request
+    # is sent again on a new one, as a client would (RFC 9110 9.2.2).
+    tries = 2 if request.method in IDEMPOTENT else 1
+    for attempt in range(tries):
+        try:
+            async with app[FETCHER].client.request(
+                request.method, settings.origin.rstrip("/") + target, headers=headers,
+                data=body, allow_redirects=False,
+                skip_auto_headers=("Accept-Encoding", "User-Agent"), timeout=timeout,
+            ) as response:  # fmt: skip
+                lines = end_to_end(response.headers.items())
+                payload = await _read_at_most(response.content, MAX_BODY + 1)
+            break
+        except TimeoutError:
+            return refuse(504, "the origin did not answer in time", cors=False)
+        except aiohttp.ServerDisconnectedError:
+            if attempt + 1 == tries:
+                return refuse(502, "the origin closed the connection", cors=False)
+        except aiohttp.ClientError as e:
+            return refuse(502, f"the origin could not be reached: {e}", cors=False)
     if len(payload) > MAX_BODY:
         return refuse(502, "the origin's answer is larger than a pass-through allows", cors=False)
     key, entry = stored
@@ -249,6 +258,17 @@ async def _relay(
         if request.transport is not None and "response" in locals():
             request.transport.abort()  # headers went out: cut, never a short complete body
         return refuse(502, f"the owner worker failed: {e}", cors=False)
+
+
+async def _read_at_most(content: aiohttp.StreamReader, limit: int) -> bytes:
+    """The body up to ``limit`` bytes (a longer one is cut there: the caller refuses it)."""
+    parts, size = [], 0
+    async for chunk in content.iter_any():
+        parts.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(parts)
 
 
 async def _read_bounded(request: web.Request) -> bytes | None:

@@ -381,3 +381,21 @@ async def test_answers_larger_than_an_object_may_be_are_relayed_whole_and_not_st
     assert await _body(rig, "/big") == big
     assert await _body(rig, "/big") == big
     assert rig.origin.requests["/big"] == 2
+
+
+async def test_a_pass_through_answer_is_relayed_whole(rig: Rig):
+    big = bytes(range(256)) * 4096  # 1 MiB: many chunks
+
+    async def large(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.content_length = len(big)
+        await response.prepare(request)
+        for start in range(0, len(big), 1 << 14):
+            await response.write(big[start : start + (1 << 14)])
+            await asyncio.sleep(0)
+        await response.write_eof()
+        return response
+
+    rig.origin.scripts["/post"] = large
+    async with rig.client.post(rig.edge + "/post", data=b"x") as response:
+        assert (response.status, await response.read()) == (200, big)

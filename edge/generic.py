@@ -148,9 +148,9 @@ async def _pass_through(
             break
         except TimeoutError:
             return refuse(504, "the origin did not answer in time", cors=False)
-        except aiohttp.ServerDisconnectedError:
+        except aiohttp.ClientConnectionError as e:
             if attempt + 1 == tries:
-                return refuse(502, "the origin closed the connection", cors=False)
+                return refuse(502, f"the origin could not be reached: {e}", cors=False)
         except aiohttp.ClientError as e:
             return refuse(502, f"the origin could not be reached: {e}", cors=False)
     if len(payload) > MAX_BODY:

@@ -22,6 +22,7 @@ from uuid import uuid4
 import pytest
 from aiobotocore.session import get_session
 
+from bench.processes import Service
 from origin.storage import Storage, StorageConfig
 
 START_SECONDS = 30.0
@@ -172,15 +173,7 @@ class OriginProcess:
         return host, int(port)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=STOP_SECONDS)
-        if self.process.stdout:
-            self.process.stdout.close()
+        Service(self.process, self.url).stop(sig)
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")

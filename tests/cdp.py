@@ -157,9 +157,12 @@ async def chromium(binary: str = "chromium") -> AsyncIterator[Browser]:
     if path is None:
         raise ChromiumFailed(f"{binary} is not installed: run 'make setup' as root")
     profile = Path(tempfile.mkdtemp(prefix="chromium-profile-"))
+    scratch = profile / "tmp"  # Chromium's own temporary files go with the profile
+    scratch.mkdir()
     with tempfile.TemporaryFile() as stderr:
         process = subprocess.Popen(
             [path, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+            env={**os.environ, "TMPDIR": str(scratch)},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=stderr,

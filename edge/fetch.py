@@ -14,10 +14,10 @@ from dataclasses import dataclass, field, replace
 import aiohttp
 
 from edge.disk import DiskTier
-from edge.fields import Lines, end_to_end, updated, without
+from edge.fields import Lines, end_to_end, without
 from edge.freshness import CacheControl, storable
 from edge.inflight import Fill
-from edge.memory import Entry, MemoryTier, make_entry, new_entry
+from edge.memory import Entry, MemoryTier, make_entry, new_entry, refreshed
 from edge.metrics import EdgeMetrics
 from edge.peers import PEER_PREFIX, Peers
 from edge.vary import STAR, secondary_key, selecting, vary_names
@@ -105,7 +105,7 @@ class Fetcher:
             lines = _lines(response, from_peer)
             if response.status == 304 and stale is not None:
                 self.metrics.origin_fetches.labels("revalidated").inc()
-                fresh = _refreshed(stale, lines, request_time)
+                fresh = refreshed(stale, lines, request_time, time.time())
                 self._keep(order, fresh)
                 return self._serve(fill, fresh, "REVALIDATED")
             if response.status >= 500 and stale is not None and self._stale_allowed(stale, order):
@@ -269,9 +269,3 @@ def _lines(response: aiohttp.ClientResponse, from_peer: bool) -> Lines:
 def _explicit(entry: Entry) -> bool:
     cc = entry.stored.cc
     return cc.max_age is not None or cc.s_maxage is not None or "expires" in entry.fields
-
-
-def _refreshed(stale: Entry, lines: Lines, request_time: float) -> Entry:
-    """The stored response freshened by a 304's header fields (RFC 9111 4.3.4)."""
-    merged = updated(stale.headers, lines)
-    return new_entry(stale.status, stale.body, merged, request_time, time.time())

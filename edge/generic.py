@@ -18,11 +18,11 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from edge.fetch import CLIENT_ONLY, VIA, Head, Order
-from edge.fields import Lines, combined, end_to_end, updated, without
+from edge.fields import Lines, combined, end_to_end, without
 from edge.freshness import request_directives
 from edge.inflight import Fill, FillFailed
 from edge.keys import DISK, FETCHER, FOR_PEERS, HITS, INFLIGHT, MEMORY, PEERS, SETTINGS
-from edge.memory import Entry, new_entry
+from edge.memory import Entry, refreshed
 from edge.peers import PEER_PREFIX
 from edge.send import count, failed, refuse, send_entry, send_fill
 from edge.vary import secondary_key, selecting
@@ -158,8 +158,7 @@ async def _pass_through(
     key, entry = stored
     if request.method == "HEAD":
         if response.status == 200 and entry is not None and _validates(entry, lines):
-            merged = updated(entry.headers, lines)
-            fresh = new_entry(entry.status, entry.body, merged, request_time, time.time())
+            fresh = refreshed(entry, lines, request_time, time.time())
             app[MEMORY].put(key, fresh, target)
     elif 200 <= response.status < 400:
         await _invalidate_after(request, target, lines)
@@ -275,10 +274,5 @@ async def _read_bounded(request: web.Request) -> bytes | None:
     """The request body, or None when it is larger than MAX_BODY."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         return None
-    parts, size = [], 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > MAX_BODY:
-            return None
-        parts.append(chunk)
-    return b"".join(parts)
+    body = await _read_at_most(request.content, MAX_BODY + 1)
+    return None if len(body) > MAX_BODY else body

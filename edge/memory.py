@@ -9,7 +9,7 @@ primary key varies on and which variants it holds, so that one invalidation remo
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from edge.fields import Lines, combined, end_to_end, without
+from edge.fields import Lines, combined, end_to_end, updated, without
 from edge.freshness import (
     Stored,
     current_age,
@@ -51,6 +51,13 @@ def new_entry(
         cc=cc,
     )
     return make_entry(status, body, kept, stored)
+
+
+def refreshed(stale: Entry, lines: Lines, request_time: float, response_time: float) -> Entry:
+    """``stale`` freshened by the header fields of a 304, or of a HEAD's 200 that validates it
+    (RFC 9111 4.3.4 and 4.3.5)."""
+    merged = updated(stale.headers, lines)
+    return new_entry(stale.status, stale.body, merged, request_time, response_time)
 
 
 def make_entry(status: int, body: bytes, headers: Lines, stored: Stored) -> Entry:

@@ -1,0 +1,1 @@
+"""Operating a whole fleet from its fleet file: run it on one machine, watch it, stop it."""

@@ -28,7 +28,9 @@ from fleet import procs
 from fleet.plan import LABEL, Launch, Plan, plan_fleet, service_environment
 from fleet.state import Record, State, StateFolder
 
-CADENZA = (sys.executable, "-m", "cadenza")
+# -P: services run in the operator's folder, whose own folders (a data folder named "origin")
+# must not shadow Cadenza's packages, as ``python -m`` would let them.
+CADENZA = (sys.executable, "-P", "-m", "cadenza")
 START_SECONDS = 60.0  # per group of services (the origin, the edges, the locator)
 LABEL_SECONDS = 60.0
 PROBE_SECONDS = 2.0

@@ -203,7 +203,7 @@ def _label(
     key = done.stdout.strip()
     folder.save_api_key(key)
     log.hide([key])
-    return key, f"also in {key_file} (mode 0600)"
+    return key, f"also in {key_file}, mode 0600"
 
 
 def _start(

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fleet.state import DEFAULT_FOLDER
+from fleet.state import DEFAULT_FOLDER, STATE_FILE
 
 DEFAULT_FLEET = Path("configs/fleet.toml")
 DEFAULT_STATE = DEFAULT_FOLDER
@@ -118,7 +118,7 @@ def run_status(args: argparse.Namespace) -> int:
     from fleet.up import status
 
     fleet_file = args.fleet
-    if fleet_file is None and not (args.state / "state.json").exists():
+    if fleet_file is None and not (args.state / STATE_FILE).exists():
         fleet_file = DEFAULT_FLEET
     rows = status(args.state, fleet_file)
     print(report.status_json(rows) if args.json else report.status_text(rows))

@@ -60,8 +60,8 @@ class Plan:
     label_command: tuple[str, ...]  # creates the lab label in the first origin's data
 
     @property
-    def origin(self) -> Launch:
-        return self.launches[0]
+    def origins(self) -> tuple[Launch, ...]:
+        return tuple(x for x in self.launches if x.kind == "origin")
 
     @property
     def locator(self) -> Launch:

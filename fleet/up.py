@@ -26,7 +26,7 @@ from cadenza.errors import CadenzaError, ConfigError
 from cadenza.fleet import load_fleet
 from fleet import procs
 from fleet.plan import LABEL, Launch, Plan, plan_fleet, service_environment
-from fleet.state import Record, State, StateFolder
+from fleet.state import STATE_FILE, Record, State, StateFolder
 
 # -P: services run in the operator's folder, whose own folders (a data folder named "origin")
 # must not shadow Cadenza's packages, as ``python -m`` would let them.
@@ -85,7 +85,7 @@ def up(fleet_file: Path, state_dir: Path, cwd: Path, environ: Mapping[str, str])
         api_key, note = _label(plan, folder, cwd, environ)
         started: list[tuple[Record, subprocess.Popen[bytes]]] = []
         try:
-            for group in ([plan.origin], list(plan.edges), [plan.locator]):
+            for group in (plan.origins, plan.edges, (plan.locator,)):
                 for launch in group:
                     env = service_environment(launch, environ, secrets)
                     env["PYTHONUNBUFFERED"] = "1"
@@ -104,7 +104,7 @@ def up(fleet_file: Path, state_dir: Path, cwd: Path, environ: Mapping[str, str])
 def down(state_dir: Path) -> tuple[list[str], list[int]]:
     """Stop what ``up`` recorded: the names stopped and any pid that outlived SIGKILL."""
     folder = StateFolder(state_dir)
-    if not (folder.path / "state.json").exists():
+    if not (folder.path / STATE_FILE).exists():
         return [], []
     with folder.locked():
         state = folder.read_state()

@@ -51,11 +51,11 @@ def test_the_shipped_fleet_starts_the_origin_then_the_edges_then_the_locator():
     assert [x.name for x in plan.launches] == [
         "origin-1", "eu-west-1", "eu-west-2", "us-east-1", "locator",
     ]  # fmt: skip
-    assert plan.origin.command == (*CADENZA, "origin", "--fleet", str(FILE))
+    assert plan.origins[0].command == (*CADENZA, "origin", "--fleet", str(FILE))
     assert plan.edges[1].command == (*CADENZA, "edge", "--fleet", str(FILE), "--id", "eu-west-2")
     assert plan.locator.command == (*CADENZA, "locator", "--fleet", str(FILE))
     assert {x.region for x in plan.edges} == {"eu-west", "us-east"}
-    assert plan.origin.health_url == "http://127.0.0.1:8080/v1/status"
+    assert plan.origins[0].health_url == "http://127.0.0.1:8080/v1/status"
     assert plan.edges[0].health_url == "http://127.0.0.1:8081/status"
     assert plan.locator.health_url == "http://127.0.0.1:8070/v1/edges"
     assert plan.label_command == (
@@ -66,8 +66,7 @@ def test_the_shipped_fleet_starts_the_origin_then_the_edges_then_the_locator():
 
 def test_several_origins_are_each_named_by_id():
     plan = plan_fleet(parse_fleet(fleet_table(origins=2), FILE), FILE, CADENZA)
-    origins = [x for x in plan.launches if x.kind == "origin"]
-    assert [x.command[-2:] for x in origins] == [("--id", "origin-0"), ("--id", "origin-1")]
+    assert [x.command[-2:] for x in plan.origins] == [("--id", "origin-0"), ("--id", "origin-1")]
     assert "--data-dir" in plan.label_command and "data/origin-0" in plan.label_command
 
 
@@ -98,7 +97,7 @@ def test_an_edge_called_like_an_origin_or_the_locator_is_refused():
 def test_each_service_gets_only_its_own_secrets_and_no_cadenza_variable_of_the_shell():
     plan = plan_fleet(parse_fleet(fleet_table(), FILE), FILE, CADENZA)
     shell = {"PATH": "/bin", "CADENZA_LISTEN": "0.0.0.0:1", ENV_TOKEN_KEYS: "k9:other-fleets"}
-    origin = service_environment(plan.origin, shell, SECRETS)
+    origin = service_environment(plan.origins[0], shell, SECRETS)
     assert origin == {"PATH": "/bin", ENV_OPERATOR_KEY: "operator"}
     for launch in (*plan.edges, plan.locator):
         env = service_environment(launch, shell, SECRETS)

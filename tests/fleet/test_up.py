@@ -195,6 +195,17 @@ def test_a_fleet_comes_up_serves_a_play_and_goes_down_leaving_no_process(folder:
     after = fleet(folder, "status", "--fleet", str(fleet_file))
     assert after.returncode == 1 and after.stdout.count("DOWN") == 5
 
+    # Up again: the same keys and label, the track still there; the key is not shown again.
+    keys = (state / "secrets.env").read_text()
+    restart = fleet(folder, "up", "--fleet", str(fleet_file), "--json")
+    assert restart.returncode == 0, restart.stderr
+    assert json.loads(restart.stdout)["label"]["api_key"] is None
+    assert api_key not in restart.stdout and (state / "secrets.env").read_text() == keys
+    code, _ = get(f"{locator}/v1/play/{track}?lat=48.86&lon=2.35&territory=FR")
+    assert code == 200
+    assert fleet(folder, "down").returncode == 0
+    assert ours(folder) == []
+
     everything = done.stdout + done.stderr + status.stdout + down.stdout
     everything += "".join(p.read_text() for p in (state / "logs").iterdir())
     assert token_secret not in everything

@@ -7,48 +7,16 @@ means changing those files in the same commit (the tests check that they agree).
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 from urllib.parse import urlsplit
 
 from cadenza.errors import ConfigError
+from cadenza.fleet import Fleet
 
 ORIGIN_JOB = "cadenza-origin"
 EDGE_JOB = "cadenza-edge"
 LOCATOR_JOB = "cadenza-locator"
 DEFAULT_SCRAPE_SECONDS = 15
 DEFAULT_RULE_FILES = ("rules.yml", "alerts.yml")  # beside the generated file
-
-
-class _Origin(Protocol):
-    @property
-    def id(self) -> str: ...
-    @property
-    def url(self) -> str: ...
-
-
-class _Edge(Protocol):
-    @property
-    def id(self) -> str: ...
-    @property
-    def region(self) -> str: ...
-    @property
-    def url(self) -> str: ...
-
-
-class _Locator(Protocol):
-    @property
-    def url(self) -> str: ...
-
-
-class FleetShape(Protocol):
-    """What the generator reads of ``cadenza.fleet.Fleet``."""
-
-    @property
-    def origins(self) -> Sequence[_Origin]: ...
-    @property
-    def edges(self) -> Sequence[_Edge]: ...
-    @property
-    def locator(self) -> _Locator: ...
 
 
 @dataclass(frozen=True)
@@ -58,10 +26,10 @@ class Target:
 
 
 def target(url: str, labels: Iterable[tuple[str, str]] = ()) -> Target:
-    """A scrape target for a service's base URL; a path prefix moves ``/metrics`` under it."""
+    """A scrape target for a service's base URL (``http(s)://HOST[:PORT]``)."""
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{url!r} is not an http(s) URL with a host; fix it in the fleet file")
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
+        raise ConfigError(f"{url!r} is not http(s)://HOST[:PORT]; fix it in the fleet file")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as e:
@@ -70,12 +38,10 @@ def target(url: str, labels: Iterable[tuple[str, str]] = ()) -> Target:
     meta = []
     if parts.scheme == "https":
         meta.append(("__scheme__", "https"))
-    if parts.path.rstrip("/"):
-        meta.append(("__metrics_path__", parts.path.rstrip("/") + "/metrics"))
     return Target(f"{host}:{port}", (*labels, *meta))
 
 
-def scrape_jobs(fleet: FleetShape) -> dict[str, list[Target]]:
+def scrape_jobs(fleet: Fleet) -> dict[str, list[Target]]:
     """Job name -> targets, in the fleet file's order."""
     return {
         ORIGIN_JOB: [target(o.url, [("origin", o.id)]) for o in fleet.origins],
@@ -85,7 +51,7 @@ def scrape_jobs(fleet: FleetShape) -> dict[str, list[Target]]:
 
 
 def prometheus_config(
-    fleet: FleetShape,
+    fleet: Fleet,
     *,
     source: str = "the fleet file",
     scrape_seconds: float = DEFAULT_SCRAPE_SECONDS,

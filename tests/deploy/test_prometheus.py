@@ -48,3 +48,10 @@ def test_every_alert_has_a_unit_test():
     }
     tested = (PROMETHEUS / "tests" / "alerts_test.yml").read_text()
     assert alerts and all(f"alertname: {name}\n" in tested for name in alerts)
+
+
+@promtool
+def test_promtool_checks_the_committed_configuration_with_its_rules():
+    done = _promtool("check", "config", PROMETHEUS / "prometheus.yml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 rule files found" in done.stdout

@@ -2,7 +2,7 @@
 
 import shutil
 import subprocess
-from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import yaml
@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cadenza.errors import ConfigError
+from cadenza.fleet import EdgeMember, Fleet, LocatorMember, OriginMember
 from fleet.prometheus import (
     EDGE_JOB,
     LOCATOR_JOB,
@@ -21,39 +22,25 @@ from fleet.prometheus import (
 )
 
 
-@dataclass(frozen=True)
-class Origin:
-    id: str
-    url: str
+def _edge(id: str, region: str, url: str) -> EdgeMember:
+    return EdgeMember(id, region, url, 0.0, 0.0, 1e9, url.rsplit("/", 1)[-1])
 
 
-@dataclass(frozen=True)
-class Edge:
-    id: str
-    region: str
-    url: str
+def _fleet(edges: tuple[EdgeMember, ...]) -> Fleet:
+    return Fleet(
+        path=Path("fleet.toml"),
+        origins=(OriginMember("origin-1", "http://127.0.0.1:8080", "127.0.0.1:8080"),),
+        locator=LocatorMember("http://127.0.0.1:8070", "127.0.0.1:8070"),
+        edges=edges,
+    )
 
 
-@dataclass(frozen=True)
-class Locator:
-    url: str
-
-
-@dataclass(frozen=True)
-class Fleet:
-    origins: tuple[Origin, ...]
-    edges: tuple[Edge, ...]
-    locator: Locator
-
-
-FLEET = Fleet(
-    origins=(Origin("origin-1", "http://127.0.0.1:8080"),),
-    edges=(
-        Edge("eu-west-1", "eu-west", "http://127.0.0.1:8081"),
-        Edge("eu-west-2", "eu-west", "http://127.0.0.1:8082"),
-        Edge("us-east-1", "us-east", "http://127.0.0.1:8083"),
-    ),
-    locator=Locator("http://127.0.0.1:8070"),
+FLEET = _fleet(
+    (
+        _edge("eu-west-1", "eu-west", "http://127.0.0.1:8081"),
+        _edge("eu-west-2", "eu-west", "http://127.0.0.1:8082"),
+        _edge("us-east-1", "us-east", "http://127.0.0.1:8083"),
+    )
 )
 
 
@@ -82,17 +69,16 @@ def test_the_configuration_reads_as_expected():
     ) in text
 
 
-def test_https_and_path_prefixes_become_meta_labels():
-    t = target("https://edge.example.net/cdn/", [("edge", "a")])
-    assert t == Target(
-        "edge.example.net:443",
-        (("edge", "a"), ("__scheme__", "https"), ("__metrics_path__", "/cdn/metrics")),
-    )
+def test_https_is_a_meta_label():
+    t = target("https://edge.example.net/", [("edge", "a")])
+    assert t == Target("edge.example.net:443", (("edge", "a"), ("__scheme__", "https")))
     assert target("http://[::1]:9000").address == "[::1]:9000"
     assert target("http://cache.example").address == "cache.example:80"
 
 
-@pytest.mark.parametrize("url", ["ftp://h:1", "127.0.0.1:8081", "http://:80", "http://h:99999"])
+@pytest.mark.parametrize(
+    "url", ["ftp://h:1", "127.0.0.1:8081", "http://:80", "http://h:99999", "http://h/cdn"]
+)
 def test_a_url_that_cannot_be_scraped_is_named(url):
     with pytest.raises(ConfigError, match="fix it in the fleet file") as raised:
         target(url)
@@ -114,12 +100,8 @@ _names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), 
 
 @given(ids=st.lists(_names, min_size=1, max_size=4), region=_names)
 def test_any_ids_are_quoted_safely(ids, region):
-    """Ids and regions are the operator's text: quotes, colons or braces cannot break the YAML."""
-    fleet = Fleet(
-        origins=(Origin("o", "http://127.0.0.1:1"),),
-        edges=tuple(Edge(i, region, f"http://127.0.0.1:{n + 2}") for n, i in enumerate(ids)),
-        locator=Locator("http://127.0.0.1:9"),
-    )
+    """Quotes, colons or braces cannot break the YAML, whatever ids the fleet file allows."""
+    fleet = _fleet(tuple(_edge(i, region, f"http://127.0.0.1:{n + 2}") for n, i in enumerate(ids)))
     text = prometheus_config(fleet)
     document = yaml.safe_load(text)
     edges = document["scrape_configs"][1]["static_configs"]

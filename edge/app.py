@@ -399,7 +399,10 @@ def _status_of(app: web.Application) -> dict[str, Any]:
     return {
         "healthy": not app[STATE]["draining"],
         "state": "draining" if app[STATE]["draining"] else "healthy",
+        "id": s.id,
         "region": s.region,
+        # The process to signal (the parent of the workers, if any), and the answering worker.
+        "edge_pid": os.getppid() if s.peer_folder else os.getpid(),
         "pid": os.getpid(),
         "latitude": s.latitude,
         "longitude": s.longitude,

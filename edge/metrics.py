@@ -18,8 +18,8 @@ from prometheus_client.registry import Collector
 SampleKey = tuple[str, tuple[tuple[str, str], ...]]
 # Gauges of what the workers share: counted once, not once per worker.
 SHARED: frozenset[SampleKey] = frozenset({("cadenza_edge_cache_bytes", (("tier", "disk"),))})
-# Gauges of time when something last happened in each worker: the edge is as late as its
-# latest worker, so the oldest is kept.
+# Gauges of when something last happened in a worker: the edge is only as fresh as its stalest
+# worker, so the oldest time is kept.
 OLDEST: frozenset[str] = frozenset({"cadenza_edge_events_answered_timestamp_seconds"})
 
 

@@ -8,7 +8,14 @@ from typing import Any
 from cadenza.errors import ConfigError
 from cadenza.fleet import load_fleet
 from cadenza.fsio import write_atomic
-from fleet.prometheus import DEFAULT_SCRAPE_SECONDS, EDGE_JOB, LOCATOR_JOB, ORIGIN_JOB
+from fleet.prometheus import (
+    DEFAULT_RULE_FILES,
+    DEFAULT_SCRAPE_SECONDS,
+    EDGE_JOB,
+    LOCATOR_JOB,
+    ORIGIN_JOB,
+    prometheus_config,
+)
 
 PROMETHEUS_DESCRIPTION = f"""\
 Print Prometheus' configuration for the fleet: one scrape job per kind of service
@@ -53,8 +60,6 @@ def add_parser(commands: Any) -> None:
 
 
 def run_prometheus_config(args: argparse.Namespace) -> int:
-    from fleet.prometheus import DEFAULT_RULE_FILES, prometheus_config
-
     fleet = load_fleet(args.fleet)
     rules = DEFAULT_RULE_FILES if args.rules is None else tuple(args.rules)
     text = prometheus_config(

@@ -176,6 +176,7 @@ async def _purge(app: web.Application) -> AsyncIterator[None]:
             app[MEMORY],
             app[DISK],
             optional=app[SETTINGS].generic,
+            answered=app[METRICS].events_answered,
         )
     )
     yield

@@ -1,1 +1,1 @@
-"""Operating a whole fleet from its fleet file: run it on one machine, watch it, stop it."""
+"""Operating a whole fleet described by one fleet file: ``cadenza fleet ...``."""

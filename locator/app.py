@@ -152,7 +152,10 @@ async def _follow_catalog(app: web.Application) -> AsyncIterator[None]:
         for track in tracks:
             app[MASTERS].pop(track, None)
 
-    task = asyncio.create_task(events.follow(app[CLIENT], app[SETTINGS].origin, apply, logger))
+    follow = events.follow(
+        app[CLIENT], app[SETTINGS].origin, apply, logger, answered=app[METRICS].events_answered
+    )
+    task = asyncio.create_task(follow)
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -7,6 +7,7 @@ what ``up`` recorded. ``status`` asks every service of the fleet, started here o
 """
 
 import contextlib
+import http.client
 import json
 import os
 import socket
@@ -122,12 +123,13 @@ def status(state_dir: Path, fleet_file: Path | None) -> list[ServiceStatus]:
     folder = StateFolder(state_dir)
     state = folder.read_state()
     records = {r.name: r for r in state.services} if state else {}
-    if fleet_file is None and state is not None:
-        fleet_file = Path(state.fleet)
     launches: list[Launch | Record]
-    if fleet_file is not None and fleet_file.exists():
+    if fleet_file is not None:  # a missing or bad file is named by load_fleet
         launches = list(plan_fleet(load_fleet(fleet_file), fleet_file, CADENZA).launches)
-    elif state is not None:
+    elif state is not None and Path(state.fleet).is_file():
+        recorded = Path(state.fleet)
+        launches = list(plan_fleet(load_fleet(recorded), recorded, CADENZA).launches)
+    elif state is not None:  # the fleet file is gone: what up started is still known
         launches = list(state.services)
     else:
         raise ConfigError(f"no fleet: name it with --fleet FILE (nothing recorded in {state_dir})")
@@ -158,7 +160,7 @@ def probe(url: str) -> tuple[bool, Any, str]:
             body = response.read(MAX_BODY)
     except urllib.error.HTTPError as e:
         return False, None, f"HTTP {e.code}"
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, http.client.HTTPException) as e:  # refused, timeout, garbage
         reason = getattr(e, "reason", e)
         return False, None, str(reason) or type(e).__name__
     try:

@@ -4,6 +4,7 @@ Every test writes a fleet file with free ports into its own folder and, whatever
 every process that ``up`` recorded (their process groups) before it ends.
 """
 
+import asyncio
 import contextlib
 import json
 import os
@@ -21,7 +22,8 @@ import pytest
 
 from bench.catalog import MasterSpec, write_master
 from bench.processes import free_port
-from fleet.up import port_free
+from cadenza.errors import ConfigError
+from fleet.up import port_free, probe
 
 # The command as operators run it, in the fleet's folder (``python -m`` would put that folder,
 # with its "origin" data folder, before Cadenza's packages).
@@ -236,3 +238,32 @@ def test_a_service_that_cannot_start_stops_the_others_and_is_named(folder: Path)
     assert recorded(folder) == []  # nothing left to stop
     assert "listening on" in (folder / "state" / "logs" / "origin-1.log").read_text()
     assert ours(folder) == []  # the origin and the other edges were stopped
+
+
+async def test_a_probe_of_a_service_that_answers_garbage_or_nothing_is_a_reason_not_a_crash():
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"this is not HTTP\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        ok, doc, reason = await asyncio.to_thread(probe, f"http://127.0.0.1:{port}/status")
+        assert (ok, doc) == (False, None) and reason
+    finally:
+        server.close()
+        await server.wait_closed()
+    ok, _, reason = await asyncio.to_thread(probe, f"http://127.0.0.1:{port}/status")
+    assert not ok and "refused" in reason
+
+
+def test_status_names_a_missing_fleet_file(folder: Path):
+    done = fleet(folder, "status", "--fleet", str(folder / "nowhere.toml"))
+    assert done.returncode == 2 and "nowhere.toml" in done.stderr
+
+
+def test_an_unknown_listen_host_is_a_configuration_error():
+    with pytest.raises(ConfigError, match="no such host"):
+        port_free("no-such-host.invalid", 8080)

@@ -24,7 +24,6 @@ from fleet.state import DEFAULT_FOLDER, STATE_FILE
 from fleet.up import down, status, up
 
 DEFAULT_FLEET = Path("configs/fleet.toml")
-DEFAULT_STATE = DEFAULT_FOLDER
 
 PROMETHEUS_DESCRIPTION = f"""\
 Print Prometheus' configuration for the fleet: one scrape job per kind of service
@@ -70,7 +69,7 @@ def add_parser(commands: Any) -> None:
 
 
 def _add_up_down_status(actions: Any) -> None:
-    up = actions.add_parser(
+    up_parser = actions.add_parser(
         "up",
         help="start every service of the fleet on this machine, in the background",
         description="Start the origin, then every edge, then the locator, each a background "
@@ -78,53 +77,53 @@ def _add_up_down_status(actions: Any) -> None:
         "token and operator keys (kept 0600 in the state folder) and a label 'lab' whose API "
         "key is printed once. Exit 2 if the fleet is up already or a port is taken.",
     )
-    up.add_argument(
+    up_parser.add_argument(
         "--fleet",
         type=Path,
         default=DEFAULT_FLEET,
         metavar="FILE",
         help=f"the fleet file (default {DEFAULT_FLEET})",
     )
-    _state_option(up)
-    up.set_defaults(run=run_up)
-    down = actions.add_parser(
+    _state_option(up_parser)
+    up_parser.set_defaults(run=run_up)
+    down_parser = actions.add_parser(
         "down",
         help="stop every process that 'fleet up' started",
         description="SIGTERM every process that 'fleet up' recorded (still the same process), "
         "SIGKILL after a grace period. Nothing to stop is not an error.",
     )
-    down.add_argument(
+    down_parser.add_argument(
         "--fleet",
         type=Path,
         metavar="FILE",
         help="accepted for symmetry; the state folder says what runs",
     )
-    _state_option(down)
-    down.set_defaults(run=run_down)
-    status = actions.add_parser(
+    _state_option(down_parser)
+    down_parser.set_defaults(run=run_down)
+    status_parser = actions.add_parser(
         "status",
         help="each service of the fleet: process, health, url; exit 1 if any is down",
         description="Ask every service of the fleet for its health (and edges for their hit "
         "ratio), and whether the processes 'fleet up' started still run. Also works for a "
         "fleet on other hosts: the fleet file's urls are asked.",
     )
-    status.add_argument(
+    status_parser.add_argument(
         "--fleet",
         type=Path,
         metavar="FILE",
         help="default: the one 'fleet up' used, else configs/fleet.toml",
     )
-    _state_option(status)
-    status.set_defaults(run=run_status)
+    _state_option(status_parser)
+    status_parser.set_defaults(run=run_status)
 
 
 def _state_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--state",
         type=Path,
-        default=DEFAULT_STATE,
+        default=DEFAULT_FOLDER,
         metavar="DIR",
-        help=f"pids, logs and secrets of the fleet (default {DEFAULT_STATE})",
+        help=f"pids, logs and secrets of the fleet (default {DEFAULT_FOLDER})",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
 

@@ -72,5 +72,6 @@ def start(command: Sequence[str | Path], env: dict[str, str] | None = None) -> S
 
 
 def start_cadenza(*args: str | Path, env: dict[str, str] | None = None) -> Service:
-    """Start ``cadenza ARGS`` with this interpreter."""
-    return start([sys.executable, "-m", "cadenza", *args], env=env)
+    """Start ``cadenza ARGS`` with this interpreter; ``-P``: a folder of the working directory
+    named like a component (a data folder ``origin/``) must not shadow the package."""
+    return start([sys.executable, "-P", "-m", "cadenza", *args], env=env)

@@ -11,7 +11,7 @@ import functools
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any
+from dataclasses import replace
 
 import aiohttp
 from aiohttp import web
@@ -19,6 +19,7 @@ from aiohttp import web
 from cadenza import http
 from cadenza.layout import MEDIA_PLAYLIST
 from cadenza.log import get_logger
+from cadenza.status import CacheTier, EdgeStatus
 from cadenza.web import metrics_response, preflight
 from edge import generic
 from edge.answer import CORS
@@ -382,39 +383,35 @@ async def _settle(fill: Fill) -> None:
 
 async def status(request: web.Request) -> web.Response:
     """The whole edge's status for the locator: every worker's figures, summed."""
-    doc = _status_of(request.app)
-    doc["active_requests"] -= 1  # not counting this request
+    own = _status_of(request.app)
+    doc = replace(own, active_requests=own.active_requests - 1)  # not counting this request
     if PEERS in request.app:
         doc = combine(doc, await request.app[PEERS].statuses())
-    return web.json_response(doc, headers=CORS)
+    return web.json_response(doc.to_json(), headers=CORS)
 
 
 async def own_status(request: web.Request) -> web.Response:
-    return web.json_response(_status_of(request.app))
+    return web.json_response(_status_of(request.app).to_json())
 
 
-def _status_of(app: web.Application) -> dict[str, Any]:
+def _status_of(app: web.Application) -> EdgeStatus:
     s, memory = app[SETTINGS], app[MEMORY]
-    return {
-        "healthy": not app[STATE]["draining"],
-        "state": "draining" if app[STATE]["draining"] else "healthy",
-        "region": s.region,
-        "pid": os.getpid(),
-        "latitude": s.latitude,
-        "longitude": s.longitude,
-        "capacity_bps": s.capacity_bps,
-        "active_requests": app[STATE]["active"],
-        "egress_bps": app[EGRESS].bits_per_second(time.time()),
-        "hit_ratio": app[HITS].ratio,
-        "hits": app[HITS].hits,
-        "misses": app[HITS].misses,
-        "lane_requests": app[METRICS].lane_answered,
-        "workers": 1,
-        "cache": {
-            "memory": {"bytes": memory.bytes, "objects": len(memory)},
-            "disk": {"bytes": app[DISK].volume(), "objects": len(app[DISK])},
-        },
-    }
+    return EdgeStatus(
+        draining=bool(app[STATE]["draining"]),
+        region=s.region,
+        pid=os.getpid(),
+        latitude=s.latitude,
+        longitude=s.longitude,
+        capacity_bps=s.capacity_bps,
+        active_requests=app[STATE]["active"],
+        egress_bps=app[EGRESS].bits_per_second(time.time()),
+        hit_ratio=app[HITS].ratio,
+        hits=app[HITS].hits,
+        misses=app[HITS].misses,
+        lane_requests=app[METRICS].lane_answered,
+        memory=CacheTier(memory.bytes, len(memory)),
+        disk=CacheTier(app[DISK].volume(), len(app[DISK])),
+    )
 
 
 async def _metrics(request: web.Request) -> web.Response:

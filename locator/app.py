@@ -18,6 +18,7 @@ from aiohttp import web
 
 from cadenza import events, layout
 from cadenza.log import get_logger
+from cadenza.status import EdgeStatus
 from cadenza.tokens import TokenClaims, sign
 from cadenza.web import metrics_response, preflight
 from locator import steering
@@ -33,7 +34,6 @@ from locator.fleet import (
     rights_from_origin,
 )
 from locator.geo import GeoIPDatabase, Location, LocationError, distance_km, locate
-from locator.health import parse_status
 from locator.metrics import LocatorMetrics
 from locator.popularity import HotTracks
 from locator.settings import LocatorSettings
@@ -132,7 +132,7 @@ async def _poll(app: web.Application, edge: Any) -> None:
     try:
         async with app[CLIENT].get(f"{edge.url}/status", timeout=timeout) as response:
             response.raise_for_status()
-            status = parse_status(await response.json())
+            status = EdgeStatus.from_json(await response.json())
     except (aiohttp.ClientError, TimeoutError, ValueError) as e:
         if health.observe_failure(time.time()):
             logger.warning("edge %s is down (%s)", edge.id, e or type(e).__name__)

@@ -20,9 +20,9 @@ from cadenza import http
 from cadenza.layout import MEDIA_PLAYLIST
 from cadenza.log import get_logger
 from cadenza.status import CacheTier, EdgeStatus
-from cadenza.web import metrics_response, preflight
+from cadenza.web import error_answer, metrics_response, preflight
 from edge import generic
-from edge.answer import CORS
+from edge.answer import BROWSERS, CORS
 from edge.cmcd import from_request, next_objects
 from edge.core import Refused, admit, serves_from_cache
 from edge.disk import DiskTier
@@ -56,7 +56,7 @@ from edge.policy import make_policy
 from edge.preposition import PlayCounts, hot_from_locator, preposition
 from edge.purge import Denials, follow_events
 from edge.readahead import allowed, following_segments, listed_segments
-from edge.send import count, failed, refuse, send_entry, send_fill
+from edge.send import CORS_FIELDS, count, failed, refuse, send_entry, send_fill
 from edge.settings import EdgeSettings
 
 __all__ = ["DENIALS", "MEMORY", "METRICS", "PLAYS", "SETTINGS", "count", "create_app"]
@@ -96,7 +96,7 @@ def create_app(settings: EdgeSettings) -> web.Application:
     r = app.router
     r.add_get("/tracks/{tail:.*}", serve, name="tracks")
     r.add_get("/p/{token}/tracks/{tail:.*}", serve, name="signed_tracks")
-    music_preflight = preflight(dict(CORS), "GET, HEAD, OPTIONS", "Range")
+    music_preflight = preflight(BROWSERS)
     r.add_get("/status", status, name="status")
     r.add_get("/metrics", _metrics, name="metrics")
     if settings.generic:
@@ -240,9 +240,11 @@ async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse
         status = response.status
         cache = response.headers.get("X-Cache", "NONE")
         return response
-    except web.HTTPException as e:
-        status = e.status
-        raise
+    except Exception as e:  # a refusal is returned, not raised: this is the rare path
+        status = e.status if isinstance(e, web.HTTPException) else 500
+        response = error_answer(request, e, CORS_FIELDS)  # raises again when it cannot answer
+        status = response.status
+        return response
     finally:
         state["active"] -= 1
         request.app[METRICS].served(status, cache)

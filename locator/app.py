@@ -10,17 +10,19 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from cadenza import events, layout
+from cadenza.errors import HttpError
+from cadenza.http import Cors
 from cadenza.log import get_logger
 from cadenza.status import EdgeStatus
 from cadenza.tokens import TokenClaims, sign
-from cadenza.web import metrics_response, preflight
+from cadenza.web import json_errors, metrics_response, preflight
 from locator import steering
 from locator.decision import EdgeView, choose_edges
 from locator.fleet import (
@@ -33,13 +35,12 @@ from locator.fleet import (
     pathway_priority,
     rights_from_origin,
 )
-from locator.geo import GeoIPDatabase, Location, LocationError, distance_km, locate
+from locator.geo import GeoIPDatabase, Location, distance_km, locate
 from locator.metrics import LocatorMetrics
 from locator.popularity import HotTracks
 from locator.settings import LocatorSettings
 
 logger = get_logger("locator")
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 SETTINGS = web.AppKey("settings", LocatorSettings)
 METRICS = web.AppKey("metrics", LocatorMetrics)
@@ -55,19 +56,16 @@ GEOIP = web.AppKey("geoip", GeoIPDatabase)
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 MASTER_TTL = 10.0  # seconds a track's master playlist is reused (the origin's max-age)
 MAX_HOT = 100
-CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Location"}
+BROWSERS = Cors(expose=("Location",), methods=("GET", "OPTIONS"))
+CORS = BROWSERS.fields
 
 
-class PlayRefused(Exception):
+class PlayRefused(HttpError):
     """A play that cannot go ahead; carries the HTTP status and the reason."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def create_app(settings: LocatorSettings) -> web.Application:
-    app = web.Application(middlewares=[_errors])
+    app = web.Application(middlewares=[json_errors(CORS)])
     app[SETTINGS] = settings
     app[METRICS] = LocatorMetrics()
     app[FLEET] = Fleet([edge.view() for edge in settings.edges])
@@ -88,7 +86,7 @@ def create_app(settings: LocatorSettings) -> web.Application:
     r.add_get("/v1/steer/{session}", steer, name="steer")
     r.add_get("/v1/hot", hot, name="hot")
     r.add_get("/v1/edges", edges, name="edges")
-    r.add_route("OPTIONS", "/{tail:.*}", preflight(CORS, "GET, OPTIONS", "*"))
+    r.add_route("OPTIONS", "/{tail:.*}", preflight(BROWSERS))
     r.add_get("/metrics", _metrics, name="metrics")
     return app
 
@@ -157,16 +155,6 @@ async def _follow_catalog(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-
-
-@web.middleware
-async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except PlayRefused as e:
-        return web.json_response({"error": str(e)}, status=e.status, headers=CORS)
-    except LocationError as e:
-        return web.json_response({"error": str(e)}, status=400, headers=CORS)
 
 
 # -- plays ------------------------------------------------------------------------------------

@@ -16,10 +16,11 @@ from dataclasses import replace
 import aiohttp
 from aiohttp import web
 
-from cadenza import http
+from cadenza import http, tasks
 from cadenza.layout import MEDIA_PLAYLIST
 from cadenza.log import get_logger
 from cadenza.status import CacheTier, EdgeStatus
+from cadenza.tasks import background
 from cadenza.web import error_answer, metrics_response, preflight
 from edge import generic
 from edge.answer import BROWSERS, CORS
@@ -90,8 +91,8 @@ def create_app(settings: EdgeSettings) -> web.Application:
     if settings.peer_folder and settings.workers > 1:
         app.cleanup_ctx.append(_peers)
     if settings.worker == 0 and settings.preposition_interval > 0:
-        app.cleanup_ctx.append(_preposition)
-    app.cleanup_ctx.append(_purge)
+        app.cleanup_ctx.append(background("preposition", _preposition, restart=True, logger=logger))
+    app.cleanup_ctx.append(background("purge", _purge, restart=True, logger=logger))
     app.on_shutdown.append(_drain)
     r = app.router
     r.add_get("/tracks/{tail:.*}", serve, name="tracks")
@@ -162,30 +163,22 @@ async def _client(app: web.Application) -> AsyncIterator[None]:
         yield
         await app[INFLIGHT].close()
         await app[FETCHER].flush()
-        prefetches: set[asyncio.Task[None]] = app[TASKS]
-        for task in list(prefetches):
-            task.cancel()
-        await asyncio.gather(*prefetches, return_exceptions=True)
+        readaheads: set[asyncio.Task[None]] = app[TASKS]
+        await tasks.stop(readaheads, logger=logger)
 
 
-async def _purge(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(
-        follow_events(
-            app[FETCHER].client,
-            app[SETTINGS].origin,
-            app[DENIALS],
-            app[MEMORY],
-            app[DISK],
-            optional=app[SETTINGS].generic,
-        )
+async def _purge(app: web.Application) -> None:
+    await follow_events(
+        app[FETCHER].client,
+        app[SETTINGS].origin,
+        app[DENIALS],
+        app[MEMORY],
+        app[DISK],
+        optional=app[SETTINGS].generic,
     )
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
-async def _preposition(app: web.Application) -> AsyncIterator[None]:
+async def _preposition(app: web.Application) -> None:
     """One worker warms the hot tracks; the others find them on the shared disk tier."""
     s = app[SETTINGS]
 
@@ -216,13 +209,7 @@ async def _preposition(app: web.Application) -> AsyncIterator[None]:
             app[METRICS].prefetches.labels("issued").inc()
         await _settle(fill)
 
-    task = asyncio.create_task(
-        preposition(s.preposition_interval, hot_list, s.preposition_seconds, obtain, warm)
-    )
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await preposition(s.preposition_interval, hot_list, s.preposition_seconds, obtain, warm)
 
 
 async def _drain(app: web.Application) -> None:
@@ -348,16 +335,7 @@ def readahead(
         return
     track = "/".join(path.split("/")[:3]) + "/"  # /tracks/{id}/
     prefix = acl if acl is not None and acl.startswith(track) else track
-    _spawn(app, _read_ahead(app, path, paths, prefix))
-
-
-def _spawn(app: web.Application, work: Awaitable[None]) -> None:
-    async def run() -> None:
-        await work
-
-    task = asyncio.create_task(run())
-    app[TASKS].add(task)
-    task.add_done_callback(app[TASKS].discard)
+    tasks.spawn(app[TASKS], _read_ahead(app, path, paths, prefix))
 
 
 async def _read_ahead(app: web.Application, path: str, paths: list[str], prefix: str) -> None:

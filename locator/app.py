@@ -7,7 +7,6 @@ keeps every edge's health and load current; ``/v1/hot`` tells edges what to pre-
 """
 
 import asyncio
-import contextlib
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -21,6 +20,7 @@ from cadenza.errors import HttpError
 from cadenza.http import Cors
 from cadenza.log import get_logger
 from cadenza.status import EdgeStatus
+from cadenza.tasks import background
 from cadenza.tokens import TokenClaims, sign
 from cadenza.web import json_errors, metrics_response, preflight
 from locator import steering
@@ -77,8 +77,10 @@ def create_app(settings: LocatorSettings) -> web.Application:
     if settings.geoip_database is not None:
         app.cleanup_ctx.append(_geoip)
     app.cleanup_ctx.append(_client)
-    app.cleanup_ctx.append(_poll_edges)
-    app.cleanup_ctx.append(_follow_catalog)
+    app.cleanup_ctx.append(background("poll edges", _poll_forever, restart=True, logger=logger))
+    app.cleanup_ctx.append(
+        background("follow catalog", _follow_catalog, restart=True, logger=logger)
+    )
     r = app.router
     r.add_get("/v1/play/{track_id}", play, name="play")
     r.add_get("/v1/redirect/{track_id}", redirect, name="redirect")
@@ -104,14 +106,6 @@ async def _client(app: web.Application) -> AsyncIterator[None]:
     async with aiohttp.ClientSession(connector=connector) as client:
         app[CLIENT] = client
         yield
-
-
-async def _poll_edges(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(_poll_forever(app))
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 async def _poll_forever(app: web.Application) -> None:
@@ -141,7 +135,7 @@ async def _poll(app: web.Application, edge: Any) -> None:
         app[METRICS].health_transitions.labels(edge.id, "up").inc()
 
 
-async def _follow_catalog(app: web.Application) -> AsyncIterator[None]:
+async def _follow_catalog(app: web.Application) -> None:
     """Takedowns and territory changes: forget the cached answers so the next play asks."""
 
     async def apply(batch: list[events.Event]) -> None:
@@ -150,11 +144,7 @@ async def _follow_catalog(app: web.Application) -> AsyncIterator[None]:
         for track in tracks:
             app[MASTERS].pop(track, None)
 
-    task = asyncio.create_task(events.follow(app[CLIENT], app[SETTINGS].origin, apply, logger))
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await events.follow(app[CLIENT], app[SETTINGS].origin, apply, logger)
 
 
 # -- plays ------------------------------------------------------------------------------------

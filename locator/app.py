@@ -139,7 +139,7 @@ async def _follow_catalog(app: web.Application) -> None:
     """Takedowns and territory changes: forget the cached answers so the next play asks."""
 
     async def apply(batch: list[events.Event]) -> None:
-        tracks = {str(e["track_id"]) for e in batch if e.get("track_id")}
+        tracks = {e.track_id for e in batch if e.track_id}
         app[RIGHTS].forget(tracks)
         for track in tracks:
             app[MASTERS].pop(track, None)

@@ -12,6 +12,7 @@ def build_parser() -> argparse.ArgumentParser:
     from bench import cli as bench_cli
     from edge import cli as edge_cli
     from encoder import cli as encoder_cli
+    from fleet import cli as fleet_cli
     from locator import cli as locator_cli
     from origin import cli as origin_cli
     from player import cli as player_cli
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     locator_cli.add_parser(commands)
     player_cli.add_parser(commands)
     bench_cli.add_parser(commands)
+    fleet_cli.add_parser(commands)
     return parser
 
 

@@ -78,11 +78,13 @@ async def follow(
     after: int = 0,
     *,
     optional: bool = False,
+    answered: Callable[[], None] | None = None,
 ) -> None:
     """Hand every batch of events to ``apply``, in order, forever (cancel to stop).
 
     ``optional``: an origin that answers 404 has no event stream (it is not a Cadenza origin);
-    say so once and stop.
+    say so once and stop. ``answered`` is called after every answer of the stream, empty long
+    polls included, so a metric of it tells a quiet catalog from a stalled stream.
     """
     url = f"{origin.rstrip('/')}/v1/events"
     failing = False
@@ -108,3 +110,5 @@ async def follow(
         if events:
             after = max(after, *(e.seq for e in events))
             await apply(events)
+        if answered is not None:
+            answered()

@@ -9,6 +9,7 @@ call site: every log record is cleaned as it is made, its message and its traceb
 import logging
 import re
 import sys
+import time
 import traceback
 from collections.abc import Iterable
 from types import TracebackType
@@ -32,7 +33,15 @@ def get_logger(component: str) -> logging.Logger:
 def configure(verbosity: int) -> None:
     """Log to stderr: warnings by default, info with -v, debug with -vv; secrets redacted."""
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # Every line starts with its UTC time (ISO 8601, milliseconds), for logs read away from
+    # the journal that would otherwise add it.
+    formatter = logging.Formatter(
+        "%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"
+    )
+    formatter.converter = time.gmtime
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter)
+    logging.basicConfig(level=level, handlers=[handler])
     redact_records()
 
 

@@ -41,12 +41,16 @@ class EdgeStatus:
     misses: int = 0
     lane_requests: int = 0  # answered by the lean lane (edge.front)
     pids: tuple[int, ...] = ()  # every worker's, when the figures are summed
+    id: str = ""  # the edge's id in the fleet ("" when it was given none)
+    edge_pid: int | None = None  # the process to signal: the workers' parent, if any
 
     def to_json(self) -> Json:
         doc: Json = {
             "healthy": not self.draining,
             "state": "draining" if self.draining else "healthy",
+            "id": self.id,
             "region": self.region,
+            "edge_pid": self.edge_pid,
             "pid": self.pid,
             "latitude": self.latitude,
             "longitude": self.longitude,
@@ -64,8 +68,9 @@ class EdgeStatus:
                 if tier is not None
             },
         }
-        if self.pid is None:
-            del doc["pid"]
+        for name in ("pid", "edge_pid"):
+            if doc[name] is None:
+                del doc[name]
         if self.pids:
             doc["pids"] = list(self.pids)
         return doc
@@ -89,6 +94,9 @@ class EdgeStatus:
         cache = doc.get("cache", {})
         if not isinstance(cache, Mapping):
             raise ValueError("edge status field 'cache' must be an object")
+        edge_id = doc.get("id", "")
+        if not isinstance(edge_id, str):
+            raise ValueError(f"edge status field 'id' must be a string: {edge_id!r:.40}")
         pids = doc.get("pids", [])
         if not isinstance(pids, list):
             raise ValueError("edge status field 'pids' must be a list")
@@ -109,6 +117,8 @@ class EdgeStatus:
             misses=_count(doc, "misses") if "misses" in doc else 0,
             lane_requests=_count(doc, "lane_requests") if "lane_requests" in doc else 0,
             pids=tuple(_count({"pids": p}, "pids") for p in pids),
+            id=edge_id,
+            edge_pid=_count(doc, "edge_pid") if "edge_pid" in doc else None,
         )
 
 

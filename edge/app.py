@@ -175,6 +175,7 @@ async def _purge(app: web.Application) -> None:
         app[MEMORY],
         app[DISK],
         optional=app[SETTINGS].generic,
+        answered=app[METRICS].events_answered,
     )
 
 
@@ -378,7 +379,10 @@ def _status_of(app: web.Application) -> EdgeStatus:
     s, memory = app[SETTINGS], app[MEMORY]
     return EdgeStatus(
         draining=bool(app[STATE]["draining"]),
+        id=s.id,
         region=s.region,
+        # The process to signal (the parent of the workers, if any), and the answering worker.
+        edge_pid=os.getppid() if s.peer_folder else os.getpid(),
         pid=os.getpid(),
         latitude=s.latitude,
         longitude=s.longitude,

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cadenza import log, serving
-from cadenza.settings import ENV_TOKEN_KEYS
-from edge.settings import load_settings
+from cadenza.settings import ENV_TOKEN_KEYS, add_flags, flags
+from edge.settings import EdgeSettings, load_settings, require_runnable
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -21,9 +21,23 @@ from the origin's event stream. With --generic, also cache every other path of a
 origin as a shared cache (RFC 9111: Vary, every header and status relayed, unsafe methods
 passed through and invalidating).
 GET /status for the locator, /metrics for Prometheus. Token keys: [token_keys] in the config
-or {ENV_TOKEN_KEYS}="kid:secret,...". With -v, one JSON access log line per request on stderr
-(path without token, status, bytes, cache result, CMCD fields).
+or {ENV_TOKEN_KEYS}="kid:secret,...". Settings: --config FILE, then this edge's part of
+--fleet FILE --id EDGE_ID, then CADENZA_EDGE_<KEY> variables, then the flags below.
+With -v, one JSON access log line per request on stderr (path without token, status, bytes,
+cache result, CMCD fields).
 """
+
+
+FLAGS = (
+    "listen",
+    "origin",
+    "locator",
+    "region",
+    "cache_dir",
+    "workers",
+    "allow_unsigned",
+    "generic",
+)
 
 
 def add_parser(commands: Any) -> None:
@@ -33,33 +47,15 @@ def add_parser(commands: Any) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--config", type=Path, metavar="FILE", help="e.g. configs/edge.toml")
     parser.add_argument(
-        "--config", type=Path, metavar="FILE", help="e.g. configs/edge-eu-west.toml"
+        "--fleet",
+        type=Path,
+        metavar="FILE",
+        help="a fleet file (configs/fleet.toml): this edge's place, ports, origin and locator",
     )
-    parser.add_argument(
-        "--listen", metavar="HOST:PORT", help="default 127.0.0.1:8081 (port 0: any)"
-    )
-    parser.add_argument("--origin", metavar="URL", help="default http://127.0.0.1:8080")
-    parser.add_argument("--region", metavar="NAME")
-    parser.add_argument("--cache-dir", type=Path, metavar="DIR")
-    parser.add_argument(
-        "--workers",
-        type=int,
-        metavar="N",
-        help="processes sharing the port (default: one per core)",
-    )
-    parser.add_argument(
-        "--allow-unsigned",
-        action="store_const",
-        const=True,
-        help="serve without path tokens: labs and benchmarks only",
-    )
-    parser.add_argument(
-        "--generic",
-        action="store_const",
-        const=True,
-        help="cache any path of the origin as an RFC 9111 shared cache, not only /tracks/",
-    )
+    parser.add_argument("--id", dest="edge_id", metavar="EDGE_ID", help="this edge in --fleet")
+    add_flags(parser, EdgeSettings, FLAGS)
     parser.set_defaults(run=run)
 
 
@@ -70,16 +66,11 @@ def run(args: argparse.Namespace) -> int:
     from edge.peers import make_folder
 
     settings = load_settings(
-        args.config,
-        listen=args.listen,
-        origin=args.origin,
-        region=args.region,
-        cache_dir=args.cache_dir,
-        allow_unsigned=args.allow_unsigned,
-        generic=args.generic,
-        workers=args.workers,
+        args.config, fleet=args.fleet, edge_id=args.edge_id, **flags(args, FLAGS).table
     )
     log.hide(settings.token_keys.values())
+    require_runnable(settings)
+    serving.require_reachable(settings.origin, settings.origin_wait, "the origin", "--origin")
     service = serving.Service(
         "cadenza edge", settings.host, settings.port, JsonAccessLogger, front=Front,
         head_timeout=settings.head_timeout, keepalive_timeout=settings.keepalive_timeout,

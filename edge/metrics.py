@@ -5,6 +5,7 @@ exposition plus every other worker's, fetched over the peer sockets and added up
 sample (``sum_expositions``, pure).
 """
 
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,9 @@ from prometheus_client.registry import Collector
 SampleKey = tuple[str, tuple[tuple[str, str], ...]]
 # Gauges of what the workers share: counted once, not once per worker.
 SHARED: frozenset[SampleKey] = frozenset({("cadenza_edge_cache_bytes", (("tier", "disk"),))})
+# Gauges of when something last happened in a worker: the edge is only as fresh as its stalest
+# worker, so the oldest time is kept.
+OLDEST: frozenset[str] = frozenset({"cadenza_edge_events_answered_timestamp_seconds"})
 
 
 @dataclass
@@ -71,6 +75,12 @@ class EdgeMetrics:
             registry=r,
         )
         self.lane_answered = 0  # the same count, for /status
+        self.events_answered_at = Gauge(
+            "cadenza_edge_events_answered_timestamp_seconds",
+            "When the origin's event stream last answered this edge (Unix time; 0: never); "
+            "the oldest of the workers'",
+            registry=r,
+        )
         # Labelled children looked up once: ``labels()`` costs more than the hit path can spare.
         self._served: dict[tuple[int, str], Any] = {}
         self._first_byte: dict[str, Any] = {}
@@ -93,6 +103,9 @@ class EdgeMetrics:
             child = self._first_byte[cache] = self.latency.labels(cache)
         child.observe(seconds)
 
+    def events_answered(self) -> None:
+        self.events_answered_at.set(time.time())
+
     def lane_served(self) -> None:
         self.lane_answered += 1
         self.lane_requests.inc()
@@ -102,7 +115,8 @@ def sum_expositions(
     own: bytes, others: Iterable[bytes], shared: frozenset[SampleKey] = SHARED
 ) -> bytes:
     """One exposition for the whole edge from its workers': counters and histograms summed,
-    gauges summed but for the ``shared`` ones (taken from ``own``), creation times the earliest.
+    gauges summed but for the ``shared`` ones (taken from ``own``) and the ``OLDEST`` ones (the
+    smallest), creation times the earliest.
     """
     families = list(text_string_to_metric_families(own.decode()))
     where: dict[SampleKey, tuple[Metric, int]] = {}
@@ -127,7 +141,7 @@ def sum_expositions(
                     continue
                 owner, i = where[key]
                 mine = owner.samples[i]
-                if sample.name.endswith("_created"):
+                if sample.name.endswith("_created") or sample.name in OLDEST:
                     value = min(mine.value, sample.value)
                 elif owner.type == "gauge" and key in shared:
                     continue

@@ -4,7 +4,7 @@
 stream (``cadenza.events``) to it and purges both tiers.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -56,6 +56,7 @@ async def follow_events(
     disk: DiskTier,
     *,
     optional: bool = False,
+    answered: Callable[[], None] | None = None,
 ) -> None:
     async def apply(batch: list[events.Event]) -> None:
         for track in denials.apply(batch):
@@ -63,4 +64,6 @@ async def follow_events(
             purged = memory.remove_prefix(prefix) + await disk.remove_prefix(prefix)
             logger.info("track %s withdrawn: purged %d objects", track, purged)
 
-    await events.follow(client, origin, apply, logger, after=denials.last_seq, optional=optional)
+    await events.follow(
+        client, origin, apply, logger, after=denials.last_seq, optional=optional, answered=answered
+    )

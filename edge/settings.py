@@ -1,135 +1,139 @@
-"""The edge's settings: ``configs/edge-*.toml``, then environment variables, then flags."""
+"""The edge's settings: ``configs/edge.toml``, its part of the fleet file, environment
+variables (``CADENZA_EDGE_<KEY>``, ``CADENZA_TOKEN_KEYS``), then flags."""
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cadenza.errors import ConfigError
-from cadenza.settings import check_keys, override, parse_listen, read_toml, typed
+from cadenza.fleet import load_fleet
+from cadenza.settings import (
+    ENV_TOKEN_KEYS,
+    Layer,
+    environment,
+    file_layers,
+    load,
+    non_negative,
+    one_of,
+    positive,
+    setting,
+)
 
 SECONDS = 1.0
 MIB = 1 << 20
+ENV_PREFIX = "CADENZA_EDGE_"
+
+
+def _latitude(value: float) -> str | None:
+    return None if -90 <= value <= 90 else "must be -90..90"
+
+
+def _longitude(value: float) -> str | None:
+    return None if -180 <= value <= 180 else "must be -180..180"
 
 
 @dataclass(frozen=True)
 class EdgeSettings:
     host: str = "127.0.0.1"
     port: int = 8081
-    origin: str = "http://127.0.0.1:8080"
-    region: str = "local"
-    latitude: float = 0.0
-    longitude: float = 0.0
-    capacity_bps: float = 1e9  # egress the operator allows; the status reports load against it
-    memory_bytes: int = 256 * MIB
-    disk_bytes: int = 4096 * MIB
-    cache_dir: Path = Path("data/edge")
-    policy: str = "s3fifo"
-    first_byte_timeout: float = 2 * SECONDS
-    fetch_timeout: float = 30 * SECONDS
-    between_bytes_timeout: float = 10 * SECONDS  # an upstream body that stalls longer is cut
+    id: str = setting("", help="this edge's id in the fleet, shown in /status")
+    origin: str = setting("http://127.0.0.1:8080", help="the origin's URL", metavar="URL")
+    # At start, the origin must take a connection within this; else exit 2 (0: not checked).
+    origin_wait: float = setting(10 * SECONDS, key="origin_wait_seconds", check=non_negative)
+    region: str = setting("local", help="the region this edge serves", metavar="NAME")
+    latitude: float = setting(0.0, check=_latitude)
+    longitude: float = setting(0.0, check=_longitude)
+    # Egress the operator allows; the status reports load against it.
+    capacity_bps: float = setting(1e9, check=positive)
+    memory_bytes: int = setting(256 * MIB, check=positive)
+    disk_bytes: int = setting(4096 * MIB, check=positive)
+    cache_dir: Path = setting(
+        Path("data/edge"), help="the disk tier, kept across restarts", metavar="DIR"
+    )
+    policy: str = setting("s3fifo", check=one_of("s3fifo", "lru"))
+    first_byte_timeout: float = setting(
+        2 * SECONDS, key="first_byte_timeout_seconds", check=positive
+    )
+    fetch_timeout: float = setting(30 * SECONDS, key="fetch_timeout_seconds", check=positive)
+    # An upstream body that stalls longer is cut.
+    between_bytes_timeout: float = setting(
+        10 * SECONDS, key="between_bytes_timeout_seconds", check=positive
+    )
     # Stale copies served on upstream errors beyond what stale-if-error allows (like nginx's
     # proxy_cache_use_stale): none by default.
-    stale_grace: float = 0 * SECONDS
-    negative_ttl: float = 10 * SECONDS  # a /tracks/ 404 or 410 without freshness of its own
-    max_object_bytes: int = 64 * MIB  # larger answers are relayed, not stored
+    stale_grace: float = setting(0 * SECONDS, key="stale_grace_seconds", check=non_negative)
+    # A /tracks/ 404 or 410 without freshness of its own is cached this long.
+    negative_ttl: float = setting(10 * SECONDS, key="negative_ttl_seconds", check=non_negative)
+    max_object_bytes: int = setting(64 * MIB, check=positive)  # larger: relayed, not stored
     # Every client connection: the whole request head within head_timeout, and closed after
     # keepalive_timeout without a request.
-    head_timeout: float = 10 * SECONDS
-    keepalive_timeout: float = 75 * SECONDS
-    readahead_seconds: float = 20 * SECONDS
-    allow_unsigned: bool = False
+    head_timeout: float = setting(10 * SECONDS, key="head_timeout_seconds", check=positive)
+    keepalive_timeout: float = setting(
+        75 * SECONDS, key="keepalive_timeout_seconds", check=positive
+    )
+    readahead_seconds: float = setting(20 * SECONDS, check=non_negative)
+    allow_unsigned: bool = setting(False, help="serve without path tokens: labs and benchmarks")
     # Cache any path of any HTTP/1.1 origin by RFC 9111; music features stay on /tracks/.
-    generic: bool = False
-    locator: str = ""  # where the hot list comes from; without one, the edge's own counts
-    preposition_interval: float = 60 * SECONDS  # 0: no pre-positioning
-    preposition_tracks: int = 20
-    preposition_seconds: float = 12 * SECONDS  # of every rung of every hot track
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
-    token_keys: Mapping[str, bytes] = field(default_factory=dict)
+    generic: bool = setting(
+        False, help="cache any path of the origin as an RFC 9111 shared cache, not only /tracks/"
+    )
+    locator: str = setting("", help="the locator's URL, for the region's hot list", metavar="URL")
+    preposition_interval: float = setting(
+        60 * SECONDS, key="preposition_interval_seconds", check=non_negative
+    )  # 0: no pre-positioning
+    preposition_tracks: int = setting(20, check=non_negative)
+    preposition_seconds: float = setting(12 * SECONDS, check=non_negative)
+    workers: int = setting(
+        factory=lambda: os.cpu_count() or 1,
+        check=positive,
+        help="processes sharing the port (default: one per core)",
+        metavar="N",
+    )
+    token_keys: Mapping[str, bytes] = setting(factory=dict, env=ENV_TOKEN_KEYS, secret=True)
     # Set per worker process by the command, not by configuration (see edge.peers).
-    peer_folder: str = ""
-    worker: int = 0
-
-
-_KEYS = {
-    "listen", "origin", "region", "latitude", "longitude", "capacity_bps", "memory_bytes",
-    "disk_bytes",
-    "cache_dir", "policy", "first_byte_timeout_seconds", "fetch_timeout_seconds",
-    "stale_grace_seconds", "between_bytes_timeout_seconds", "negative_ttl_seconds",
-    "max_object_bytes", "head_timeout_seconds", "keepalive_timeout_seconds",
-    "readahead_seconds", "allow_unsigned", "workers", "token_keys",
-    "generic", "locator", "preposition_interval_seconds", "preposition_tracks",
-    "preposition_seconds",
-}  # fmt: skip
+    peer_folder: str = setting("", internal=True)
+    worker: int = setting(0, internal=True)
 
 
 def parse_settings(table: Mapping[str, Any], where: str) -> EdgeSettings:
-    check_keys(table, _KEYS, where)
-    d = EdgeSettings()
-    host, port = parse_listen(typed(table, "listen", str, where, f"{d.host}:{d.port}"), where)
-    raw_keys = table.get("token_keys", {})
-    if not isinstance(raw_keys, dict) or not all(isinstance(v, str) for v in raw_keys.values()):
-        raise ConfigError(f"{where}: [token_keys] maps key ids to secret strings")
-    settings = EdgeSettings(
-        host=host,
-        port=port,
-        origin=typed(table, "origin", str, where, d.origin),
-        region=typed(table, "region", str, where, d.region),
-        latitude=typed(table, "latitude", float, where, d.latitude),
-        longitude=typed(table, "longitude", float, where, d.longitude),
-        capacity_bps=typed(table, "capacity_bps", float, where, d.capacity_bps),
-        memory_bytes=typed(table, "memory_bytes", int, where, d.memory_bytes),
-        disk_bytes=typed(table, "disk_bytes", int, where, d.disk_bytes),
-        cache_dir=Path(typed(table, "cache_dir", str, where, str(d.cache_dir))),
-        policy=typed(table, "policy", str, where, d.policy),
-        first_byte_timeout=typed(
-            table, "first_byte_timeout_seconds", float, where, d.first_byte_timeout
-        ),
-        fetch_timeout=typed(table, "fetch_timeout_seconds", float, where, d.fetch_timeout),
-        stale_grace=typed(table, "stale_grace_seconds", float, where, d.stale_grace),
-        between_bytes_timeout=typed(
-            table, "between_bytes_timeout_seconds", float, where, d.between_bytes_timeout
-        ),
-        negative_ttl=typed(table, "negative_ttl_seconds", float, where, d.negative_ttl),
-        max_object_bytes=typed(table, "max_object_bytes", int, where, d.max_object_bytes),
-        head_timeout=typed(table, "head_timeout_seconds", float, where, d.head_timeout),
-        keepalive_timeout=typed(
-            table, "keepalive_timeout_seconds", float, where, d.keepalive_timeout
-        ),
-        readahead_seconds=typed(table, "readahead_seconds", float, where, d.readahead_seconds),
-        allow_unsigned=typed(table, "allow_unsigned", bool, where, False),
-        generic=typed(table, "generic", bool, where, False),
-        locator=typed(table, "locator", str, where, d.locator),
-        preposition_interval=typed(
-            table, "preposition_interval_seconds", float, where, d.preposition_interval
-        ),
-        preposition_tracks=typed(table, "preposition_tracks", int, where, d.preposition_tracks),
-        preposition_seconds=typed(
-            table, "preposition_seconds", float, where, d.preposition_seconds
-        ),
-        workers=typed(table, "workers", int, where, d.workers),
-        token_keys={kid: secret.encode() for kid, secret in raw_keys.items()},
-    )
-    if (
-        min(settings.memory_bytes, settings.disk_bytes, settings.workers) <= 0
-        or settings.max_object_bytes <= 0
-        or min(settings.first_byte_timeout, settings.head_timeout, settings.keepalive_timeout) <= 0
-        or min(settings.preposition_interval, settings.preposition_tracks) < 0
-    ):
-        raise ConfigError(
-            f"{where}: memory_bytes, disk_bytes, workers and timeouts must be positive"
-        )
-    return settings
+    return load(EdgeSettings, [Layer(table, where)])
 
 
 def load_settings(
-    config: Path | None,
+    config: Path | None = None,
     *,
+    fleet: Path | None = None,
+    edge_id: str | None = None,
     environ: Mapping[str, str] = os.environ,
     **flags: Any,
 ) -> EdgeSettings:
-    """Settings from the file (or defaults), then the environment, then non-None flags."""
-    settings = parse_settings(read_toml(config), str(config)) if config else parse_settings({}, "")
-    return override(settings, environ, flags)
+    """Settings from the file (or defaults), the fleet file's part for ``edge_id``, then the
+    environment, then non-None flags."""
+    fleet_layers = []
+    if fleet is not None:
+        members = load_fleet(fleet)
+        if edge_id is None:
+            ids = ", ".join(e.id for e in members.edges)
+            raise ConfigError(f"--fleet {fleet}: say which edge this is with --id (one of {ids})")
+        member = members.edge(edge_id)
+        config = config or member.config
+        fleet_layers = [
+            Layer({"id": edge_id, **members.edge_table(edge_id)}, f"{fleet}: edge {edge_id}")
+        ]
+    elif edge_id is not None:
+        raise ConfigError("--id names an edge of a fleet file: give --fleet FILE too")
+    env = environment(EdgeSettings, ENV_PREFIX, environ)
+    command_line = Layer(flags, "command line", text=True)
+    return load(EdgeSettings, [*file_layers(config), *fleet_layers, env, command_line])
+
+
+def require_runnable(settings: EdgeSettings) -> None:
+    """Refuse settings that would start an edge unable to serve anyone."""
+    if not settings.token_keys and not settings.allow_unsigned:
+        raise ConfigError(
+            "the edge checks playback tokens but has no token keys: set "
+            f'{ENV_TOKEN_KEYS}="kid:secret" (the locator\'s keys) or [token_keys] in the '
+            "config; for labs without tokens, --allow-unsigned"
+        )

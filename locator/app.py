@@ -144,7 +144,9 @@ async def _follow_catalog(app: web.Application) -> None:
         for track in tracks:
             app[MASTERS].pop(track, None)
 
-    await events.follow(app[CLIENT], app[SETTINGS].origin, apply, logger)
+    await events.follow(
+        app[CLIENT], app[SETTINGS].origin, apply, logger, answered=app[METRICS].events_answered
+    )
 
 
 # -- plays ------------------------------------------------------------------------------------

@@ -5,8 +5,10 @@ from pathlib import Path
 from typing import Any
 
 from cadenza import log, serving
-from cadenza.settings import ENV_TOKEN_KEYS
-from locator.settings import load_settings
+from cadenza.settings import ENV_TOKEN_KEYS, add_flags, flags
+from locator.settings import LocatorSettings, load_settings
+
+FLAGS = ("listen", "origin")
 
 DESCRIPTION = f"""\
 Start plays: GET /v1/play/TRACK_ID checks the track's rights in the client's territory (asked
@@ -18,6 +20,8 @@ by GET /v1/steer/SESSION. The client's place comes from lat, lon and territory q
 default location. Also GET /v1/locate/TRACK_ID (ranked edges as JSON), /v1/redirect/TRACK_ID
 (302 to the primary edge), /v1/hot?region=R (what edges pre-position), /v1/edges (health),
 /metrics. Token keys: [token_keys] in the config or {ENV_TOKEN_KEYS}="kid:secret,...".
+Settings: --config FILE (or the one the fleet file names), then --fleet FILE (edges, origin,
+listen address), then CADENZA_LOCATOR_<KEY> variables, then the flags below.
 """
 
 
@@ -30,17 +34,21 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("--config", type=Path, metavar="FILE", help="e.g. configs/locator.toml")
     parser.add_argument(
-        "--listen", metavar="HOST:PORT", help="default 127.0.0.1:8070 (port 0: any)"
+        "--fleet",
+        type=Path,
+        metavar="FILE",
+        help="a fleet file (configs/fleet.toml): the edges, the origin, the listen address",
     )
-    parser.add_argument("--origin", metavar="URL", help="the origin's catalog URL")
+    add_flags(parser, LocatorSettings, FLAGS)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from locator.app import create_app
 
-    settings = load_settings(args.config, listen=args.listen, origin=args.origin)
+    settings = load_settings(args.config, fleet=args.fleet, **flags(args, FLAGS).table)
     log.hide(settings.token_keys.values())
+    serving.require_reachable(settings.origin, settings.origin_wait, "the origin", "--origin")
     service = serving.Service(
         "cadenza locator", settings.host, settings.port,
         head_timeout=settings.head_timeout, keepalive_timeout=settings.keepalive_timeout,

@@ -1,5 +1,6 @@
 """The locator's Prometheus metrics, one registry per app."""
 
+import time
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -39,3 +40,11 @@ class LocatorMetrics:
         self.steering_reloads = Counter(
             "cadenza_locator_steering_reloads", "Steering manifests served", registry=r
         )
+        self.events_answered_at = Gauge(
+            "cadenza_locator_events_answered_timestamp_seconds",
+            "When the origin's event stream last answered the locator (Unix time; 0: never)",
+            registry=r,
+        )
+
+    def events_answered(self) -> None:
+        self.events_answered_at.set(time.time())

@@ -2,13 +2,26 @@
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from cadenza.errors import ConfigError
-from cadenza.settings import ENV_TOKEN_KEYS, check_keys, override, parse_listen, read_toml, typed
+from cadenza.fleet import load_fleet
+from cadenza.settings import (
+    ENV_TOKEN_KEYS,
+    Layer,
+    at_least,
+    check_keys,
+    environment,
+    file_layers,
+    load,
+    non_negative,
+    positive,
+    setting,
+    typed,
+)
 from locator.decision import EdgeView
 from locator.geo import CoverageZones, Location
 
@@ -17,14 +30,28 @@ HOUR = 3600 * SECONDS
 DEFAULT_LOCATION = Location(0.0, 0.0, None, None)  # nowhere known: rights fail closed
 
 
+def _url(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} must be a URL string, got {value!r}")
+    return value.rstrip("/")
+
+
+def _latitude(value: float) -> str | None:
+    return None if -90 <= value <= 90 else "must be -90..90"
+
+
+def _longitude(value: float) -> str | None:
+    return None if -180 <= value <= 180 else "must be -180..180"
+
+
 @dataclass(frozen=True)
 class EdgeConfig:
     id: str
     region: str
-    url: str
-    latitude: float
-    longitude: float
-    capacity_bps: float
+    url: str = setting(parse=_url)
+    latitude: float = setting(check=_latitude)
+    longitude: float = setting(check=_longitude)
+    capacity_bps: float = setting(1e9, check=positive)
 
     def view(self) -> EdgeView:
         """The edge as the decision sees it before its first status poll."""
@@ -33,31 +60,59 @@ class EdgeConfig:
         )
 
 
+def _default_location(raw: Any, where: str) -> Location:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} is a table")
+    check_keys(raw, _DEFAULT_KEYS, where)
+    try:
+        return Location(
+            typed(raw, "latitude", float, where, 0.0),
+            typed(raw, "longitude", float, where, 0.0),
+            typed(raw, "region", str, where) if "region" in raw else None,
+            typed(raw, "territory", str, where) if "territory" in raw else None,
+        )
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def _zones(raw: Any, where: str) -> CoverageZones | None:
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where}: coverage zones are [[coverage_zone]] tables")
+    return CoverageZones.from_config(raw, where) if raw else None
+
+
 @dataclass(frozen=True)
 class LocatorSettings:
     host: str = "127.0.0.1"
     port: int = 8070
-    public_url: str = ""  # how players reach the locator (steering URIs); default: as asked
-    origin: str = "http://127.0.0.1:8080"
-    edges: tuple[EdgeConfig, ...] = ()
-    token_keys: Mapping[str, bytes] = field(default_factory=dict)
+    # How players reach the locator (steering URIs); default: as asked.
+    public_url: str = setting("", parse=_url, metavar="URL")
+    origin: str = setting("http://127.0.0.1:8080", help="the origin's catalog URL", metavar="URL")
+    # At start, the origin must take a connection within this; else exit 2 (0: not checked).
+    origin_wait: float = setting(10 * SECONDS, key="origin_wait_seconds", check=non_negative)
+    edges: tuple[EdgeConfig, ...] = setting((), key="edge")
+    token_keys: Mapping[str, bytes] = setting(factory=dict, env=ENV_TOKEN_KEYS, secret=True)
     signing_key: str = ""  # the kid that signs new tokens; default: the first key
-    token_ttl: float = 6 * HOUR
-    rights_ttl: float = 30 * SECONDS
+    token_ttl: float = setting(6 * HOUR, key="token_ttl_seconds", check=positive)
+    rights_ttl: float = setting(30 * SECONDS, key="rights_ttl_seconds", check=non_negative)
     fail_open: bool = False  # rights when the client's territory is unknown
-    poll_interval: float = 0.5 * SECONDS
-    poll_timeout: float = 0.4 * SECONDS
-    steering_ttl: int = 5  # whole seconds, as the manifest's TTL says
-    load_factor: float = 1.25
-    pathways: int = 3  # edges per play: primary, one in its region, the nearest elsewhere
-    default_location: Location = DEFAULT_LOCATION
-    coverage_zones: CoverageZones | None = None
+    poll_interval: float = setting(0.5 * SECONDS, key="poll_interval_seconds", check=positive)
+    poll_timeout: float = setting(0.4 * SECONDS, key="poll_timeout_seconds", check=positive)
+    # Whole seconds, as the manifest's TTL says.
+    steering_ttl: int = setting(5, key="steering_ttl_seconds", check=at_least(1))
+    load_factor: float = setting(1.25, check=at_least(1))
+    # Edges per play: primary, one in its region, the nearest elsewhere.
+    pathways: int = setting(3, check=at_least(1))
+    default_location: Location = setting(DEFAULT_LOCATION, parse=_default_location)
+    coverage_zones: CoverageZones | None = setting(None, key="coverage_zone", parse=_zones)
     geoip_database: Path | None = None
-    hot_half_life: float = 1 * HOUR
+    hot_half_life: float = setting(1 * HOUR, key="hot_half_life_seconds", check=positive)
     # Every client connection: the whole request head within head_timeout, and closed after
     # keepalive_timeout without a request.
-    head_timeout: float = 10 * SECONDS
-    keepalive_timeout: float = 75 * SECONDS
+    head_timeout: float = setting(10 * SECONDS, key="head_timeout_seconds", check=positive)
+    keepalive_timeout: float = setting(
+        75 * SECONDS, key="keepalive_timeout_seconds", check=positive
+    )
 
     @cached_property
     def region_centres(self) -> dict[str, tuple[float, float]]:
@@ -70,117 +125,48 @@ class LocatorSettings:
         return kid, self.token_keys[kid]
 
 
-_KEYS = {
-    "listen", "public_url", "origin", "edge", "token_keys", "signing_key", "token_ttl_seconds",
-    "rights_ttl_seconds", "fail_open", "poll_interval_seconds", "poll_timeout_seconds",
-    "steering_ttl_seconds", "load_factor", "pathways", "default_location", "coverage_zone",
-    "geoip_database", "hot_half_life_seconds", "head_timeout_seconds", "keepalive_timeout_seconds",
-}  # fmt: skip
-_EDGE_KEYS = {"id", "region", "url", "latitude", "longitude", "capacity_bps"}
 _DEFAULT_KEYS = {"region", "latitude", "longitude", "territory"}
+ENV_PREFIX = "CADENZA_LOCATOR_"
 
 
 def parse_settings(table: Mapping[str, Any], where: str) -> LocatorSettings:
-    check_keys(table, _KEYS, where)
-    d = LocatorSettings()
-    host, port = parse_listen(typed(table, "listen", str, where, f"{d.host}:{d.port}"), where)
-    raw_keys = table.get("token_keys", {})
-    if not isinstance(raw_keys, dict) or not all(isinstance(v, str) for v in raw_keys.values()):
-        raise ConfigError(f"{where}: [token_keys] maps key ids to secret strings")
-    zones = table.get("coverage_zone", [])
-    if not isinstance(zones, list):
-        raise ConfigError(f"{where}: coverage zones are [[coverage_zone]] tables")
-    geoip = typed(table, "geoip_database", str, where, "")
-    settings = LocatorSettings(
-        host=host,
-        port=port,
-        public_url=typed(table, "public_url", str, where, "").rstrip("/"),
-        origin=typed(table, "origin", str, where, d.origin),
-        edges=_edges(table.get("edge", []), where),
-        token_keys={kid: secret.encode() for kid, secret in raw_keys.items()},
-        signing_key=typed(table, "signing_key", str, where, ""),
-        token_ttl=typed(table, "token_ttl_seconds", float, where, d.token_ttl),
-        rights_ttl=typed(table, "rights_ttl_seconds", float, where, d.rights_ttl),
-        fail_open=typed(table, "fail_open", bool, where, d.fail_open),
-        poll_interval=typed(table, "poll_interval_seconds", float, where, d.poll_interval),
-        poll_timeout=typed(table, "poll_timeout_seconds", float, where, d.poll_timeout),
-        steering_ttl=typed(table, "steering_ttl_seconds", int, where, d.steering_ttl),
-        load_factor=typed(table, "load_factor", float, where, d.load_factor),
-        pathways=typed(table, "pathways", int, where, d.pathways),
-        default_location=_default_location(table.get("default_location", {}), where),
-        coverage_zones=CoverageZones.from_config(zones, where) if zones else None,
-        geoip_database=Path(geoip) if geoip else None,
-        hot_half_life=typed(table, "hot_half_life_seconds", float, where, d.hot_half_life),
-        head_timeout=typed(table, "head_timeout_seconds", float, where, d.head_timeout),
-        keepalive_timeout=typed(
-            table, "keepalive_timeout_seconds", float, where, d.keepalive_timeout
-        ),
-    )
-    if (
-        min(settings.token_ttl, settings.poll_interval, settings.poll_timeout) <= 0
-        or min(settings.head_timeout, settings.keepalive_timeout) <= 0
-    ):
-        raise ConfigError(
-            f"{where}: token_ttl, poll_interval, poll_timeout and the connection "
-            "timeouts must be positive"
-        )
-    if settings.steering_ttl < 1 or settings.load_factor < 1 or settings.pathways < 1:
-        raise ConfigError(
-            f"{where}: steering_ttl_seconds, load_factor and pathways must be at least 1"
-        )
+    return _checked(load(LocatorSettings, [Layer(table, where)]))
+
+
+def _checked(settings: LocatorSettings) -> LocatorSettings:
+    ids = [e.id for e in settings.edges]
+    if len(set(ids)) != len(ids):
+        raise ConfigError("edge ids must be unique")
     return settings
 
 
-def _edges(raw: Any, where: str) -> tuple[EdgeConfig, ...]:
-    if not isinstance(raw, list):
-        raise ConfigError(f"{where}: edges are [[edge]] tables")
-    edges = []
-    for n, entry in enumerate(raw, 1):
-        place = f"{where}: edge {n}"
-        if not isinstance(entry, dict):
-            raise ConfigError(f"{place}: an [[edge]] table, please")
-        check_keys(entry, _EDGE_KEYS, place)
-        missing = sorted(_EDGE_KEYS - {"capacity_bps"} - set(entry))
-        if missing:
-            raise ConfigError(f"{place}: missing {', '.join(missing)}")
-        edges.append(
-            EdgeConfig(
-                id=typed(entry, "id", str, place),
-                region=typed(entry, "region", str, place),
-                url=typed(entry, "url", str, place).rstrip("/"),
-                latitude=typed(entry, "latitude", float, place),
-                longitude=typed(entry, "longitude", float, place),
-                capacity_bps=typed(entry, "capacity_bps", float, place, 1e9),
-            )
-        )
-    ids = [e.id for e in edges]
-    if len(set(ids)) != len(ids):
-        raise ConfigError(f"{where}: edge ids must be unique")
-    return tuple(edges)
-
-
-def _default_location(raw: Any, where: str) -> Location:
-    place = f"{where}: [default_location]"
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{place} is a table")
-    check_keys(raw, _DEFAULT_KEYS, place)
-    try:
-        return Location(
-            typed(raw, "latitude", float, place, 0.0),
-            typed(raw, "longitude", float, place, 0.0),
-            typed(raw, "region", str, place) if "region" in raw else None,
-            typed(raw, "territory", str, place) if "territory" in raw else None,
-        )
-    except ValueError as e:
-        raise ConfigError(f"{place}: {e}") from None
-
-
 def load_settings(
-    config: Path | None, *, environ: Mapping[str, str] = os.environ, **flags: Any
+    config: Path | None = None,
+    *,
+    fleet: Path | None = None,
+    environ: Mapping[str, str] = os.environ,
+    **flags: Any,
 ) -> LocatorSettings:
-    """Settings from the file (or defaults), then the environment, then non-None flags."""
-    settings = parse_settings(read_toml(config), str(config)) if config else parse_settings({}, "")
-    settings = override(settings, environ, flags)
+    """Settings from the file (or defaults), the fleet file's part, then the environment, then
+    non-None flags."""
+    layers = []
+    if fleet is not None:
+        members = load_fleet(fleet)
+        config = config or members.locator.config
+        layers = file_layers(config)
+        if config is not None and "edge" in layers[0].table:
+            raise ConfigError(
+                f"{config}: the edges come from the fleet file {fleet}; remove the [[edge]] "
+                "tables here so that they are written once"
+            )
+        layers.append(Layer(members.locator_table(), f"{fleet}: locator"))
+    else:
+        layers = file_layers(config)
+    layers += [
+        environment(LocatorSettings, ENV_PREFIX, environ),
+        Layer(flags, "command line", True),
+    ]
+    settings = _checked(load(LocatorSettings, layers))
     if not settings.token_keys:
         raise ConfigError(
             f"the locator signs playback tokens: set [token_keys] in the config or "
@@ -189,5 +175,7 @@ def load_settings(
     if settings.signing_key and settings.signing_key not in settings.token_keys:
         raise ConfigError(f"signing_key {settings.signing_key!r} is not one of the token keys")
     if not settings.edges:
-        raise ConfigError("the locator needs at least one [[edge]] in its config")
+        raise ConfigError(
+            "the locator needs at least one edge: --fleet FILE, or [[edge]] tables in its config"
+        )
     return settings

@@ -11,6 +11,7 @@ from typing import Any
 
 from cadenza import log, serving
 from cadenza.errors import CadenzaError, ConfigError
+from cadenza.settings import add_flags, flags
 from origin.catalog import Catalog
 from origin.errors import LabelExists, NotFound
 from origin.settings import ENV_OPERATOR_KEY, OriginSettings, load_settings
@@ -30,9 +31,7 @@ def add_parsers(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _settings_options(origin)
-    origin.add_argument(
-        "--listen", metavar="HOST:PORT", help="default 127.0.0.1:8080 (port 0: any)"
-    )
+    add_flags(origin, OriginSettings, ["listen"])
     origin.set_defaults(run=run_origin)
     actions = origin.add_subparsers(dest="action", metavar="ACTION")
     add_label = actions.add_parser(
@@ -81,11 +80,24 @@ def _settings_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", type=Path, metavar="FILE", help="settings TOML (configs/origin.toml)"
     )
-    parser.add_argument("--data-dir", type=Path, metavar="DIR", help="default data/origin")
+    parser.add_argument(
+        "--fleet",
+        type=Path,
+        metavar="FILE",
+        help="a fleet file (configs/fleet.toml): the origin's listen address and data folder",
+    )
+    parser.add_argument(
+        "--id",
+        dest="origin_id",
+        metavar="ORIGIN_ID",
+        help="this origin in --fleet (default: the first)",
+    )
+    add_flags(parser, OriginSettings, ["data_dir"])
 
 
 def _settings(args: argparse.Namespace) -> OriginSettings:
-    return load_settings(args.config, listen=getattr(args, "listen", None), data_dir=args.data_dir)
+    given = flags(args, [k for k in ("listen", "data_dir") if hasattr(args, k)]).table
+    return load_settings(args.config, fleet=args.fleet, origin_id=args.origin_id, **given)
 
 
 def run_origin(args: argparse.Namespace) -> int:
@@ -187,7 +199,7 @@ def run_takedown(args: argparse.Namespace) -> int:
 
 
 async def _takedown_local(data_dir: Path, track_id: str, territory: str | None) -> int:
-    catalog_path = load_settings(None, data_dir=data_dir).catalog_path
+    catalog_path = load_settings(None, environ={}, data_dir=data_dir).catalog_path
     if not catalog_path.is_file():
         raise ConfigError(f"{data_dir}: no catalog here (expected {catalog_path.name})")
     catalog = await Catalog.open(catalog_path)

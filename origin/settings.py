@@ -1,18 +1,29 @@
-"""The origin's settings: ``configs/origin.toml``, then environment variables, then flags."""
+"""The origin's settings: ``configs/origin.toml``, its part of the fleet file, environment
+variables (``CADENZA_ORIGIN_<KEY>``, ``CADENZA_OPERATOR_KEY``), then flags."""
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from cadenza.errors import ConfigError
-from cadenza.settings import check_keys, parse_listen, read_toml, typed
+from cadenza.fleet import load_fleet
+from cadenza.settings import (
+    Layer,
+    check_keys,
+    environment,
+    file_layers,
+    load,
+    non_negative,
+    positive,
+    setting,
+    typed,
+)
 from origin.storage import StorageConfig
 
 SECONDS = 1
 MIB = 1 << 20
-DEFAULT_LISTEN = "127.0.0.1:8080"
 DEFAULT_DATA_DIR = Path("data/origin")
 DEFAULT_MASTER_MAX_AGE = 10 * SECONDS
 DEFAULT_MAX_OBJECT_BYTES = 64 * MIB
@@ -22,19 +33,30 @@ DEFAULT_HEAD_TIMEOUT = 10.0 * SECONDS
 DEFAULT_KEEPALIVE_TIMEOUT = 75.0 * SECONDS
 
 
+def _storage(raw: Any, where: str) -> StorageConfig:
+    return _parse_storage(raw, f"{where.removesuffix(': storage')}: [storage]")
+
+
 @dataclass(frozen=True)
 class OriginSettings:
     host: str = "127.0.0.1"
     port: int = 8080
-    data_dir: Path = DEFAULT_DATA_DIR
-    master_max_age: int = DEFAULT_MASTER_MAX_AGE
-    max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES
-    operator_key: str | None = None
-    storage: StorageConfig = field(default_factory=StorageConfig)
+    data_dir: Path = setting(
+        DEFAULT_DATA_DIR, help="the catalog and filesystem objects", metavar="DIR"
+    )
+    # Cache-Control max-age of master playlists (the mutable object).
+    master_max_age: int = setting(
+        DEFAULT_MASTER_MAX_AGE, key="master_max_age_seconds", check=non_negative
+    )
+    max_object_bytes: int = setting(DEFAULT_MAX_OBJECT_BYTES, check=positive)
+    operator_key: str | None = setting(None, env=ENV_OPERATOR_KEY, secret=True)
+    storage: StorageConfig = setting(factory=StorageConfig, parse=_storage)
     # Every client connection: the whole request head within head_timeout, and closed after
     # keepalive_timeout without a request.
-    head_timeout: float = DEFAULT_HEAD_TIMEOUT
-    keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT
+    head_timeout: float = setting(DEFAULT_HEAD_TIMEOUT, key="head_timeout_seconds", check=positive)
+    keepalive_timeout: float = setting(
+        DEFAULT_KEEPALIVE_TIMEOUT, key="keepalive_timeout_seconds", check=positive
+    )
 
     @property
     def catalog_path(self) -> Path:
@@ -47,44 +69,15 @@ class OriginSettings:
         return replace(self, data_dir=data_dir, storage=storage)
 
 
-_TOP = {
-    "listen",
-    "data_dir",
-    "master_max_age_seconds",
-    "max_object_bytes",
-    "operator_key",
-    "storage",
-    "head_timeout_seconds",
-    "keepalive_timeout_seconds",
-}
 _STORAGE = {
     "backend", "bucket", "prefix", "endpoint_url", "region", "access_key_id", "secret_access_key",
 }  # fmt: skip
+ENV_PREFIX = "CADENZA_ORIGIN_"
 
 
 def parse_settings(table: Mapping[str, Any], where: str) -> OriginSettings:
-    check_keys(table, _TOP, where)
-    host, port = parse_listen(typed(table, "listen", str, where, DEFAULT_LISTEN), where)
-    data_dir = Path(typed(table, "data_dir", str, where, str(DEFAULT_DATA_DIR)))
-    settings = OriginSettings(
-        host=host,
-        port=port,
-        master_max_age=typed(table, "master_max_age_seconds", int, where, DEFAULT_MASTER_MAX_AGE),
-        max_object_bytes=typed(table, "max_object_bytes", int, where, DEFAULT_MAX_OBJECT_BYTES),
-        operator_key=typed(table, "operator_key", str, where, "") or None,
-        storage=_parse_storage(table.get("storage", {}), f"{where}: [storage]"),
-        head_timeout=typed(table, "head_timeout_seconds", float, where, DEFAULT_HEAD_TIMEOUT),
-        keepalive_timeout=typed(
-            table, "keepalive_timeout_seconds", float, where, DEFAULT_KEEPALIVE_TIMEOUT
-        ),
-    ).with_data_dir(data_dir)
-    if settings.master_max_age < 0 or settings.max_object_bytes <= 0:
-        raise ConfigError(f"{where}: master_max_age_seconds and max_object_bytes must be positive")
-    if min(settings.head_timeout, settings.keepalive_timeout) <= 0:
-        raise ConfigError(
-            f"{where}: head_timeout_seconds and keepalive_timeout_seconds must be positive"
-        )
-    return settings
+    settings = load(OriginSettings, [Layer(table, where)])
+    return settings.with_data_dir(settings.data_dir)
 
 
 def _parse_storage(table: Any, where: str) -> StorageConfig:
@@ -112,19 +105,24 @@ def _parse_storage(table: Any, where: str) -> StorageConfig:
 
 
 def load_settings(
-    config: Path | None,
+    config: Path | None = None,
     *,
-    listen: str | None = None,
-    data_dir: Path | None = None,
+    fleet: Path | None = None,
+    origin_id: str | None = None,
     environ: Mapping[str, str] = os.environ,
+    **flags: Any,
 ) -> OriginSettings:
-    """Settings from the file (or defaults), then the environment, then the flags."""
-    settings = parse_settings(read_toml(config), str(config)) if config else parse_settings({}, "")
-    if key := environ.get(ENV_OPERATOR_KEY):
-        settings = replace(settings, operator_key=key)
-    if listen is not None:
-        host, port = parse_listen(listen, "--listen")
-        settings = replace(settings, host=host, port=port)
-    if data_dir is not None:
-        settings = settings.with_data_dir(data_dir)
-    return settings
+    """Settings from the file (or defaults), the fleet file's part, then the environment, then
+    non-None flags."""
+    fleet_layers = []
+    if fleet is not None:
+        members = load_fleet(fleet)
+        config = config or members.origin(origin_id).config
+        where = f"{fleet}: origin {members.origin(origin_id).id}"
+        fleet_layers = [Layer(members.origin_table(origin_id), where)]
+    elif origin_id is not None:
+        raise ConfigError("--id names an origin of a fleet file: give --fleet FILE too")
+    env = environment(OriginSettings, ENV_PREFIX, environ)
+    layers = [*file_layers(config), *fleet_layers, env, Layer(flags, "command line", True)]
+    settings = load(OriginSettings, layers)
+    return settings.with_data_dir(settings.data_dir)

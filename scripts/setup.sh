@@ -11,6 +11,8 @@ command -v make >/dev/null || missing+=(make)
 # The reference proxy and load generator of `cadenza bench edge`.
 command -v nginx >/dev/null || missing+=(nginx-light)
 command -v wrk >/dev/null || missing+=(wrk)
+# The monitoring test: a real Prometheus, and promtool for the rules (both in Debian's package).
+command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)
 # The standard-player test: hls.js from npm, played in headless Chromium.
 command -v chromium >/dev/null || missing+=(chromium)
 command -v npm >/dev/null || missing+=(nodejs npm)

@@ -65,6 +65,43 @@ async def test_batches_arrive_in_order_and_an_outage_is_logged_once(
     assert "reading the origin's events again" in warnings
 
 
+async def test_every_answer_is_reported_even_without_events():
+    """A quiet catalog answers empty long polls; a metric of them tells it from a stall."""
+    app = web.Application()
+
+    async def event_log(request: web.Request) -> web.Response:
+        return web.json_response({"events": []})
+
+    app.router.add_get("/v1/events", event_log)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    answers = 0
+    three = asyncio.Event()
+
+    def answered() -> None:
+        nonlocal answers
+        answers += 1
+        if answers == 3:
+            three.set()
+
+    async def apply(batch: list[events.Event]) -> None:
+        raise AssertionError("no events were sent")
+
+    logger = logging.getLogger("cadenza.test.events")
+    async with aiohttp.ClientSession() as client:
+        follow = events.follow(client, f"http://{host}:{port}", apply, logger, answered=answered)
+        task = asyncio.create_task(follow)
+        try:
+            await asyncio.wait_for(three.wait(), 10)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    await runner.cleanup()
+
+
 def test_an_event_reads_back_from_the_json_the_origin_writes():
     doc = {"seq": 7, "kind": "territories", "track_id": "0123456789abcdef", "territory": None,
            "data": {"territories": ["SE"]}, "at": 1.5e9}  # fmt: skip

@@ -231,6 +231,7 @@ def test_a_worker_that_cannot_start_stops_the_service_with_a_clear_error(tmp_pat
     done = cadenza(
         "edge", "--listen", "127.0.0.1:0", "--origin", "http://127.0.0.1:9", "--allow-unsigned",
         "--workers", "2", "--cache-dir", not_a_folder, timeout=60,
+        env={**_env(), "CADENZA_EDGE_ORIGIN_WAIT_SECONDS": "0"},
     )  # fmt: skip
     assert done.returncode == 1, done.stderr
     assert "listening on" not in done.stdout

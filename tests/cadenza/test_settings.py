@@ -1,12 +1,30 @@
 """Strict settings: a bad file, an unknown key or a wrong type is a ConfigError naming it."""
 
+import argparse
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cadenza.errors import CadenzaError, ConfigError
-from cadenza.settings import check_keys, read_toml, typed
+from cadenza.settings import (
+    ENV_TOKEN_KEYS,
+    Layer,
+    add_flags,
+    check_keys,
+    environment,
+    flags,
+    load,
+    one_of,
+    positive,
+    read_toml,
+    setting,
+    typed,
+)
 
 WHERE = "origin.toml: [cache]"
 
@@ -119,22 +137,94 @@ def test_typed_default_applies_only_when_missing() -> None:
         typed({"port": "9090"}, "port", int, WHERE, 8080)
 
 
-def test_overrides_come_from_the_environment_then_the_flags():
-    from dataclasses import dataclass, field
+@dataclass(frozen=True)
+class Part:
+    name: str
+    weight: float = setting(1.0, check=positive)
 
-    from cadenza.settings import ENV_TOKEN_KEYS, override
 
+@dataclass(frozen=True)
+class Service:
+    host: str = "127.0.0.1"
+    port: int = 1
+    region: str = setting("here", help="where it is")
+    workers: int = setting(2, check=positive, help="processes")
+    timeout: float = setting(2.0, key="timeout_seconds", check=positive)
+    verbose: bool = False
+    cache: Path | None = None
+    mode: str = setting("a", check=one_of("a", "b"))
+    part: tuple[Part, ...] = ()
+    token_keys: Mapping[str, bytes] = setting(factory=dict, env=ENV_TOKEN_KEYS, secret=True)
+    worker: int = setting(0, internal=True)
+
+
+def test_layers_win_in_order_and_each_is_checked_where_it_is():
+    file = Layer({"region": "file", "workers": 3, "part": [{"name": "p", "weight": 2}]}, "f.toml")
+    environ = {
+        "CADENZA_X_REGION": "env", "CADENZA_X_WORKERS": "4",
+        ENV_TOKEN_KEYS: "k1:sixteen-chars-secret",
+    }  # fmt: skip
+    env = environment(Service, "CADENZA_X_", environ)
+    cli = Layer({"listen": "[::1]:8081", "timeout_seconds": "0.5", "verbose": "true"}, "cli", True)
+    s = load(Service, [file, env, cli])
+    assert (s.host, s.port, s.region, s.workers, s.timeout, s.verbose) == (
+        "::1", 8081, "env", 4, 0.5, True,
+    )  # fmt: skip
+    assert s.part == (Part("p", 2.0),) and s.token_keys == {"k1": b"sixteen-chars-secret"}
+    assert load(Service, []) == Service()
+
+
+@pytest.mark.parametrize(
+    ("layer", "message"),
+    [
+        (Layer({"worker": 1}, "f.toml"), "f.toml: unknown key 'worker'"),
+        (Layer({"workers": 0}, "f.toml"), "f.toml: key 'workers' must be positive, got 0"),
+        (Layer({"workers": "3"}, "f.toml"), "f.toml: key 'workers' must be int"),
+        (Layer({"workers": "three"}, "environment", True), "environment: workers must be int"),
+        (Layer({"timeout_seconds": "nan"}, "cli", True), "must be a finite number"),
+        (Layer({"verbose": "perhaps"}, "cli", True), "cli: verbose must be bool"),
+        (Layer({"mode": "c"}, "f.toml"), "must be one of 'a', 'b'"),
+        (Layer({"part": [{"weight": 1}]}, "f.toml"), "f.toml: part 1: missing required key"),
+        (Layer({"part": {"name": "x"}}, "f.toml"), r"part entries are \[\[part\]\] tables"),
+        (Layer({"token_keys": {"k1": "short"}}, "f.toml"), "16\\+ chars"),
+        (Layer({"token_keys": "k1:short"}, "environment", True), "16\\+ chars"),
+        (Layer({"listen": "nowhere"}, "cli", True), "HOST:PORT"),
+    ],
+)
+def test_every_layer_names_its_mistakes(layer, message):
+    with pytest.raises(ConfigError, match=message):
+        load(Service, [layer])
+
+
+def test_a_secret_is_never_echoed_in_an_error():
     @dataclass(frozen=True)
-    class Service:
-        host: str = "127.0.0.1"
-        port: int = 1
-        region: str = "here"
-        token_keys: dict[str, bytes] = field(default_factory=dict)
+    class Keyed:
+        key: str = setting("", check=lambda v: "is too short" if len(v) < 30 else None,
+                           secret=True)  # fmt: skip
 
-    environ = {ENV_TOKEN_KEYS: "k1:sixteen-chars-secret, k2:another-long-secret"}
-    flags = {"listen": "[::1]:8081", "region": None}
-    settings = override(Service(), environ, flags)
-    assert (settings.host, settings.port, settings.region) == ("::1", 8081, "here")
-    assert settings.token_keys == {"k1": b"sixteen-chars-secret", "k2": b"another-long-secret"}
-    assert flags == {"listen": "[::1]:8081", "region": None}  # the caller's flags untouched
-    assert override(Service(), {}, {"region": "there"}).region == "there"
+    with pytest.raises(ConfigError) as info:
+        load(Keyed, [Layer({"key": "hunter2-secret"}, "f.toml")])
+    assert "hunter2" not in str(info.value) and "too short" in str(info.value)
+
+
+def test_flags_show_the_dataclass_defaults_and_parse_like_the_environment():
+    parser = argparse.ArgumentParser()
+    add_flags(parser, Service, ["listen", "region", "workers", "verbose", "cache"])
+    text = parser.format_help()
+    assert "default 127.0.0.1:1" in text and "where it is (default here)" in text
+    args = parser.parse_args(["--workers", "5", "--verbose", "--cache", "/tmp/c"])
+    s = load(Service, [flags(args, ["listen", "region", "workers", "verbose", "cache"])])
+    assert (s.workers, s.verbose, s.cache, s.region) == (5, True, Path("/tmp/c"), "here")
+    with pytest.raises(ConfigError, match="command line: key 'workers' must be positive"):
+        load(Service, [flags(parser.parse_args(["--workers", "-1"]), ["workers"])])
+
+
+@given(st.integers(1, 10**9), st.floats(1e-3, 1e6, allow_nan=False), st.booleans())
+def test_text_and_typed_values_load_alike(workers, timeout, verbose):
+    typed_layer = Layer({"workers": workers, "timeout_seconds": timeout, "verbose": verbose}, "f")
+    text_layer = Layer(
+        {"workers": str(workers), "timeout_seconds": repr(timeout), "verbose": str(verbose)},
+        "environment",
+        True,
+    )
+    assert load(Service, [typed_layer]) == load(Service, [text_layer])

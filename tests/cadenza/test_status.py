@@ -81,6 +81,8 @@ def test_from_json_needs_only_the_core_fields_and_ignores_new_ones():
         ({"hit_ratio": 1.5}, "'hit_ratio' must be a number in"),
         ({"pid": "4242"}, "'pid' must be a whole number"),
         ({"workers": 0}, "'workers' must be a whole number >= 1"),
+        ({"id": 7}, "'id' must be a string"),
+        ({"edge_pid": -1}, "'edge_pid' must be a whole number"),
         ({"cache": []}, "'cache' must be an object"),
         ({"cache": {"memory": 5}}, "tier 'memory' must be an object"),
         ({"cache": {"disk": {"bytes": 1}}}, "tier 'disk' lacks the field 'objects'"),
@@ -104,7 +106,10 @@ def test_from_json_wants_an_object(doc):
 
 
 def test_the_document_the_edge_writes_is_the_one_the_locator_reads():
-    assert STATUS.to_json() == DOC | {"lane_requests": 0}
+    assert STATUS.to_json() == DOC | {"lane_requests": 0, "id": ""}
+    named = EdgeStatus.from_json(DOC | {"id": "eu-west-2", "edge_pid": 4000})
+    assert (named.id, named.edge_pid) == ("eu-west-2", 4000)
+    assert named.to_json() == DOC | {"lane_requests": 0, "id": "eu-west-2", "edge_pid": 4000}
     assert EdgeStatus.from_json(DRAINING.to_json()) == DRAINING
 
 
@@ -140,6 +145,8 @@ _tiers = st.none() | st.builds(CacheTier, _counts, _counts)
         misses=_counts,
         lane_requests=_counts,
         pids=st.lists(_counts, max_size=8).map(tuple),
+        id=st.text(max_size=20),
+        edge_pid=st.none() | _counts,
     )
 )
 def test_every_status_survives_its_json(status):

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import os
 import signal
 import sys
 import urllib.request
@@ -13,28 +14,80 @@ from bench.processes import start
 from bench.stub_origin import body_for
 from tests.processes import cadenza, start_service
 
-CONFIG = Path(__file__).parents[2] / "configs" / "edge-eu-west.toml"
+FLEET = """
+[[origin]]
+url = "{origin}"
+
+[locator]
+url = "http://127.0.0.1:9"
+
+[[edge]]
+id = "eu-west-2"
+region = "eu-west"
+url = "http://127.0.0.1:1"
+listen = "127.0.0.1:0"
+latitude = 50.11
+longitude = 8.68
+cache_dir = "{cache}"
+"""
 
 
-def test_the_edge_starts_reports_status_and_stops_on_sigterm(tmp_path: Path):
+def test_the_edge_reads_its_part_of_the_fleet_reports_status_and_stops_on_sigterm(
+    tmp_path: Path,
+):
+    origin = start([sys.executable, "-m", "bench.stub_origin"])
+    fleet = tmp_path / "fleet.toml"
+    fleet.write_text(FLEET.format(origin=origin.url, cache=tmp_path / "cache"))
     edge = start_service(
-        "edge", "--config", CONFIG, "--listen", "127.0.0.1:0", "--origin", "http://127.0.0.1:9",
-        "--allow-unsigned", "--cache-dir", tmp_path / "cache",
-    )  # fmt: skip
+        "edge", "--fleet", fleet, "--id", "eu-west-2", "--allow-unsigned", "--workers", "2"
+    )
     try:
         assert edge.url.startswith("http://127.0.0.1:")
         with urllib.request.urlopen(f"{edge.url}/status", timeout=10) as response:
             status = json.loads(response.read())
-        assert (status["region"], status["healthy"]) == ("eu-west", True)
-        assert (status["latitude"], status["longitude"]) == (48.86, 2.35)
+        assert (status["id"], status["region"], status["healthy"]) == ("eu-west-2", "eu-west", True)
+        assert (status["latitude"], status["longitude"]) == (50.11, 8.68)
+        assert status["edge_pid"] == edge.process.pid  # the process to signal, not a worker
+        assert edge.process.pid not in status["pids"]
     finally:
         assert edge.stop(signal.SIGTERM) == 0
+        origin.stop()
+
+
+def test_an_edge_that_cannot_work_says_why_and_exits_2(tmp_path: Path):
+    origin = start([sys.executable, "-m", "bench.stub_origin"])
+    try:
+        base = ("edge", "--listen", "127.0.0.1:0", "--cache-dir", tmp_path / "cache")
+        unsigned = cadenza(*base, "--origin", origin.url, env=_env())
+        assert unsigned.returncode == 2
+        assert "no token keys" in unsigned.stderr and "--allow-unsigned" in unsigned.stderr
+        taken = cadenza(
+            "edge", "--listen", origin.url.removeprefix("http://"), "--origin", origin.url,
+            "--allow-unsigned", "--cache-dir", tmp_path / "cache", env=_env(),
+        )  # fmt: skip
+        assert taken.returncode == 2 and "cannot listen on" in taken.stderr
+    finally:
+        origin.stop()
+    gone = cadenza(
+        *base, "--origin", origin.url, "--allow-unsigned",
+        env=_env(CADENZA_EDGE_ORIGIN_WAIT_SECONDS="0.5"),
+    )  # fmt: skip
+    assert gone.returncode == 2
+    assert f"cannot reach the origin at {origin.url}" in gone.stderr and "--origin" in gone.stderr
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CADENZA_")}
+    return {**env, **extra}
 
 
 def test_help_explains_the_edge():
     result = cadenza("edge", "--help")
     assert result.returncode == 0
-    for text in ("--origin", "--allow-unsigned", "--region", "/status", "CADENZA_TOKEN_KEYS"):
+    for text in (
+        "--origin", "--allow-unsigned", "--region", "/status", "CADENZA_TOKEN_KEYS", "--fleet",
+        "--id", "--locator", "default 127.0.0.1:8081",
+    ):  # fmt: skip
         assert text in result.stdout
 
 

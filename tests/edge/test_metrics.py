@@ -1,6 +1,7 @@
 """The edge's metrics, and one exposition for the whole edge from its workers' own."""
 
 import asyncio
+import time
 from pathlib import Path
 
 import aiohttp
@@ -68,6 +69,16 @@ def test_every_request_of_every_worker_is_counted_once(workers):
     assert counted == 1 + sum(len(statuses) for statuses in workers)
 
 
+def test_the_event_stream_is_as_late_as_the_latest_worker():
+    a, b = EdgeMetrics(), EdgeMetrics()
+    a.events_answered_at.set(1000.0)
+    b.events_answered_at.set(900.0)
+    total = _samples(sum_expositions(a.exposition(0, 0), [b.exposition(0, 0)]))
+    assert total["cadenza_edge_events_answered_timestamp_seconds", ()] == 900.0
+    never = _samples(sum_expositions(a.exposition(0, 0), [EdgeMetrics().exposition(0, 0)]))
+    assert never["cadenza_edge_events_answered_timestamp_seconds", ()] == 0.0
+
+
 REQUESTS = 300
 
 
@@ -99,6 +110,15 @@ async def test_every_scrape_of_a_two_worker_edge_counts_every_request(tmp_path: 
                     if name == "cadenza_edge_requests_total" and ("cache", "NONE") not in labels
                 )
                 assert served == REQUESTS
+            # Both workers follow the origin's event stream; the scrape shows the later one.
+            answered = ("cadenza_edge_events_answered_timestamp_seconds", ())
+            deadline = time.monotonic() + 10
+            while total[answered] == 0:
+                assert time.monotonic() < deadline, "no worker's event stream ever answered"
+                await asyncio.sleep(0.2)
+                async with client.get(edge.url + "/metrics") as response:
+                    total = _samples(await response.read())
+            assert total[answered] <= time.time()
     finally:
         await asyncio.to_thread(edge.stop)
         await origin_runner.cleanup()

@@ -216,6 +216,21 @@ async def test_rights_are_cached_and_forgotten_on_a_takedown(world: World):
         await asyncio.sleep(0.05)
 
 
+async def test_metrics_tell_when_the_event_stream_last_answered(world: World):
+    deadline = time.monotonic() + 5
+    while True:
+        _, text, _ = await world.get("/metrics")
+        line = next(
+            line
+            for line in text.splitlines()
+            if line.startswith("cadenza_locator_events_answered_timestamp_seconds ")
+        )
+        if float(line.split()[1]) > 0:
+            break
+        assert time.monotonic() < deadline, "the event stream's answers were never counted"
+        await asyncio.sleep(0.1)
+
+
 async def test_the_steering_manifest_drops_a_dead_edge_within_two_seconds(world: World):
     _, text, _ = await world.get(f"/v1/play/{TRACK}", **IN_PARIS)
     steer = m3u8.loads(text).content_steering.uri.removeprefix(world.locator)

@@ -8,12 +8,16 @@ from cadenza.errors import ConfigError
 from locator.settings import load_settings, parse_settings
 
 CONFIG = Path(__file__).parents[2] / "configs" / "locator.toml"
+FLEET = Path(__file__).parents[2] / "configs" / "fleet.toml"
 ENV = {"CADENZA_TOKEN_KEYS": "k1:a-secret-of-sixteen-chars"}
 
 
 def test_the_shipped_config_loads_with_keys_from_the_environment():
-    settings = load_settings(CONFIG, environ=ENV, listen="127.0.0.1:0")
+    settings = load_settings(fleet=FLEET, environ=ENV, listen="127.0.0.1:0")
     assert [e.id for e in settings.edges] == ["eu-west-1", "eu-west-2", "us-east-1"]
+    assert [e.url for e in settings.edges][1] == "http://127.0.0.1:8082"
+    assert (settings.edges[1].latitude, settings.edges[1].longitude) == (50.11, 8.68)
+    assert settings.origin == "http://127.0.0.1:8080"
     assert settings.signer == ("k1", b"a-secret-of-sixteen-chars")
     assert settings.default_location.territory == "FR"
     assert settings.coverage_zones is not None and len(settings.coverage_zones) == 1
@@ -24,7 +28,7 @@ def test_the_shipped_config_loads_with_keys_from_the_environment():
     ("table", "message"),
     [
         ({"edges": []}, "unknown key"),
-        ({"edge": [{"id": "a", "region": "r", "url": "http://x"}]}, "missing latitude"),
+        ({"edge": [{"id": "a", "region": "r", "url": "http://x"}]}, "required key 'latitude'"),
         ({"edge": [{"id": "a", "region": "r", "url": "u", "latitude": 1.0, "longitude": 2.0,
                     "colour": "red"}]}, "unknown key"),
         ({"steering_ttl_seconds": 0}, "steering_ttl_seconds"),
@@ -42,10 +46,23 @@ def test_bad_settings_are_named(table: dict, message: str):
 
 def test_a_locator_without_keys_or_edges_says_what_to_set(tmp_path: Path):
     with pytest.raises(ConfigError, match="CADENZA_TOKEN_KEYS"):
-        load_settings(CONFIG, environ={})
+        load_settings(fleet=FLEET, environ={})
     empty = tmp_path / "locator.toml"
     empty.write_text('listen = "127.0.0.1:0"\n')
     with pytest.raises(ConfigError, match=r"\[\[edge\]\]"):
         load_settings(empty, environ=ENV)
     with pytest.raises(ConfigError, match="signing_key"):
-        load_settings(CONFIG, environ=ENV, signing_key="k9")
+        load_settings(fleet=FLEET, environ=ENV, signing_key="k9")
+    with pytest.raises(ConfigError, match="token keys are KID:SECRET pairs"):
+        load_settings(fleet=FLEET, environ={"CADENZA_TOKEN_KEYS": "k1:short"})
+
+
+def test_edges_are_written_once(tmp_path: Path):
+    twice = tmp_path / "locator.toml"
+    twice.write_text(
+        '[[edge]]\nid = "a"\nregion = "r"\nurl = "http://h:1"\nlatitude = 0\nlongitude = 0\n'
+    )
+    fleet = tmp_path / "fleet.toml"
+    fleet.write_text(FLEET.read_text().replace("configs/locator.toml", str(twice)))
+    with pytest.raises(ConfigError, match="the edges come from the fleet file"):
+        load_settings(fleet=fleet, environ=ENV)

@@ -1,0 +1,1 @@
+"""Operating a whole fleet described by one fleet file: ``cadenza fleet ...``."""

@@ -152,3 +152,33 @@ def object_key(raw_path: str) -> str | None:
     if any(s in {"", ".", ".."} for s in segments):
         return None
     return "/".join(segments)
+
+
+@dataclass(frozen=True)
+class Cors:
+    """What browser players on other origins may do with a service: each names what it exposes.
+
+    Web players fetch playlists, segments and steering manifests from other origins than the
+    page's; a browser hides every answer without these fields, error answers included.
+    """
+
+    expose: tuple[str, ...]
+    methods: tuple[str, ...] = ("GET", "HEAD", "OPTIONS")
+    request_headers: str = "*"  # allowed when a preflight does not name the ones it wants
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """The fields of every answer (made anew each call: callers keep the dict)."""
+        return {
+            "Access-Control-Allow-Origin": "*",
+            "Access-Control-Expose-Headers": ", ".join(self.expose),
+        }
+
+    def preflight_fields(self, asked: str | None) -> dict[str, str]:
+        """The answer to a preflight that asked for the request headers ``asked``."""
+        return {
+            **self.fields,
+            "Access-Control-Allow-Methods": ", ".join(self.methods),
+            "Access-Control-Allow-Headers": asked or self.request_headers,
+            "Access-Control-Max-Age": "86400",
+        }

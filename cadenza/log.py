@@ -21,7 +21,8 @@ REDACTED = "[redacted]"
 # /p/{token}/...: the path token, up to the next slash, quote, space or escape.
 _PATH_TOKEN = re.compile(r"(/p/)[^/\\\s'\"]+")
 # Authorization: Bearer <key>, and label API keys (origin.catalog.KEY_PREFIX) wherever they are.
-_BEARER = re.compile(r"(?i)(bearer\s+)[^\s'\",\\]+")
+# A placeholder such as "Bearer <api key>" in a help text is not a credential: it stays readable.
+_BEARER = re.compile(r"(?i)(bearer\s+)(?!<[a-z ]+>)[^\s'\",\\]+")
 _API_KEY = re.compile(r"cdz_[A-Za-z0-9_-]+")
 _secrets: set[str] = set()
 

@@ -12,10 +12,10 @@ from edge.fields import Lines
 from edge.freshness import parse_http_date
 from edge.memory import Entry
 
-CORS: Lines = (
-    ("Access-Control-Allow-Origin", "*"),
-    ("Access-Control-Expose-Headers", "ETag, Content-Length, Content-Range, Age, X-Cache"),
+BROWSERS = http.Cors(
+    expose=("ETag", "Content-Length", "Content-Range", "Age", "X-Cache"), request_headers="Range"
 )
+CORS: Lines = tuple(BROWSERS.fields.items())
 _CORS_NAMES = frozenset(name.lower() for name, _ in CORS)
 _BODILESS = frozenset({204, 304})
 

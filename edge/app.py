@@ -11,17 +11,19 @@ import functools
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any
+from dataclasses import replace
 
 import aiohttp
 from aiohttp import web
 
-from cadenza import http
+from cadenza import http, tasks
 from cadenza.layout import MEDIA_PLAYLIST
 from cadenza.log import get_logger
-from cadenza.web import metrics_response, preflight
+from cadenza.status import CacheTier, EdgeStatus
+from cadenza.tasks import background
+from cadenza.web import error_answer, metrics_response, preflight
 from edge import generic
-from edge.answer import CORS
+from edge.answer import BROWSERS, CORS
 from edge.cmcd import from_request, next_objects
 from edge.core import Refused, admit, serves_from_cache
 from edge.disk import DiskTier
@@ -55,7 +57,7 @@ from edge.policy import make_policy
 from edge.preposition import PlayCounts, hot_from_locator, preposition
 from edge.purge import Denials, follow_events
 from edge.readahead import allowed, following_segments, listed_segments
-from edge.send import count, failed, refuse, send_entry, send_fill
+from edge.send import CORS_FIELDS, count, failed, refuse, send_entry, send_fill
 from edge.settings import EdgeSettings
 
 __all__ = ["DENIALS", "MEMORY", "METRICS", "PLAYS", "SETTINGS", "count", "create_app"]
@@ -89,13 +91,13 @@ def create_app(settings: EdgeSettings) -> web.Application:
     if settings.peer_folder and settings.workers > 1:
         app.cleanup_ctx.append(_peers)
     if settings.worker == 0 and settings.preposition_interval > 0:
-        app.cleanup_ctx.append(_preposition)
-    app.cleanup_ctx.append(_purge)
+        app.cleanup_ctx.append(background("preposition", _preposition, restart=True, logger=logger))
+    app.cleanup_ctx.append(background("purge", _purge, restart=True, logger=logger))
     app.on_shutdown.append(_drain)
     r = app.router
     r.add_get("/tracks/{tail:.*}", serve, name="tracks")
     r.add_get("/p/{token}/tracks/{tail:.*}", serve, name="signed_tracks")
-    music_preflight = preflight(dict(CORS), "GET, HEAD, OPTIONS", "Range")
+    music_preflight = preflight(BROWSERS)
     r.add_get("/status", status, name="status")
     r.add_get("/metrics", _metrics, name="metrics")
     if settings.generic:
@@ -161,31 +163,23 @@ async def _client(app: web.Application) -> AsyncIterator[None]:
         yield
         await app[INFLIGHT].close()
         await app[FETCHER].flush()
-        prefetches: set[asyncio.Task[None]] = app[TASKS]
-        for task in list(prefetches):
-            task.cancel()
-        await asyncio.gather(*prefetches, return_exceptions=True)
+        readaheads: set[asyncio.Task[None]] = app[TASKS]
+        await tasks.stop(readaheads, logger=logger)
 
 
-async def _purge(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(
-        follow_events(
-            app[FETCHER].client,
-            app[SETTINGS].origin,
-            app[DENIALS],
-            app[MEMORY],
-            app[DISK],
-            optional=app[SETTINGS].generic,
-            answered=app[METRICS].events_answered,
-        )
+async def _purge(app: web.Application) -> None:
+    await follow_events(
+        app[FETCHER].client,
+        app[SETTINGS].origin,
+        app[DENIALS],
+        app[MEMORY],
+        app[DISK],
+        optional=app[SETTINGS].generic,
+        answered=app[METRICS].events_answered,
     )
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
-async def _preposition(app: web.Application) -> AsyncIterator[None]:
+async def _preposition(app: web.Application) -> None:
     """One worker warms the hot tracks; the others find them on the shared disk tier."""
     s = app[SETTINGS]
 
@@ -216,13 +210,7 @@ async def _preposition(app: web.Application) -> AsyncIterator[None]:
             app[METRICS].prefetches.labels("issued").inc()
         await _settle(fill)
 
-    task = asyncio.create_task(
-        preposition(s.preposition_interval, hot_list, s.preposition_seconds, obtain, warm)
-    )
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await preposition(s.preposition_interval, hot_list, s.preposition_seconds, obtain, warm)
 
 
 async def _drain(app: web.Application) -> None:
@@ -240,9 +228,11 @@ async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse
         status = response.status
         cache = response.headers.get("X-Cache", "NONE")
         return response
-    except web.HTTPException as e:
-        status = e.status
-        raise
+    except Exception as e:  # a refusal is returned, not raised: this is the rare path
+        status = e.status if isinstance(e, web.HTTPException) else 500
+        response = error_answer(request, e, CORS_FIELDS)  # raises again when it cannot answer
+        status = response.status
+        return response
     finally:
         state["active"] -= 1
         request.app[METRICS].served(status, cache)
@@ -346,16 +336,7 @@ def readahead(
         return
     track = "/".join(path.split("/")[:3]) + "/"  # /tracks/{id}/
     prefix = acl if acl is not None and acl.startswith(track) else track
-    _spawn(app, _read_ahead(app, path, paths, prefix))
-
-
-def _spawn(app: web.Application, work: Awaitable[None]) -> None:
-    async def run() -> None:
-        await work
-
-    task = asyncio.create_task(run())
-    app[TASKS].add(task)
-    task.add_done_callback(app[TASKS].discard)
+    tasks.spawn(app[TASKS], _read_ahead(app, path, paths, prefix))
 
 
 async def _read_ahead(app: web.Application, path: str, paths: list[str], prefix: str) -> None:
@@ -383,42 +364,38 @@ async def _settle(fill: Fill) -> None:
 
 async def status(request: web.Request) -> web.Response:
     """The whole edge's status for the locator: every worker's figures, summed."""
-    doc = _status_of(request.app)
-    doc["active_requests"] -= 1  # not counting this request
+    own = _status_of(request.app)
+    doc = replace(own, active_requests=own.active_requests - 1)  # not counting this request
     if PEERS in request.app:
         doc = combine(doc, await request.app[PEERS].statuses())
-    return web.json_response(doc, headers=CORS)
+    return web.json_response(doc.to_json(), headers=CORS)
 
 
 async def own_status(request: web.Request) -> web.Response:
-    return web.json_response(_status_of(request.app))
+    return web.json_response(_status_of(request.app).to_json())
 
 
-def _status_of(app: web.Application) -> dict[str, Any]:
+def _status_of(app: web.Application) -> EdgeStatus:
     s, memory = app[SETTINGS], app[MEMORY]
-    return {
-        "healthy": not app[STATE]["draining"],
-        "state": "draining" if app[STATE]["draining"] else "healthy",
-        "id": s.id,
-        "region": s.region,
+    return EdgeStatus(
+        draining=bool(app[STATE]["draining"]),
+        id=s.id,
+        region=s.region,
         # The process to signal (the parent of the workers, if any), and the answering worker.
-        "edge_pid": os.getppid() if s.peer_folder else os.getpid(),
-        "pid": os.getpid(),
-        "latitude": s.latitude,
-        "longitude": s.longitude,
-        "capacity_bps": s.capacity_bps,
-        "active_requests": app[STATE]["active"],
-        "egress_bps": app[EGRESS].bits_per_second(time.time()),
-        "hit_ratio": app[HITS].ratio,
-        "hits": app[HITS].hits,
-        "misses": app[HITS].misses,
-        "lane_requests": app[METRICS].lane_answered,
-        "workers": 1,
-        "cache": {
-            "memory": {"bytes": memory.bytes, "objects": len(memory)},
-            "disk": {"bytes": app[DISK].volume(), "objects": len(app[DISK])},
-        },
-    }
+        edge_pid=os.getppid() if s.peer_folder else os.getpid(),
+        pid=os.getpid(),
+        latitude=s.latitude,
+        longitude=s.longitude,
+        capacity_bps=s.capacity_bps,
+        active_requests=app[STATE]["active"],
+        egress_bps=app[EGRESS].bits_per_second(time.time()),
+        hit_ratio=app[HITS].ratio,
+        hits=app[HITS].hits,
+        misses=app[HITS].misses,
+        lane_requests=app[METRICS].lane_answered,
+        memory=CacheTier(memory.bytes, len(memory)),
+        disk=CacheTier(app[DISK].volume(), len(app[DISK])),
+    )
 
 
 async def _metrics(request: web.Request) -> web.Response:

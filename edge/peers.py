@@ -15,11 +15,12 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import replace
 
 import aiohttp
 
 from cadenza.process import alive
+from cadenza.status import CacheTier, EdgeStatus
 
 PEER_PREFIX = "/_peer"
 STATUS_TIMEOUT = 0.5
@@ -68,10 +69,9 @@ class Peers:
         """The session to the owner of ``key``; None when this worker owns it."""
         return self._sessions.get(owner(key, self.workers))
 
-    async def statuses(self) -> list[dict[str, Any]]:
-        """The other workers' own status documents (those that answer in time)."""
-        answers = await self._ask_all("status")
-        return [json.loads(a) for a in answers]
+    async def statuses(self) -> list[EdgeStatus]:
+        """The other workers' own statuses (those that answer in time)."""
+        return [EdgeStatus.from_json(json.loads(a)) for a in await self._ask_all("status")]
 
     async def expositions(self) -> list[bytes]:
         """The other workers' own metrics in Prometheus' text format (those that answer in time)."""
@@ -93,28 +93,28 @@ class Peers:
         await asyncio.gather(*(s.close() for s in self._sessions.values()))
 
 
-def combine(own: dict[str, Any], others: Iterable[dict[str, Any]]) -> dict[str, Any]:
+def combine(own: EdgeStatus, others: Iterable[EdgeStatus]) -> EdgeStatus:
     """One edge's status from its workers': sums of the per-worker figures.
 
     The disk tier is shared by the workers, so it is counted once; the hit ratio is recomputed
     from the summed hits and misses.
     """
-    total = {**own, "cache": {**own["cache"], "memory": dict(own["cache"]["memory"])}}
-    hits, misses = own["hits"], own["misses"]
-    workers = 1
-    pids = [own.get("pid")]
-    for doc in others:
-        workers += 1
-        pids.append(doc.get("pid"))
-        total["active_requests"] += doc["active_requests"]
-        total["egress_bps"] += doc["egress_bps"]
-        total["lane_requests"] += doc["lane_requests"]
-        for name in ("bytes", "objects"):
-            total["cache"]["memory"][name] += doc["cache"]["memory"][name]
-        hits += doc["hits"]
-        misses += doc["misses"]
-        if doc["state"] == "draining":
-            total["state"], total["healthy"] = "draining", False
-    total.update(hits=hits, misses=misses, workers=workers, pids=pids)
-    total["hit_ratio"] = hits / (hits + misses) if hits + misses else 0.0
-    return total
+    others = list(others)
+    every = [own, *others]
+    hits, misses = sum(s.hits for s in every), sum(s.misses for s in every)
+    memory = [s.memory for s in every if s.memory is not None]
+    return replace(
+        own,
+        draining=any(s.draining for s in every),
+        active_requests=sum(s.active_requests for s in every),
+        egress_bps=sum(s.egress_bps for s in every),
+        lane_requests=sum(s.lane_requests for s in every),
+        memory=CacheTier(sum(t.bytes for t in memory), sum(t.objects for t in memory))
+        if memory
+        else None,
+        hits=hits,
+        misses=misses,
+        hit_ratio=hits / (hits + misses) if hits + misses else 0.0,
+        workers=len(every),
+        pids=tuple(s.pid for s in every if s.pid is not None),
+    )

@@ -6,7 +6,6 @@ stream (``cadenza.events``) to it and purges both tiers.
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 
@@ -25,14 +24,14 @@ class Denials:
     takedowns: dict[str, set[str | None]] = field(default_factory=dict)
     last_seq: int = 0
 
-    def apply(self, events: Iterable[dict[str, Any]]) -> list[str]:
+    def apply(self, batch: Iterable[events.Event]) -> list[str]:
         """Record takedown events; returns the tracks withdrawn everywhere (to purge)."""
         purge = []
-        for event in events:
-            self.last_seq = max(self.last_seq, int(event["seq"]))
-            if event.get("kind") != "takedown":
+        for event in batch:
+            self.last_seq = max(self.last_seq, event.seq)
+            if event.kind != events.TAKEDOWN:
                 continue
-            track, territory = event["track_id"], event.get("territory")
+            track, territory = event.track_id, event.territory
             self.takedowns.setdefault(track, set()).add(territory)
             if territory is None:
                 purge.append(track)

@@ -11,6 +11,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from cadenza.log import get_logger
+from cadenza.web import error_response
 from edge.answer import CORS, body_allowed, entry_answer, with_cors
 from edge.fetch import Head, OriginTimeout
 from edge.inflight import Fill, FillFailed
@@ -21,12 +22,11 @@ logger = get_logger("edge")
 
 # Request fields that make the answer depend on more than the stored object.
 _SELECTIVE = ("If-None-Match", "If-Modified-Since", "If-Match", "If-Range", "Range")
+CORS_FIELDS = dict(CORS)
 
 
 def refuse(status: int, message: str, *, cors: bool = True) -> web.Response:
-    headers = dict(CORS) if cors else {}
-    headers["Cache-Control"] = "no-store"
-    return web.json_response({"error": message}, status=status, headers=headers)
+    return error_response(status, message, CORS_FIELDS if cors else None)
 
 
 def count(app: web.Application, nbytes: int) -> None:

@@ -30,17 +30,15 @@ from encoder.ladder import Ladder
 from encoder.loudness import Loudness, parse_ebur128_summary
 from encoder.playlist import (
     MediaPlaylist,
-    Variant,
+    master_playlist,
     measure_bandwidth,
     parse_media_playlist,
-    write_master_playlist,
     write_media_playlist,
 )
 from encoder.probe import Master, Tags, probe
 from encoder.progress import ProgressReader
 
 STAGING = ".cadenza-staging"
-LOUDNESS_DATA_ID = "org.cadenza.loudness"
 # A decode that stops this much short of the declared duration means a damaged master.
 TRUNCATION_TOLERANCE = 0.5
 
@@ -295,34 +293,6 @@ def _hash_files(root: Path) -> dict[str, dict[str, Any]]:
         }
         for path in sorted(root.rglob("*"))
         if path.is_file()
-    }
-
-
-def master_playlist(metadata: dict[str, Any]) -> str:
-    version = metadata["version"]
-    variants = [
-        Variant(
-            uri=f"{version}/{r['name']}/{layout.MEDIA_PLAYLIST}",
-            codecs=r["codecs"],
-            bandwidth=r["peak_bps"],
-            average_bandwidth=r["average_bps"],
-        )
-        for r in metadata["rungs"]
-    ]
-    return write_master_playlist(variants, _session_data(metadata.get("loudness")))
-
-
-def _session_data(loudness: dict[str, Any] | None) -> dict[str, str]:
-    if loudness is None:
-        return {}
-
-    def text(value: float | None) -> str:
-        return "-inf" if value is None else f"{value:.1f}"
-
-    return {
-        f"{LOUDNESS_DATA_ID}.integrated-lufs": text(loudness["integrated_lufs"]),
-        f"{LOUDNESS_DATA_ID}.true-peak-dbtp": text(loudness["true_peak_dbtp"]),
-        f"{LOUDNESS_DATA_ID}.range-lu": f"{loudness['range_lu']:.1f}",
     }
 
 

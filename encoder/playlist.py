@@ -9,10 +9,13 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from cadenza import layout
 from cadenza.layout import INIT_SEGMENT
 
 VERSION = 7
+LOUDNESS_DATA_ID = "org.cadenza.loudness"  # EXT-X-SESSION-DATA of the EBU R128 figures
 _EXTINF = re.compile(r"#EXTINF:([0-9.]+)")
 _MAP = re.compile(r'#EXT-X-MAP:URI="([^"]+)"')
 
@@ -111,3 +114,33 @@ def write_master_playlist(variants: Sequence[Variant], session_data: dict[str, s
             v.uri,
         ]
     return "\n".join(lines) + "\n"
+
+
+def master_playlist(metadata: dict[str, Any]) -> str:
+    """A version's master playlist from its metadata (what ingest writes, what the origin
+    rewrites on publish)."""
+    version = metadata["version"]
+    variants = [
+        Variant(
+            uri=f"{version}/{r['name']}/{layout.MEDIA_PLAYLIST}",
+            codecs=r["codecs"],
+            bandwidth=r["peak_bps"],
+            average_bandwidth=r["average_bps"],
+        )
+        for r in metadata["rungs"]
+    ]
+    return write_master_playlist(variants, _session_data(metadata.get("loudness")))
+
+
+def _session_data(loudness: dict[str, Any] | None) -> dict[str, str]:
+    if loudness is None:
+        return {}
+
+    def text(value: float | None) -> str:
+        return "-inf" if value is None else f"{value:.1f}"
+
+    return {
+        f"{LOUDNESS_DATA_ID}.integrated-lufs": text(loudness["integrated_lufs"]),
+        f"{LOUDNESS_DATA_ID}.true-peak-dbtp": text(loudness["true_peak_dbtp"]),
+        f"{LOUDNESS_DATA_ID}.range-lu": f"{loudness['range_lu']:.1f}",
+    }

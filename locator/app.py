@@ -7,19 +7,22 @@ keeps every edge's health and load current; ``/v1/hot`` tells edges what to pre-
 """
 
 import asyncio
-import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from cadenza import events, layout
+from cadenza.errors import HttpError
+from cadenza.http import Cors
 from cadenza.log import get_logger
+from cadenza.status import EdgeStatus
+from cadenza.tasks import background
 from cadenza.tokens import TokenClaims, sign
-from cadenza.web import metrics_response, preflight
+from cadenza.web import json_errors, metrics_response, preflight
 from locator import steering
 from locator.decision import EdgeView, choose_edges
 from locator.fleet import (
@@ -32,14 +35,12 @@ from locator.fleet import (
     pathway_priority,
     rights_from_origin,
 )
-from locator.geo import GeoIPDatabase, Location, LocationError, distance_km, locate
-from locator.health import parse_status
+from locator.geo import GeoIPDatabase, Location, distance_km, locate
 from locator.metrics import LocatorMetrics
 from locator.popularity import HotTracks
 from locator.settings import LocatorSettings
 
 logger = get_logger("locator")
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 SETTINGS = web.AppKey("settings", LocatorSettings)
 METRICS = web.AppKey("metrics", LocatorMetrics)
@@ -55,19 +56,16 @@ GEOIP = web.AppKey("geoip", GeoIPDatabase)
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 MASTER_TTL = 10.0  # seconds a track's master playlist is reused (the origin's max-age)
 MAX_HOT = 100
-CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Location"}
+BROWSERS = Cors(expose=("Location",), methods=("GET", "OPTIONS"))
+CORS = BROWSERS.fields
 
 
-class PlayRefused(Exception):
+class PlayRefused(HttpError):
     """A play that cannot go ahead; carries the HTTP status and the reason."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def create_app(settings: LocatorSettings) -> web.Application:
-    app = web.Application(middlewares=[_errors])
+    app = web.Application(middlewares=[json_errors(CORS)])
     app[SETTINGS] = settings
     app[METRICS] = LocatorMetrics()
     app[FLEET] = Fleet([edge.view() for edge in settings.edges])
@@ -79,8 +77,10 @@ def create_app(settings: LocatorSettings) -> web.Application:
     if settings.geoip_database is not None:
         app.cleanup_ctx.append(_geoip)
     app.cleanup_ctx.append(_client)
-    app.cleanup_ctx.append(_poll_edges)
-    app.cleanup_ctx.append(_follow_catalog)
+    app.cleanup_ctx.append(background("poll edges", _poll_forever, restart=True, logger=logger))
+    app.cleanup_ctx.append(
+        background("follow catalog", _follow_catalog, restart=True, logger=logger)
+    )
     r = app.router
     r.add_get("/v1/play/{track_id}", play, name="play")
     r.add_get("/v1/redirect/{track_id}", redirect, name="redirect")
@@ -88,7 +88,7 @@ def create_app(settings: LocatorSettings) -> web.Application:
     r.add_get("/v1/steer/{session}", steer, name="steer")
     r.add_get("/v1/hot", hot, name="hot")
     r.add_get("/v1/edges", edges, name="edges")
-    r.add_route("OPTIONS", "/{tail:.*}", preflight(CORS, "GET, OPTIONS", "*"))
+    r.add_route("OPTIONS", "/{tail:.*}", preflight(BROWSERS))
     r.add_get("/metrics", _metrics, name="metrics")
     return app
 
@@ -108,14 +108,6 @@ async def _client(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-async def _poll_edges(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(_poll_forever(app))
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
 async def _poll_forever(app: web.Application) -> None:
     settings, fleet = app[SETTINGS], app[FLEET]
     while True:
@@ -132,7 +124,7 @@ async def _poll(app: web.Application, edge: Any) -> None:
     try:
         async with app[CLIENT].get(f"{edge.url}/status", timeout=timeout) as response:
             response.raise_for_status()
-            status = parse_status(await response.json())
+            status = EdgeStatus.from_json(await response.json())
     except (aiohttp.ClientError, TimeoutError, ValueError) as e:
         if health.observe_failure(time.time()):
             logger.warning("edge %s is down (%s)", edge.id, e or type(e).__name__)
@@ -143,33 +135,18 @@ async def _poll(app: web.Application, edge: Any) -> None:
         app[METRICS].health_transitions.labels(edge.id, "up").inc()
 
 
-async def _follow_catalog(app: web.Application) -> AsyncIterator[None]:
+async def _follow_catalog(app: web.Application) -> None:
     """Takedowns and territory changes: forget the cached answers so the next play asks."""
 
     async def apply(batch: list[events.Event]) -> None:
-        tracks = {str(e["track_id"]) for e in batch if e.get("track_id")}
+        tracks = {e.track_id for e in batch if e.track_id}
         app[RIGHTS].forget(tracks)
         for track in tracks:
             app[MASTERS].pop(track, None)
 
-    follow = events.follow(
+    await events.follow(
         app[CLIENT], app[SETTINGS].origin, apply, logger, answered=app[METRICS].events_answered
     )
-    task = asyncio.create_task(follow)
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
-@web.middleware
-async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except PlayRefused as e:
-        return web.json_response({"error": str(e)}, status=e.status, headers=CORS)
-    except LocationError as e:
-        return web.json_response({"error": str(e)}, status=400, headers=CORS)
 
 
 # -- plays ------------------------------------------------------------------------------------

@@ -6,9 +6,10 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
+from cadenza.status import EdgeStatus
 from locator.decision import EdgeView
 from locator.geo import Location
-from locator.health import EdgeHealth, EdgeStatus
+from locator.health import EdgeHealth
 
 ASSIGNMENT_WINDOW = 60.0  # seconds of primaries that count towards an edge's bounded load
 

@@ -7,128 +7,16 @@ sends players to its edges as soon as it has heard from them once. After that it
 to mark it up again, so one lost poll never moves players and an edge that comes back must
 stay back. Polling every half second, players leave a dead edge within about a second.
 
-``parse_status`` reads the JSON document that an edge's ``GET /status`` returns.
+The document an edge's ``GET /status`` returns is ``cadenza.status.EdgeStatus``.
 """
 
-import math
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
+
+from cadenza.status import EdgeStatus
 
 State = Literal["unknown", "up", "down"]
 DEFAULT_FALL = 2
 DEFAULT_RISE = 2
-
-
-@dataclass(frozen=True)
-class CacheTier:
-    bytes: int
-    objects: int
-
-
-@dataclass(frozen=True)
-class EdgeStatus:
-    """What an edge reports about itself in ``GET /status``."""
-
-    draining: bool
-    region: str
-    latitude: float
-    longitude: float
-    capacity_bps: float
-    active_requests: int
-    egress_bps: float
-    hit_ratio: float
-    memory: CacheTier | None = None
-    disk: CacheTier | None = None
-    pid: int | None = None  # the process that answered
-    workers: int = 1  # processes whose figures the status sums
-
-
-def parse_status(doc: object) -> EdgeStatus:
-    """The status in ``doc``, a decoded JSON document; ValueError naming the first bad field.
-
-    Fields this module does not know are ignored, so edges can report more than locators read.
-    """
-    if not isinstance(doc, Mapping):
-        raise ValueError(f"edge status must be a JSON object, got {type(doc).__name__}")
-    state = _text(doc, "state")
-    if state not in ("healthy", "draining"):
-        raise ValueError(f"edge status field 'state' must be 'healthy' or 'draining': {state!r}")
-    healthy = doc.get("healthy", state == "healthy")
-    if healthy is not (state == "healthy"):
-        raise ValueError(f"edge status fields 'healthy' {healthy!r} and 'state' disagree")
-    region = _text(doc, "region")
-    if not region:
-        raise ValueError("edge status field 'region' is empty")
-    cache = doc.get("cache", {})
-    if not isinstance(cache, Mapping):
-        raise ValueError("edge status field 'cache' must be an object")
-    return EdgeStatus(
-        draining=state == "draining",
-        region=region,
-        latitude=_number(doc, "latitude", -90, 90),
-        longitude=_number(doc, "longitude", -180, 180),
-        capacity_bps=_positive(doc, "capacity_bps"),
-        active_requests=_count(doc, "active_requests"),
-        egress_bps=_number(doc, "egress_bps", 0, math.inf),
-        hit_ratio=_number(doc, "hit_ratio", 0, 1) if "hit_ratio" in doc else 0.0,
-        memory=_tier(cache, "memory"),
-        disk=_tier(cache, "disk"),
-        pid=_count(doc, "pid") if "pid" in doc else None,
-        workers=_count(doc, "workers", least=1) if "workers" in doc else 1,
-    )
-
-
-def _value(doc: Mapping[str, Any], key: str, where: str) -> object:
-    if key not in doc:
-        raise ValueError(f"{where} lacks the field {key!r}")
-    return doc[key]
-
-
-def _text(doc: Mapping[str, Any], key: str, where: str = "edge status") -> str:
-    value = _value(doc, key, where)
-    if not isinstance(value, str):
-        raise ValueError(f"{where} field {key!r} must be a string: {value!r:.40}")
-    return value
-
-
-def _number(
-    doc: Mapping[str, Any], key: str, low: float, high: float, where: str = "edge status"
-) -> float:
-    value = _value(doc, key, where)
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not (math.isfinite(value) and low <= value <= high)
-    ):
-        raise ValueError(
-            f"{where} field {key!r} must be a number in [{low}, {high}]: {value!r:.40}"
-        )
-    return float(value)
-
-
-def _positive(doc: Mapping[str, Any], key: str) -> float:
-    value = _number(doc, key, 0, math.inf)
-    if value <= 0:
-        raise ValueError(f"edge status field {key!r} must be positive: {value!r}")
-    return value
-
-
-def _count(doc: Mapping[str, Any], key: str, where: str = "edge status", least: int = 0) -> int:
-    value = _value(doc, key, where)
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ValueError(f"{where} field {key!r} must be a whole number >= {least}: {value!r:.40}")
-    return value
-
-
-def _tier(cache: Mapping[str, Any], name: str) -> CacheTier | None:
-    tier = cache.get(name)
-    if tier is None:
-        return None
-    where = f"edge status cache tier {name!r}"
-    if not isinstance(tier, Mapping):
-        raise ValueError(f"{where} must be an object")
-    return CacheTier(_count(tier, "bytes", where), _count(tier, "objects", where))
 
 
 class EdgeHealth:

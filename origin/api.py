@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from cadenza import http, layout
+from cadenza.events import Event
 from origin import bounds
 from origin import publish as publishing
 from origin.errors import (
@@ -260,11 +261,11 @@ async def events(request: web.Request) -> web.StreamResponse:
     if "text/event-stream" in request.headers.get("Accept", ""):
         return await _event_stream(request, after)
     found = await _wait_events(request, after, timeout)
-    last = found[-1]["seq"] if found else after
-    return web.json_response({"events": found, "last": last})
+    last = found[-1].seq if found else after
+    return web.json_response({"events": [e.to_json() for e in found], "last": last})
 
 
-async def _wait_events(request: web.Request, after: int, timeout: float) -> list[dict[str, Any]]:
+async def _wait_events(request: web.Request, after: int, timeout: float) -> list[Event]:
     catalog, shutdown = request.app[CATALOG], request.app[SHUTDOWN]
     deadline = time.monotonic() + timeout
     while True:
@@ -288,9 +289,10 @@ async def _event_stream(request: web.Request, after: int) -> web.StreamResponse:
         found = await _wait_events(request, after, 1.0)
         try:
             for event in found:
-                frame = f"id: {event['seq']}\nevent: {event['kind']}\ndata: {json.dumps(event)}\n\n"
+                data = json.dumps(event.to_json())
+                frame = f"id: {event.seq}\nevent: {event.kind}\ndata: {data}\n\n"
                 await response.write(frame.encode())
-                after = event["seq"]
+                after = event.seq
             idle = 0.0 if found else idle + 1.0
             if idle >= SSE_KEEPALIVE:
                 await response.write(b": keep-alive\n\n")

@@ -7,10 +7,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from cadenza.log import get_logger
-from cadenza.web import metrics_response
+from cadenza.web import json_errors, metrics_response
 from origin import api, fsck, serve
 from origin.catalog import Catalog
-from origin.errors import OriginError
 from origin.keys import CATALOG, LOCKS, METRICS, SETTINGS, SHUTDOWN, STORAGE
 from origin.metrics import OriginMetrics
 from origin.publish import TrackLocks
@@ -23,7 +22,10 @@ CLIENT_GONE = 499  # counted for requests whose client disconnected before the a
 
 
 def create_app(settings: OriginSettings) -> web.Application:
-    app = web.Application(middlewares=[_observe], client_max_size=settings.max_object_bytes)
+    app = web.Application(
+        middlewares=[_observe, json_errors(serve.CORS.fields)],
+        client_max_size=settings.max_object_bytes,
+    )
     app[SETTINGS] = settings
     app[METRICS] = OriginMetrics()
     app[SHUTDOWN] = asyncio.Event()
@@ -85,16 +87,13 @@ async def _startup_check(app: web.Application) -> AsyncIterator[None]:
 
 @web.middleware
 async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count every request by route and status, and turn Cadenza errors into JSON answers."""
+    """Count every request by route and status (errors are answers by now: json_errors)."""
     route = request.match_info.route.name or "unmatched"
     status = 500
     try:
         response = await handler(request)
         status = response.status
         return response
-    except OriginError as e:
-        status = e.status
-        return web.json_response({"error": str(e), **_extra(e)}, status=e.status)
     except web.HTTPException as e:
         status = e.status
         raise
@@ -105,11 +104,6 @@ async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse
         return web.Response(status=CLIENT_GONE)
     finally:
         request.app[METRICS].requests.labels(route, str(status)).inc()
-
-
-def _extra(error: Exception) -> dict[str, object]:
-    missing = getattr(error, "missing", None)
-    return {"missing": missing} if missing is not None else {}
 
 
 async def _status(request: web.Request) -> web.Response:

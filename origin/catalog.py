@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from cadenza.events import Event
 from origin import database, event_log, labels, lifecycle, rights, takedowns, versions
 from origin.database import Manifest
 
@@ -177,14 +178,14 @@ class Catalog:
         code = None if territory is None else rights.normalise_territory(territory)
         return await self._write(lambda db, now: takedowns.takedown(db, now, track_id, code))
 
-    async def events(self, after: int, limit: int = MAX_PAGE) -> list[Json]:
+    async def events(self, after: int, limit: int = MAX_PAGE) -> list[Event]:
         if not 1 <= limit <= MAX_PAGE:
             raise ValueError(f"limit {limit} must be between 1 and {MAX_PAGE}")
         return await self._read(lambda db: event_log.read(db, after, limit))
 
     async def wait_for_events(
         self, after: int, timeout: float, limit: int = MAX_PAGE
-    ) -> list[Json]:
+    ) -> list[Event]:
         """Events after ``after`` as soon as there are any, or [] after ``timeout`` seconds.
 
         Events already stored are returned at once, whoever wrote them. While waiting, writes

@@ -1,4 +1,5 @@
-"""Errors of the origin. Each one that can reach an HTTP client carries the status to answer with.
+"""Errors of the origin. Each one that can reach an HTTP client carries the status to answer with
+(``cadenza.web.json_errors`` renders them).
 
 CadenzaError                  (cadenza.errors)
 └── OriginError               500  anything the origin reports that it cannot serve
@@ -17,6 +18,7 @@ CadenzaError                  (cadenza.errors)
 """
 
 from collections.abc import Iterable
+from typing import Any
 
 from cadenza.errors import CadenzaError
 
@@ -55,6 +57,9 @@ class Conflict(OriginError):
     def __init__(self, message: str, missing: Iterable[str] = ()) -> None:
         super().__init__(message)
         self.missing = list(missing)
+
+    def details(self) -> dict[str, Any]:
+        return {"missing": self.missing}
 
 
 class LabelExists(Conflict):

@@ -1,30 +1,31 @@
 """The event log edges and locators follow: rows of the catalog, so their order is the commit
-order (publishes, takedowns, territory changes)."""
+order (publishes, takedowns, territory changes), read as ``cadenza.events.Event``."""
 
 import json
 import sqlite3
 from typing import Any
 
+from cadenza.events import Event
 from origin import database
 
 Json = dict[str, Any]
 
 
-def read(db: sqlite3.Connection, after: int, limit: int) -> list[Json]:
+def read(db: sqlite3.Connection, after: int, limit: int) -> list[Event]:
     rows = db.execute(
         "SELECT seq, kind, track_id, territory, data, created_at FROM events"
         " WHERE seq > ? ORDER BY seq LIMIT ?",
         (after, limit),
     )
     return [
-        {
-            "seq": r["seq"],
-            "kind": r["kind"],
-            "track_id": r["track_id"],
-            "territory": r["territory"],
-            "data": json.loads(r["data"]),
-            "at": r["created_at"],
-        }
+        Event(
+            seq=r["seq"],
+            kind=r["kind"],
+            track_id=r["track_id"],
+            territory=r["territory"],
+            data=json.loads(r["data"]),
+            at=r["created_at"],
+        )
         for r in rows
     ]
 

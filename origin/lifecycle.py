@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 from cadenza import layout
-from encoder import pipeline
+from encoder import playlist as playlists
 from origin.errors import Conflict
 
 MAX_RUNGS = 16
@@ -112,7 +112,7 @@ def master_playlist(metadata: Any, manifest: dict[str, Any] | None = None) -> by
     for index, rung in enumerate(rungs):
         _check_rung(rung, index, manifest)
     _check_loudness(metadata.get("loudness"))
-    return pipeline.master_playlist(metadata).encode()
+    return playlists.master_playlist(metadata).encode()
 
 
 def _check_rung(rung: Any, index: int, manifest: dict[str, Any] | None) -> None:

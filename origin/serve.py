@@ -14,6 +14,8 @@ from origin.keys import CATALOG, METRICS, SETTINGS, STORAGE
 from origin.storage import ObjectInfo
 
 PLAYLIST = ".m3u8"
+CORS = http.Cors(expose=("ETag", "Content-Length", "Content-Range"), methods=("GET", "HEAD"))
+_CORS_FIELDS = CORS.fields
 
 
 async def serve_object(request: web.Request) -> web.StreamResponse:
@@ -50,8 +52,7 @@ def _headers(etag: str, cache: str, key: str) -> dict[str, str]:
         "Cache-Control": cache,
         "Content-Type": http.content_type(key),
         "Accept-Ranges": "bytes",
-        "Access-Control-Allow-Origin": "*",
-        "Access-Control-Expose-Headers": "ETag, Content-Length, Content-Range",
+        **_CORS_FIELDS,
     }
 
 

@@ -6,6 +6,7 @@ territories always appends an event.
 
 import sqlite3
 
+from cadenza import events
 from origin import database, event_log, rights
 
 
@@ -26,7 +27,7 @@ def set_territories(
         (database.json_or_null(territories), now, track_id),
     )
     return event_log.append_event(
-        db, now, "territories", track_id, None, {"territories": territories}
+        db, now, events.TERRITORIES, track_id, None, {"territories": territories}
     )
 
 
@@ -35,12 +36,12 @@ def takedown(db: sqlite3.Connection, now: float, track_id: str, territory: str |
     done = db.execute(
         "SELECT 1 FROM takedowns WHERE track_id = ? AND territory IS ?", (track_id, territory)
     ).fetchone()
-    seq = event_log.event_seq(db, "takedown", track_id, territory, {}) if done else None
+    seq = event_log.event_seq(db, events.TAKEDOWN, track_id, territory, {}) if done else None
     if seq is not None:
         return seq
     db.execute("INSERT OR IGNORE INTO takedowns VALUES (?, ?, ?)", (track_id, territory, now))
     db.execute("UPDATE tracks SET updated_at = ? WHERE track_id = ?", (now, track_id))
-    return event_log.append_event(db, now, "takedown", track_id, territory, {})
+    return event_log.append_event(db, now, events.TAKEDOWN, track_id, territory, {})
 
 
 def takedowns_of(db: sqlite3.Connection, track_ids: list[str]) -> dict[str, list[str | None]]:

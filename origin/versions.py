@@ -12,7 +12,7 @@ import sqlite3
 from pathlib import PurePosixPath
 from typing import Any
 
-from cadenza import layout
+from cadenza import events, layout
 from origin import database, event_log, lifecycle, rights, takedowns
 from origin.database import Manifest
 from origin.errors import Conflict, NotFound
@@ -125,7 +125,7 @@ def publish(db: sqlite3.Connection, now: float, label: str, track_id: str, versi
     lifecycle.transition(facts, Action.PUBLISH)
     data = {"version": version}
     if facts.stored == "published" and facts.current:
-        seq = event_log.event_seq(db, "published", track_id, None, data)
+        seq = event_log.event_seq(db, events.PUBLISHED, track_id, None, data)
         if seq is not None:
             return seq
     db.execute(
@@ -147,7 +147,7 @@ def publish(db: sqlite3.Connection, now: float, label: str, track_id: str, versi
             track_id,
         ),
     )
-    return event_log.append_event(db, now, "published", track_id, None, data)
+    return event_log.append_event(db, now, events.PUBLISHED, track_id, None, data)
 
 
 def facts_of(db: sqlite3.Connection, track_id: str, version: str) -> VersionFacts:

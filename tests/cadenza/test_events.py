@@ -1,4 +1,4 @@
-"""Following the origin's event stream through outages, in order, from where it left off."""
+"""Catalog events: their JSON form, and following the stream through outages, in order."""
 
 import asyncio
 import contextlib
@@ -7,6 +7,8 @@ import logging
 import aiohttp
 import pytest
 from aiohttp import web
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cadenza import events
 
@@ -42,7 +44,7 @@ async def test_batches_arrive_in_order_and_an_outage_is_logged_once(
     done = asyncio.Event()
 
     async def apply(batch: list[events.Event]) -> None:
-        seen.extend(e["seq"] for e in batch)
+        seen.extend(e.seq for e in batch)
         if len(seen) == len(EVENTS):
             done.set()
 
@@ -98,3 +100,56 @@ async def test_every_answer_is_reported_even_without_events():
             with contextlib.suppress(asyncio.CancelledError):
                 await task
     await runner.cleanup()
+
+
+def test_an_event_reads_back_from_the_json_the_origin_writes():
+    doc = {"seq": 7, "kind": "territories", "track_id": "0123456789abcdef", "territory": None,
+           "data": {"territories": ["SE"]}, "at": 1.5e9}  # fmt: skip
+    event = events.Event.from_json(doc)
+    assert event == events.Event(7, events.TERRITORIES, "0123456789abcdef", None,
+                                 {"territories": ["SE"]}, 1.5e9)  # fmt: skip
+    assert event.to_json() == doc
+    assert events.Event.from_json({"seq": 1, "kind": "new-kind", "track_id": "t"}).data == {}
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ([], "must be a JSON object"),
+        ({"kind": "takedown", "track_id": "t"}, "'seq' must be a whole number"),
+        ({"seq": True, "kind": "takedown", "track_id": "t"}, "'seq' must be a whole number"),
+        ({"seq": 0, "kind": "takedown", "track_id": "t"}, "'seq' must be a whole number >= 1"),
+        ({"seq": 1, "kind": "", "track_id": "t"}, "event 1: field 'kind'"),
+        ({"seq": 1, "kind": "takedown"}, "field 'track_id' must be a string"),
+        ({"seq": 1, "kind": "takedown", "track_id": "t", "territory": 5}, "'territory'"),
+        ({"seq": 1, "kind": "takedown", "track_id": "t", "data": []}, "'data' must be an object"),
+        ({"seq": 1, "kind": "takedown", "track_id": "t", "at": "now"}, "'at' must be a number"),
+    ],
+)
+def test_a_malformed_event_is_named(doc, message):
+    with pytest.raises(ValueError, match=message):
+        events.Event.from_json(doc)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@given(
+    st.builds(
+        events.Event,
+        seq=st.integers(1, 2**62),
+        kind=st.text(min_size=1, max_size=12),
+        track_id=st.text(max_size=20),
+        territory=st.none() | st.text(max_size=3),
+        data=st.dictionaries(st.text(max_size=8), _json, max_size=4),
+        at=st.floats(0, 1e10),
+    )
+)
+def test_every_event_survives_its_json(event):
+    assert events.Event.from_json(event.to_json()) == event

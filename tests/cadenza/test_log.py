@@ -37,6 +37,13 @@ def test_a_path_token_is_redacted_wherever_it_ends(token, end):
 def test_bearer_credentials_and_label_api_keys_are_redacted(key):
     assert key not in log.redact(f"b'Authorization: Bearer {key}\\x01'")
     assert key not in log.redact(f"api key cdz_{key} refused")
+    assert key not in log.redact(f"Authorization: Bearer <{key}")
+
+
+def test_a_placeholder_in_a_help_text_is_kept():
+    assert log.redact("send Authorization: Bearer <api key>") == (
+        "send Authorization: Bearer <api key>"
+    )
 
 
 def test_known_secrets_are_redacted_and_ordinary_text_kept():

@@ -3,6 +3,7 @@
 import asyncio
 import gzip
 import hashlib
+import json
 import time
 import urllib.parse
 from collections import Counter
@@ -513,3 +514,21 @@ async def test_browsers_get_one_allowed_origin_on_misses_and_hits(fleet: Fleet):
             assert response.headers["X-Cache"] == cache
             assert response.headers.getall("Access-Control-Allow-Origin") == ["*"]
         await _until_cached(fleet)
+
+
+async def test_every_error_is_json_with_the_cors_fields(fleet: Fleet):
+    """The edge's own refusals and aiohttp's 405s (every path has an OPTIONS route) alike."""
+    answers = [
+        await _get(fleet, f"/p/not-a-token/tracks/{TRACK}/master.m3u8"),
+        await _get(fleet, "/nowhere"),
+    ]
+    async with fleet.client.post(fleet.edge + SEGMENT) as r:
+        answers.append((r.status, r.headers.copy(), await r.read()))
+    assert [status for status, _, _ in answers] == [403, 405, 405]
+    for _, headers, body in answers:
+        assert headers["Content-Type"].startswith("application/json")
+        assert headers["Access-Control-Allow-Origin"] == "*"
+        assert headers["Cache-Control"] == "no-store"
+        assert "not-a-token" not in body.decode()
+    assert json.loads(answers[1][2]) == {"error": "Method Not Allowed"}
+    assert "GET" in answers[2][1]["Allow"].split(",")  # kept from aiohttp's answer

@@ -5,6 +5,7 @@ import time
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cadenza.events import TAKEDOWN, Event
 from cadenza.tokens import TokenClaims, sign
 from edge.core import Admitted, Refused, admit, serves_from_cache
 from edge.freshness import CacheControl, Stored
@@ -39,7 +40,7 @@ def test_refusals():
     assert other == Refused(403, "token refused: wrong_acl")
     assert admit("/tracks/../etc/passwd", KEYS, True, Denials(), NOW).status == 400  # type: ignore[union-attr]
     denials = Denials()
-    denials.apply([{"seq": 1, "kind": "takedown", "track_id": TRACK, "territory": None}])
+    denials.apply([Event(1, TAKEDOWN, TRACK)])
     assert admit(SEGMENT, KEYS, True, denials, NOW) == Refused(
         410, "this track has been withdrawn here"
     )

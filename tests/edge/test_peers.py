@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from bench.stub_origin import body_for
 from bench.stub_origin import create_app as create_origin
+from cadenza.status import CacheTier, EdgeStatus
 from edge.peers import FOLDER_PREFIX, combine, make_folder, owner
 from edge.settings import EdgeSettings
 from tests.edge.workers import edge_workers
@@ -31,41 +32,44 @@ def test_owners_spread_keys_over_the_workers():
     assert min(counts) > 800 and max(counts) < 1200
 
 
-def _worker(active: int, hits: int, misses: int, memory: int, state: str = "healthy") -> dict:
-    return {
-        "healthy": state == "healthy",
-        "state": state,
-        "region": "eu-west",
-        "active_requests": active,
-        "egress_bps": 1000.0 * active,
-        "hit_ratio": hits / (hits + misses) if hits + misses else 0.0,
-        "hits": hits,
-        "misses": misses,
-        "lane_requests": hits,
-        "workers": 1,
-        "cache": {
-            "memory": {"bytes": memory, "objects": memory // 100},
-            "disk": {"bytes": 5000, "objects": 50},
-        },
-    }
+def _worker(
+    active: int, hits: int, misses: int, memory: int, state: str = "healthy", pid: int = 1
+) -> EdgeStatus:
+    return EdgeStatus(
+        draining=state == "draining",
+        region="eu-west",
+        latitude=0.0,
+        longitude=0.0,
+        capacity_bps=1e9,
+        active_requests=active,
+        egress_bps=1000.0 * active,
+        hit_ratio=hits / (hits + misses) if hits + misses else 0.0,
+        hits=hits,
+        misses=misses,
+        lane_requests=hits,
+        memory=CacheTier(memory, memory // 100),
+        disk=CacheTier(5000, 50),
+        pid=pid,
+    )
 
 
 def test_workers_figures_are_summed_and_the_shared_disk_counted_once():
-    own = _worker(2, hits=30, misses=10, memory=1000)
-    total = combine(own, [_worker(3, hits=10, misses=30, memory=500)])
-    assert total["workers"] == 2 and len(total["pids"]) == 2
-    assert total["active_requests"] == 5
-    assert total["egress_bps"] == 5000.0
-    assert (total["hits"], total["misses"], total["hit_ratio"]) == (40, 40, 0.5)
-    assert total["lane_requests"] == 40
-    assert total["cache"]["memory"] == {"bytes": 1500, "objects": 15}
-    assert total["cache"]["disk"] == {"bytes": 5000, "objects": 50}
-    assert own["cache"]["memory"] == {"bytes": 1000, "objects": 10}  # not changed in place
+    own = _worker(2, hits=30, misses=10, memory=1000, pid=1)
+    total = combine(own, [_worker(3, hits=10, misses=30, memory=500, pid=2)])
+    assert total.workers == 2 and total.pids == (1, 2)
+    assert total.active_requests == 5
+    assert total.egress_bps == 5000.0
+    assert (total.hits, total.misses, total.hit_ratio) == (40, 40, 0.5)
+    assert total.lane_requests == 40
+    assert total.memory == CacheTier(1500, 15)
+    assert total.disk == CacheTier(5000, 50)
+    assert own.memory == CacheTier(1000, 10)  # not changed in place
 
 
 def test_one_draining_worker_makes_the_edge_draining():
     total = combine(_worker(0, 0, 0, 0), [_worker(0, 0, 0, 0, state="draining")])
-    assert (total["state"], total["healthy"], total["hit_ratio"]) == ("draining", False, 0.0)
+    assert total.draining and total.hit_ratio == 0.0
+    assert (total.to_json()["state"], total.to_json()["healthy"]) == ("draining", False)
 
 
 async def test_a_worker_fills_from_the_owner_and_only_the_owner_asks_the_origin(tmp_path):

@@ -10,10 +10,12 @@ from hypothesis import strategies as st
 
 from cadenza.layout import INIT_SEGMENT
 from encoder.playlist import (
+    LOUDNESS_DATA_ID,
     MediaPlaylist,
     SegmentRef,
     Variant,
     extinf,
+    master_playlist,
     measure_bandwidth,
     parse_media_playlist,
     target_duration,
@@ -323,3 +325,17 @@ def test_m3u8_reads_any_master_playlist(session: dict[str, str], variants: list[
         )
         for p in parsed.playlists
     ] == variants
+
+
+def test_the_master_playlist_of_a_versions_metadata_names_every_rung_and_the_loudness() -> None:
+    rung = {"name": "aac_96", "codecs": "mp4a.40.2", "peak_bps": 120_000, "average_bps": 98_000}
+    loudness = {"integrated_lufs": -14.04, "true_peak_dbtp": None, "range_lu": 6.25}
+    text = master_playlist({"version": "v0123456789ab", "rungs": [rung], "loudness": loudness})
+    parsed = m3u8.loads(text)
+    assert [p.uri for p in parsed.playlists] == ["v0123456789ab/aac_96/index.m3u8"]
+    assert parsed.playlists[0].stream_info.bandwidth == 120_000
+    assert {d.data_id: d.value for d in parsed.session_data} == {
+        f"{LOUDNESS_DATA_ID}.integrated-lufs": "-14.0",
+        f"{LOUDNESS_DATA_ID}.true-peak-dbtp": "-inf",
+        f"{LOUDNESS_DATA_ID}.range-lu": "6.2",
+    }

@@ -288,3 +288,15 @@ async def test_locate_redirect_hot_list_metrics_and_cors(world: World):
 def test_settings_replace_keeps_the_edges():
     settings = LocatorSettings(edges=(EdgeConfig("e", "r", "http://x", 0, 0, 1e9),))
     assert replace(settings, fail_open=True).edges == settings.edges
+
+
+async def test_every_error_is_json_with_the_cors_fields(world: World):
+    """A refusal and aiohttp's own 405 (every path has an OPTIONS route) answer alike."""
+    for path, status, error in [
+        ("/v1/play/NOT-A-TRACK", 400, "'NOT-A-TRACK' is not a track id (16 of [a-z0-9])"),
+        ("/v1/nowhere", 405, "Method Not Allowed"),
+    ]:
+        got, text, headers = await world.get(path)
+        assert (got, json.loads(text)) == (status, {"error": error})
+        assert headers["Access-Control-Allow-Origin"] == "*"  # type: ignore[index]
+        assert headers["Cache-Control"] == "no-store"  # type: ignore[index]

@@ -4,6 +4,7 @@ answers, play sessions and the pathway priority of a steering manifest."""
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cadenza.status import EdgeStatus
 from locator.decision import EdgeView
 from locator.fleet import (
     Assignments,
@@ -16,7 +17,6 @@ from locator.fleet import (
     rights_from_origin,
 )
 from locator.geo import Location
-from locator.health import parse_status
 
 EDGES = [
     EdgeView("a", "eu-west", "http://127.0.0.1:1", 48.86, 2.35, 1e9),
@@ -42,8 +42,8 @@ def status(active: int = 3, egress: float = 2e8, state: str = "healthy") -> dict
 def test_edges_are_unavailable_until_polled_then_carry_their_load():
     fleet = Fleet(EDGES)
     assert [v.healthy for v in fleet.views] == [False, False]
-    fleet.health["a"].observe_success(parse_status(status()), 1.0)
-    fleet.health["b"].observe_success(parse_status(status(state="draining")), 1.0)
+    fleet.health["a"].observe_success(EdgeStatus.from_json(status()), 1.0)
+    fleet.health["b"].observe_success(EdgeStatus.from_json(status(state="draining")), 1.0)
     assert fleet.views[0].healthy is False  # views change only on refresh
     fleet.refresh()
     a, b = fleet.views

@@ -461,3 +461,21 @@ async def test_a_stopping_origin_ends_the_long_polls_under_way(
     async with response:
         assert response.status == 200
         assert (await response.json())["events"] == []
+
+
+async def test_every_error_is_json_with_the_cors_fields(
+    origin: Origin, http: aiohttp.ClientSession
+):
+    """The origin's own errors and aiohttp's (a missing object, an unknown path) answer alike."""
+    answers = []
+    for path in ("/v1/labels/me", "/tracks/0123456789abcdef/master.m3u8", "/nowhere"):
+        async with http.get(origin.url + path) as r:
+            answers.append((r.status, await r.json(), r.headers.copy()))
+    assert [(status, doc) for status, doc, _ in answers] == [
+        (401, {"error": "send Authorization: Bearer <api key>"}),
+        (404, {"error": "Not Found"}),
+        (404, {"error": "Not Found"}),
+    ]
+    for _, _, headers in answers:
+        assert headers["Access-Control-Allow-Origin"] == "*"
+        assert headers["Cache-Control"] == "no-store"

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from cadenza.events import PUBLISHED, Event
 from origin.catalog import Catalog
 from origin.errors import Conflict, Forbidden, LabelExists, NotFound, OriginError, Unauthorized
 
@@ -440,17 +441,8 @@ async def test_publish_makes_the_version_current(catalog, label):
         "withdrawn": False,
     }
     events = await catalog.events(0)
-    assert events == [
-        {
-            "seq": seq,
-            "kind": "published",
-            "track_id": TRACK,
-            "territory": None,
-            "data": {"version": V1},
-            "at": events[0]["at"],
-        }
-    ]
-    assert events[0]["at"] > START
+    assert events == [Event(seq, PUBLISHED, TRACK, None, {"version": V1}, events[0].at)]
+    assert events[0].at > START
     assert await catalog.last_seq() == seq
 
 
@@ -520,7 +512,7 @@ async def test_a_new_version_replaces_the_current_and_an_old_one_can_come_back(c
     back = await catalog.publish("indie", TRACK, V1)
     assert back > second
     assert (await catalog.track(TRACK))["current_version"] == V1
-    assert [e["data"] for e in await catalog.events(0)] == [
+    assert [e.data for e in await catalog.events(0)] == [
         {"version": V1},
         {"version": V2},
         {"version": V1},
@@ -640,7 +632,7 @@ async def test_set_territories_records_an_event(catalog, label):
     assert again > seq
     assert (await catalog.track(TRACK))["territories"] is None
     events = await catalog.events(0)
-    assert [(e["kind"], e["track_id"], e["data"]) for e in events] == [
+    assert [(e.kind, e.track_id, e.data) for e in events] == [
         ("territories", TRACK, {"territories": ["DE", "FR"]}),
         ("territories", TRACK, {"territories": None}),
     ]
@@ -664,7 +656,7 @@ async def test_takedown_records_an_event_once(catalog, label):
     withdrawn = await catalog.takedown(TRACK, None)
     assert await catalog.takedown(TRACK, None) == withdrawn
     events = await catalog.events(0)
-    assert [(e["seq"], e["kind"], e["territory"]) for e in events[1:]] == [
+    assert [(e.seq, e.kind, e.territory) for e in events[1:]] == [
         (seq, "takedown", "DE"),
         (withdrawn, "takedown", None),
     ]
@@ -691,9 +683,9 @@ async def test_events_come_in_order_after_a_seq(catalog, label):
     seqs.append(await catalog.takedown(TRACK, None))
     assert seqs == sorted(seqs) and len(set(seqs)) == 4
     events = await catalog.events(0)
-    assert [e["seq"] for e in events] == seqs
-    assert [e["kind"] for e in events] == ["published", "territories", "takedown", "takedown"]
-    assert [e["at"] for e in events] == sorted(e["at"] for e in events)
+    assert [e.seq for e in events] == seqs
+    assert [e.kind for e in events] == ["published", "territories", "takedown", "takedown"]
+    assert [e.at for e in events] == sorted(e.at for e in events)
     assert await catalog.events(seqs[1]) == events[2:]
     assert await catalog.events(seqs[0], limit=2) == events[1:3]
     assert await catalog.events(seqs[-1]) == []
@@ -724,7 +716,7 @@ async def test_wait_returns_events_that_already_exist_at_once(catalog, label):
     seq = await catalog.takedown(TRACK, "DE")
     started = time.monotonic()
     events = await catalog.wait_for_events(0, timeout=10)
-    assert [e["seq"] for e in events] == [seq]
+    assert [e.seq for e in events] == [seq]
     assert time.monotonic() - started < 1
 
 
@@ -739,7 +731,7 @@ async def test_wait_returns_early_when_another_task_takes_a_track_down(catalog, 
     results = await asyncio.wait_for(asyncio.gather(*waiters), timeout=5)
     assert time.monotonic() - started < 2
     for events in results:
-        assert [(e["seq"], e["kind"], e["territory"]) for e in events] == [(seq, "takedown", None)]
+        assert [(e.seq, e.kind, e.territory) for e in events] == [(seq, "takedown", None)]
 
 
 async def test_wait_returns_nothing_at_the_timeout(catalog, label):
@@ -757,7 +749,7 @@ async def test_wait_ignores_events_up_to_after(catalog, label):
     waiter = asyncio.create_task(catalog.wait_for_events(first, timeout=10))
     second = await catalog.takedown(TRACK, "FR")
     events = await asyncio.wait_for(waiter, timeout=5)
-    assert [e["seq"] for e in events] == [second]
+    assert [e.seq for e in events] == [second]
 
 
 async def test_wait_returns_another_processes_stored_events_at_once(catalog, label, path):
@@ -769,7 +761,7 @@ async def test_wait_returns_another_processes_stored_events_at_once(catalog, lab
         await other.close()
     started = time.monotonic()
     events = await catalog.wait_for_events(0, timeout=10)
-    assert [e["seq"] for e in events] == [seq]
+    assert [e.seq for e in events] == [seq]
     assert time.monotonic() - started < 1
 
 
@@ -782,7 +774,7 @@ async def test_wait_sees_another_processes_writes_at_the_timeout(catalog, label,
         events = await asyncio.wait_for(waiter, timeout=5)
     finally:
         await other.close()
-    assert [e["seq"] for e in events] == [seq]
+    assert [e.seq for e in events] == [seq]
 
 
 async def test_close_ends_a_wait(path):

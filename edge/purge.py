@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 
 from cadenza import events, layout
+from cadenza.failover import Origins
 from cadenza.log import get_logger
 from edge.disk import DiskTier
 from edge.memory import MemoryTier
@@ -51,7 +52,7 @@ class Denials:
 
 async def follow_events(
     client: aiohttp.ClientSession,
-    origin: str,
+    origins: Origins,
     denials: Denials,
     memory: MemoryTier,
     disk: DiskTier,
@@ -64,4 +65,4 @@ async def follow_events(
             purged = memory.remove_prefix(prefix) + await disk.remove_prefix(prefix)
             logger.info("track %s withdrawn: purged %d objects", track, purged)
 
-    await events.follow(client, origin, apply, logger, after=denials.last_seq, optional=optional)
+    await events.follow(client, origins, apply, logger, after=denials.last_seq, optional=optional)

@@ -327,6 +327,11 @@ def record_hit(app: web.Application, key: str) -> None:
 async def _from_disk(app: web.Application, key: str) -> Entry | None:
     """A disk hit is promoted to memory (stale ones too: the fetcher revalidates them)."""
     entry = await app[DISK].get(key)
+    # A fill may have stored the object while the disk was read: that copy is the newer one,
+    # and a miss now would fetch (or revalidate) it again.
+    current = app[MEMORY].peek(key)
+    if current is not None:
+        return current
     if entry is not None:
         app[MEMORY].put(key, entry)
     return entry

@@ -6,6 +6,7 @@ import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -73,7 +74,7 @@ async def test_children_fetch_each_object_from_the_origin_once_through_their_par
             assert await metric(client, child, from_parent) >= len(PLAY)
             assert await metric(client, child, "cadenza_edge_origin_fetches_total") == 0
     assert set(PLAY) <= set(fake.requests)  # readahead may have asked for more, once too
-    assert set(fake.requests.values()) == {1}
+    assert set(fake.requests.values()) == {1}, fake.requests
 
 
 async def test_children_fall_back_to_the_origin_when_the_parent_dies(stack: Stack, tmp_path: Path):
@@ -94,6 +95,33 @@ async def test_children_fall_back_to_the_origin_when_the_parent_dies(stack: Stac
         origin_200 = 'cadenza_edge_origin_fetches_total{result="200"}'
         assert await metric(client, child, origin_200) == len(PLAY) - 2
     assert set(fake.requests.values()) == {1}
+
+
+async def test_a_parent_silent_past_the_first_byte_timeout_is_passed_over(
+    stack: Stack, tmp_path: Path
+):
+    fake = FakeOrigin()
+    _, origin = await stack.start(origin_app(fake))
+    release = asyncio.Event()
+
+    async def silent(request: web.Request) -> web.Response:
+        await release.wait()  # until the test ends
+        return web.Response(status=500)
+
+    hung = web.Application()
+    hung.router.add_get("/{tail:.*}", silent)
+    _, parent = await stack.start(hung)
+    stack.callback(release.set)  # before the servers stop
+    child_settings = settings(tmp_path, "a-1", origin, parent, readahead_seconds=0)
+    _, child = await stack.start(create_app(replace(child_settings, first_byte_timeout=0.3)))
+    async with aiohttp.ClientSession() as client:
+        await play(client, child, PLAY[-2:])
+        timeouts = (
+            'cadenza_edge_upstream_fetches_total{kind="parent",result="error",'
+            f'upstream="{parent}"}}'
+        )
+        assert await metric(client, child, timeouts) == 1  # then asked last, not again
+    assert fake.requests[PLAY[-1]] == fake.requests[PLAY[-2]] == 1
 
 
 async def test_a_parent_refuses_a_child_without_a_credential(stack: Stack, tmp_path: Path):

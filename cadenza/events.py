@@ -64,7 +64,8 @@ async def follow(
             tried.add(origin)
             await sleep_between_rounds(tried, origins, RETRY_SECONDS)
             continue
-        origins.succeeded(origin)
+        # Not origins.succeeded: a replica whose objects fail may still serve events, and the
+        # fetcher's marks of it must stand.
         tried.clear()
         if failing:
             logger.warning("reading the origin's events again")

@@ -32,6 +32,7 @@ def test_edges_fetch_their_misses_through_the_parent(tmp_path: Path):
         missing = f"{edge.url}/p/{sign(claims, secret.encode())}/tracks/{track}/master.m3u8"
         with pytest.raises(urllib.error.HTTPError) as answer:
             urllib.request.urlopen(missing, timeout=10)
+        answer.value.close()
         assert answer.value.code == 404  # no such track: the origin said so, through the parent
         asked = 'cadenza_edge_upstream_fetches_total{kind="parent",result="404"'
         assert asked in _metrics(edge.url)

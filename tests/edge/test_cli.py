@@ -86,7 +86,7 @@ def test_help_explains_the_edge():
     assert result.returncode == 0
     for text in (
         "--origin", "--allow-unsigned", "--region", "/status", "CADENZA_TOKEN_KEYS", "--fleet",
-        "--id", "--locator", "default 127.0.0.1:8081",
+        "--id", "--locator", "default 127.0.0.1:8081", "--parent",
     ):  # fmt: skip
         assert text in result.stdout
 

@@ -5,8 +5,9 @@ allows it (stale-if-error, or the configured grace).
 Upstream is the owner worker of the key (see edge.peers), else the plan of edge.upstreams: the
 parents ranked for the object, then the origin replicas. Until an answer's head is taken, an
 upstream that cannot be reached, times out before its first byte or answers 5xx (a parent also
-401 or 403: it does not take this edge's credential) is marked down and the next one asked; the
-last one's answer or error stands. Once a head is taken, readers may have bytes, so a failure
+401 or 403: it does not take this edge's credential) is passed over for the next one, and marked
+down unless it is a parent relaying an error from further up; the last one's answer or error
+stands. Once a head is taken, readers may have bytes, so a failure
 fails the fill. Redirects are never followed: a 3xx is an answer like any other. Every wait has
 a deadline: the first byte, each later chunk, and the whole body; a cut-off body fails the fill,
 and so every reader of it.
@@ -167,7 +168,8 @@ class Fetcher:
                 self.metrics.failovers.labels(upstream.kind, upstream.url).inc()
                 continue
             if _unusable(upstream, response.status):
-                self.upstreams.failed(upstream, f"status {response.status}")
+                if _broken(upstream, response.status):
+                    self.upstreams.failed(upstream, f"status {response.status}")
                 if not last:
                     self._count(upstream, str(response.status))
                     self.metrics.failovers.labels(upstream.kind, upstream.url).inc()
@@ -310,6 +312,13 @@ def _lines(response: aiohttp.ClientResponse, from_edge: bool) -> Lines:
 def _unusable(upstream: Upstream, status: int) -> bool:
     """An answer to try the next upstream over: a 5xx, or a parent refusing this edge."""
     return status >= 500 or (upstream.kind == PARENT and status in (401, 403))
+
+
+def _broken(upstream: Upstream, status: int) -> bool:
+    """Whether the answer marks the upstream down. A parent's other 5xx are its upstreams'
+    (an origin's error, relayed): the parent is fine, and marking it down would send every
+    child to the origin for every object until the mark ends."""
+    return upstream.kind == ORIGIN or status in (401, 403, 508)
 
 
 def _via(value: str) -> Lines:

@@ -124,6 +124,27 @@ async def test_a_parent_silent_past_the_first_byte_timeout_is_passed_over(
     assert fake.requests[PLAY[-1]] == fake.requests[PLAY[-2]] == 1
 
 
+async def test_an_origin_error_relayed_by_the_parent_does_not_mark_the_parent_down(
+    stack: Stack, tmp_path: Path
+):
+    fake = FakeOrigin(down=True)
+    _, origin = await stack.start(origin_app(fake))
+    _, parent = await stack.start(
+        create_app(settings(tmp_path, "parent-1", origin, readahead_seconds=0))
+    )
+    _, child = await stack.start(
+        create_app(settings(tmp_path, "a-1", origin, parent, readahead_seconds=0))
+    )
+    signed = f"{child}/p/{token()}"
+    async with aiohttp.ClientSession() as client:
+        async with client.get(signed + PLAY[-1]) as r:
+            assert r.status == 503  # the origin's answer, through the parent and then directly
+        fake.down = False
+        await play(client, child, PLAY[-2:-1])
+        through_parent = 'cadenza_edge_upstream_fetches_total{kind="parent",result="200"'
+        assert await metric(client, child, through_parent) == 1
+
+
 async def test_a_parent_refuses_a_child_without_a_credential(stack: Stack, tmp_path: Path):
     """A child that cannot sign (no keys) asks with the plain path: a parent that checks
     tokens refuses it, and the child goes to the origin rather than fail its player."""

@@ -49,6 +49,7 @@ class EdgeOptions:
     policy: str = "s3fifo"
     capacity_bps: float = 1e9
     extra: dict[str, Any] = field(default_factory=dict)  # more edge settings, as in its TOML
+    parents: int = 0  # parent edges every edge fetches its misses from (players never see them)
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Deployment:
     operator_key: str
     env: dict[str, str]
     specs: tuple[EdgeSpec, ...]
+    parents: dict[str, Service] = field(default_factory=dict)
 
     def kill_edge(self, edge_id: str) -> None:
         """``kill -9`` of an edge: no draining, no goodbye."""
@@ -109,9 +111,21 @@ def deploy(
     with ExitStack() as running:
         origin = start_cadenza("origin", "--listen", "127.0.0.1:0", "--data-dir", data, env=env)
         running.callback(origin.stop)
+        locator_url = f"http://127.0.0.1:{locator_port}"
+        parents = {}
+        for n in range(1, options.parents + 1):
+            spec = EdgeSpec(f"parent-{n}", specs[0].region, specs[0].latitude, specs[0].longitude)
+            config = _write(
+                folder / f"edge-{spec.id}.toml", _edge_config(spec, options, folder, locator_url)
+            )
+            parent = start_cadenza("edge", "--config", config, "--origin", origin.url, env=env)
+            running.callback(parent.stop)
+            parents[spec.id] = parent
         edges = {}
         for spec in specs:
-            table = _edge_config(spec, options, folder, f"http://127.0.0.1:{locator_port}")
+            table = _edge_config(spec, options, folder, locator_url)
+            if parents:
+                table["parents"] = [p.url for p in parents.values()]
             config = _write(folder / f"edge-{spec.id}.toml", table)
             edge = start_cadenza("edge", "--config", config, "--origin", origin.url, env=env)
             running.callback(edge.stop)
@@ -123,7 +137,9 @@ def deploy(
         locator = start_cadenza("locator", "--config", locator_config, env=env)
         running.callback(locator.stop)
         _until_edges_up(locator.url, len(specs))
-        yield Deployment(folder, origin, edges, locator, api_key, operator_key, env, tuple(specs))
+        yield Deployment(
+            folder, origin, edges, locator, api_key, operator_key, env, tuple(specs), parents
+        )
 
 
 def _until_edges_up(locator: str, count: int) -> None:

@@ -2,7 +2,8 @@
 
     [[origin]]   id, url, listen, config, data_dir
     [locator]    url, listen, config
-    [[edge]]     id, region, url, latitude, longitude, capacity_bps, listen, config, cache_dir
+    [[edge]]     id, region, url, latitude, longitude, capacity_bps, listen, config, cache_dir,
+                 workers, parents (ids of other edges), role ("edge" or "parent")
 
 Each service reads its own part (``cadenza edge --fleet FILE --id eu-west-1``) and the rest of
 the fleet from the same file, so an edge's region and place are written once, for the edge and
@@ -27,8 +28,9 @@ _ORIGIN_KEYS = {"id", "url", "listen", "config", "data_dir"}
 _LOCATOR_KEYS = {"url", "listen", "config"}
 _EDGE_KEYS = {
     "id", "region", "url", "latitude", "longitude", "capacity_bps", "listen", "config",
-    "cache_dir", "workers",
+    "cache_dir", "workers", "parents", "role",
 }  # fmt: skip
+ROLES = ("edge", "parent")
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,12 @@ class EdgeMember:
     config: Path | None = None
     cache_dir: Path | None = None
     workers: int | None = None
+    parents: tuple[str, ...] = ()  # ids of other edges, in the order given
+    role: str = "edge"  # "parent": serves other edges only, never players
+
+    @property
+    def serves_players(self) -> bool:
+        return self.role != "parent"
 
 
 @dataclass(frozen=True)
@@ -70,8 +78,13 @@ class Fleet:
 
     @property
     def origin_url(self) -> str:
-        """The origin that services use (the first one named)."""
+        """The first origin named: the one preferred."""
         return self.origins[0].url
+
+    @property
+    def origin_urls(self) -> list[str]:
+        """Every origin, in the order named: services fail over from one to the next."""
+        return [o.url for o in self.origins]
 
     @property
     def regions(self) -> tuple[str, ...]:
@@ -98,7 +111,7 @@ class Fleet:
         """The edge's settings that the fleet file gives, as keys of the edge's settings file."""
         e = self.edge(edge_id)
         table: dict[str, Any] = {
-            "listen": e.listen, "origin": self.origin_url, "locator": self.locator.url,
+            "listen": e.listen, "origin": self.origin_urls, "locator": self.locator.url,
             "region": e.region, "latitude": e.latitude, "longitude": e.longitude,
             "capacity_bps": e.capacity_bps,
         }  # fmt: skip
@@ -106,13 +119,15 @@ class Fleet:
             table["cache_dir"] = str(e.cache_dir)
         if e.workers is not None:
             table["workers"] = e.workers
+        if e.parents:
+            table["parents"] = [self.edge(p).url for p in e.parents]
         return table
 
     def locator_table(self) -> dict[str, Any]:
         """The locator's settings that the fleet file gives (its edges among them)."""
         keys = ("id", "region", "url", "latitude", "longitude", "capacity_bps")
-        edges = [{k: getattr(e, k) for k in keys} for e in self.edges]
-        return {"listen": self.locator.listen, "origin": self.origin_url, "edge": edges}
+        edges = [{k: getattr(e, k) for k in keys} for e in self.edges if e.serves_players]
+        return {"listen": self.locator.listen, "origin": self.origin_urls, "edge": edges}
 
     def origin_table(self, origin_id: str | None = None) -> dict[str, Any]:
         o = self.origin(origin_id)
@@ -147,6 +162,9 @@ def parse_fleet(table: Mapping[str, Any], path: Path) -> Fleet:
         raise ConfigError(f"{where}: name at least one [[edge]]")
     _unique([o.id for o in origins], "origin ids", where)
     _unique([e.id for e in edges], "edge ids", where)
+    _check_parents(edges, where)
+    if not any(e.serves_players for e in edges):
+        raise ConfigError(f'{where}: every edge has role = "parent"; players need at least one')
     listens = [o.listen for o in origins] + [locator.listen] + [e.listen for e in edges]
     _unique([x for x in listens if not x.endswith(":0")], "listen addresses", where)
     return Fleet(path, origins, locator, edges)
@@ -203,7 +221,57 @@ def _edge(t: Mapping[str, Any], where: str) -> EdgeMember:
         config=_path(t, "config", where),
         cache_dir=_path(t, "cache_dir", where),
         workers=workers,
+        parents=_parents(t, where),
+        role=_role(t, where),
     )
+
+
+def _parents(t: Mapping[str, Any], where: str) -> tuple[str, ...]:
+    raw = t.get("parents", [])
+    if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
+        raise ConfigError(f'{where}: parents is a list of edge ids, e.g. ["eu-parent-1"]')
+    _unique(raw, "parents", where)
+    return tuple(raw)
+
+
+def _role(t: Mapping[str, Any], where: str) -> str:
+    role: str = typed(t, "role", str, where, "edge")
+    if role not in ROLES:
+        raise ConfigError(
+            f"{where}: role must be one of {', '.join(map(repr, ROLES))}, not {role!r}"
+        )
+    return role
+
+
+def _check_parents(edges: tuple[EdgeMember, ...], where: str) -> None:
+    """Every parent named is an edge of the file, and no edge is its own parent, directly or
+    through others (a request would go round until a timeout; edges refuse it, see Via)."""
+    by_id = {e.id: e for e in edges}
+    for e in edges:
+        for p in e.parents:
+            if p not in by_id:
+                known = ", ".join(by_id)
+                raise ConfigError(f"{where}: edge {e.id!r} names parent {p!r}, which is no edge "
+                                  f"of this file (the edges are {known})")  # fmt: skip
+            if p == e.id:
+                raise ConfigError(f"{where}: edge {e.id!r} names itself as its parent")
+    done: set[str] = set()  # edges from which no cycle can be reached
+    for e in edges:  # depth first, each edge finished once
+        if e.id in done:
+            continue
+        path = [e.id]
+        stack = [iter(e.parents)]
+        while stack:
+            up = next(stack[-1], None)
+            if up is None:
+                done.add(path.pop())
+                stack.pop()
+            elif up in path:
+                cycle = " -> ".join([*path[path.index(up) :], up])
+                raise ConfigError(f"{where}: parents form a cycle: {cycle}")
+            elif up not in done:
+                path.append(up)
+                stack.append(iter(by_id[up].parents))
 
 
 def _url(t: Mapping[str, Any], where: str) -> str:

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import functools
 import os
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import replace
@@ -17,10 +18,12 @@ import aiohttp
 from aiohttp import web
 
 from cadenza import http, tasks
+from cadenza.failover import Origins
 from cadenza.layout import MEDIA_PLAYLIST
 from cadenza.log import get_logger
 from cadenza.status import CacheTier, EdgeStatus
 from cadenza.tasks import background
+from cadenza.upstreams import passed_through
 from cadenza.web import error_answer, metrics_response, preflight
 from edge import generic
 from edge.answer import BROWSERS, CORS
@@ -59,6 +62,7 @@ from edge.purge import Denials, follow_events
 from edge.readahead import allowed, following_segments, listed_segments
 from edge.send import CORS_FIELDS, count, failed, refuse, send_entry, send_fill
 from edge.settings import EdgeSettings
+from edge.upstreams import Upstreams
 
 __all__ = ["DENIALS", "MEMORY", "METRICS", "PLAYS", "SETTINGS", "count", "create_app"]
 
@@ -154,11 +158,15 @@ async def _peers(app: web.Application) -> AsyncIterator[None]:
 async def _client(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
     connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=300)
+    origins = Origins(s.origins, get_logger("edge.upstreams"), s.upstream_down)
+    upstreams = Upstreams(origins, s.parents, s.token_keys, s.upstream_down)
+    # Via names this edge, the same in every worker, so a request that comes back is refused.
+    name = s.id or s.pseudonym or f"edge-{secrets.token_hex(4)}"
     async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as client:
         app[FETCHER] = Fetcher(
-            client, s.origin, app[MEMORY], app[DISK], app[METRICS], s.first_byte_timeout,
+            client, upstreams, app[MEMORY], app[DISK], app[METRICS], s.first_byte_timeout,
             s.fetch_timeout, s.stale_grace, s.between_bytes_timeout, s.negative_ttl,
-            s.max_object_bytes,
+            s.max_object_bytes, name=name,
         )  # fmt: skip
         yield
         await app[INFLIGHT].close()
@@ -170,7 +178,7 @@ async def _client(app: web.Application) -> AsyncIterator[None]:
 async def _purge(app: web.Application) -> None:
     await follow_events(
         app[FETCHER].client,
-        app[SETTINGS].origin,
+        app[FETCHER].upstreams.origins,
         app[DENIALS],
         app[MEMORY],
         app[DISK],
@@ -269,9 +277,12 @@ async def _deliver(request: web.Request, key: str, started: float) -> web.Stream
         if not app[FOR_PEERS]:
             record_hit(app, key)
         return await send_entry(request, entry, "HIT", started, cors=cors)
+    via = request.headers.get("Via")
+    if via is not None and passed_through(via, app[FETCHER].name):
+        return refuse(508, f"loop: this request already passed through {app[FETCHER].name}")
     if not app[FOR_PEERS]:
         app[HITS].record(False)
-    fill, first = music_fill(app, key)
+    fill, first = music_fill(app, key, via or "")
     if not first:
         app[METRICS].coalesced.inc()
     try:
@@ -281,9 +292,9 @@ async def _deliver(request: web.Request, key: str, started: float) -> web.Stream
     return await send_fill(request, fill, head, started, cors=cors)
 
 
-def music_fill(app: web.Application, key: str) -> tuple[Fill, bool]:
-    """The one fill of a /tracks/ object, asked of the origin in its stored (identity) form;
-    its stale copy in memory, if any, is revalidated."""
+def music_fill(app: web.Application, key: str, via: str = "") -> tuple[Fill, bool]:
+    """The one fill of a /tracks/ object, asked upstream in its stored (identity) form; its
+    stale copy in memory, if any, is revalidated. ``via``: the Via of the request."""
     order = Order(
         key=key,
         target="/" + key,
@@ -292,6 +303,7 @@ def music_fill(app: web.Application, key: str) -> tuple[Fill, bool]:
         directives=CacheControl(),
         music=True,
         stale=app[MEMORY].peek(key),
+        via=via,
     )
     return app[INFLIGHT].join(key, functools.partial(app[FETCHER].fill, order=order))
 
@@ -306,6 +318,11 @@ def record_hit(app: web.Application, key: str) -> None:
 async def _from_disk(app: web.Application, key: str) -> Entry | None:
     """A disk hit is promoted to memory (stale ones too: the fetcher revalidates them)."""
     entry = await app[DISK].get(key)
+    # A fill may have stored the object while the disk was read: that copy is the newer one,
+    # and a miss now would fetch (or revalidate) it again.
+    current = app[MEMORY].peek(key)
+    if current is not None:
+        return current
     if entry is not None:
         app[MEMORY].put(key, entry)
     return entry

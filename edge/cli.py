@@ -1,12 +1,14 @@
 """``cadenza edge``: run a caching edge in front of the origin."""
 
 import argparse
+import secrets
 import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cadenza import log, serving
+from cadenza.failover import require_any_reachable
 from cadenza.settings import ENV_TOKEN_KEYS, add_flags, flags
 from edge.settings import EdgeSettings, load_settings, require_runnable
 
@@ -15,7 +17,9 @@ if TYPE_CHECKING:
 
 DESCRIPTION = f"""\
 Serve /tracks/... and /p/{{token}}/tracks/... from memory when cached, else from the origin with
-one fetch per object (every waiter streamed as bytes arrive); read ahead the next segments;
+one fetch per object (every waiter streamed as bytes arrive); with --parent, from the parent
+edge that rendezvous hashing picks for the object, then the next, then the origin; with several
+origins (--origin URL,URL), from the first that answers; read ahead the next segments;
 serve stale on origin errors where stale-if-error or stale_grace_seconds allow; purge takedowns
 from the origin's event stream. With --generic, also cache every other path of any HTTP/1.1
 origin as a shared cache (RFC 9111: Vary, every header and status relayed, unsafe methods
@@ -56,6 +60,13 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("--id", dest="edge_id", metavar="EDGE_ID", help="this edge in --fleet")
     add_flags(parser, EdgeSettings, FLAGS)
+    parser.add_argument(
+        "--parent",
+        "--parents",
+        dest="parents",
+        metavar="URL[,URL...]",
+        help="parent edges to fetch misses from, each object from one of them, before the origin",
+    )
     parser.set_defaults(run=run)
 
 
@@ -66,11 +77,16 @@ def run(args: argparse.Namespace) -> int:
     from edge.peers import make_folder
 
     settings = load_settings(
-        args.config, fleet=args.fleet, edge_id=args.edge_id, **flags(args, FLAGS).table
+        args.config,
+        fleet=args.fleet,
+        edge_id=args.edge_id,
+        **flags(args, (*FLAGS, "parents")).table,
     )
     log.hide(settings.token_keys.values())
     require_runnable(settings)
-    serving.require_reachable(settings.origin, settings.origin_wait, "the origin", "--origin")
+    require_any_reachable(settings.origins, settings.origin_wait, "the origin", "--origin")
+    if not settings.id:  # one name in Via for all the workers (see edge.upstreams)
+        settings = replace(settings, pseudonym=f"edge-{secrets.token_hex(4)}")
     service = serving.Service(
         "cadenza edge", settings.host, settings.port, JsonAccessLogger, front=Front,
         head_timeout=settings.head_timeout, keepalive_timeout=settings.keepalive_timeout,

@@ -2,9 +2,15 @@
 storable and complete, and fall back to a stale copy only where the response or the operator
 allows it (stale-if-error, or the configured grace).
 
-Upstream is the owner worker of the key (see edge.peers) or else the origin. Redirects are never
-followed: a 3xx is an answer like any other. Every wait has a deadline: the first byte, each
-later chunk, and the whole body; a cut-off body fails the fill, and so every reader of it.
+Upstream is the owner worker of the key (see edge.peers), else the plan of edge.upstreams: the
+parents ranked for the object, then the origin replicas. Until an answer's head is taken, an
+upstream that cannot be reached, times out before its first byte or answers 5xx (a parent also
+401 or 403: it does not take this edge's credential) is passed over for the next one, and marked
+down unless it is a parent relaying an error from further up; the last one's answer or error
+stands. Once a head is taken, readers may have bytes, so a failure
+fails the fill. Redirects are never followed: a 3xx is an answer like any other. Every wait has
+a deadline: the first byte, each later chunk, and the whole body; a cut-off body fails the fill,
+and so every reader of it.
 """
 
 import asyncio
@@ -13,6 +19,7 @@ from dataclasses import dataclass, field, replace
 
 import aiohttp
 
+from cadenza.upstreams import via_after
 from edge.disk import DiskTier
 from edge.fields import Lines, end_to_end, without
 from edge.freshness import CacheControl, storable
@@ -20,6 +27,7 @@ from edge.inflight import Fill
 from edge.memory import Entry, MemoryTier, make_entry, new_entry, refreshed
 from edge.metrics import EdgeMetrics
 from edge.peers import PEER_PREFIX, Peers
+from edge.upstreams import ORIGIN, PARENT, Upstream, Upstreams
 from edge.vary import STAR, secondary_key, selecting, vary_names
 
 CHUNK = 1 << 16
@@ -51,6 +59,7 @@ class Order:
     music: bool  # a Cadenza origin's /tracks/ object: music rules (negative TTL, no Vary)
     authorized: bool = False
     stale: Entry | None = None  # the stored response to revalidate, if any
+    via: str = ""  # the Via of the request that started the fill (edges before this one)
 
 
 @dataclass(frozen=True)
@@ -69,7 +78,7 @@ class Head:
 @dataclass
 class Fetcher:
     client: aiohttp.ClientSession
-    origin: str
+    upstreams: Upstreams
     memory: MemoryTier
     disk: DiskTier
     metrics: EdgeMetrics
@@ -80,6 +89,7 @@ class Fetcher:
     negative_ttl: float = 10.0
     max_object_bytes: int = 64 << 20
     peers: Peers | None = None
+    name: str = "cadenza"  # this edge in Via
     writes: set[asyncio.Task[None]] = field(default_factory=set)
     writing: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # the latest, by key
 
@@ -93,59 +103,90 @@ class Fetcher:
             headers.append(("If-Modified-Since", stale.last_modified))
         peer = self.peers.route(order.key) if self.peers and order.music else None
         try:
-            response, from_peer = await self._ask(order, headers, peer)
+            response, source = await self._ask(order, headers, peer)
         except (TimeoutError, aiohttp.ClientError) as e:
-            self.metrics.origin_fetches.labels("error").inc()
             if stale is not None and self._stale_allowed(stale, order):
                 return self._serve(fill, stale, "STALE")
             if isinstance(e, TimeoutError):
                 raise OriginTimeout("no answer within the first-byte timeout") from e
             raise
         async with response:
-            lines = _lines(response, from_peer)
+            lines = _lines(response, source is None or source.kind == PARENT)
             if response.status == 304 and stale is not None:
-                self.metrics.origin_fetches.labels("revalidated").inc()
+                self._count(source, "revalidated")
                 fresh = refreshed(stale, lines, request_time, time.time())
                 self._keep(order, fresh)
                 return self._serve(fill, fresh, "REVALIDATED")
             if response.status >= 500 and stale is not None and self._stale_allowed(stale, order):
-                self.metrics.origin_fetches.labels("error").inc()
+                self._count(source, "error")
                 return self._serve(fill, stale, "STALE")
-            await self._stream(fill, order, response, lines, request_time, from_peer=from_peer)
+            await self._stream(fill, order, response, lines, request_time, source)
 
     def _stale_allowed(self, stale: Entry, order: Order) -> bool:
         return stale.stored.usable_on_error(time.time(), self.stale_grace, order.directives)
 
     async def _ask(
         self, order: Order, headers: list[tuple[str, str]], peer: aiohttp.ClientSession | None
-    ) -> tuple[aiohttp.ClientResponse, bool]:
-        """The owner worker's answer for the order, or the origin's when this worker owns it.
+    ) -> tuple[aiohttp.ClientResponse, Upstream | None]:
+        """The owner worker's answer for the order (source None), or else the first usable
+        answer along the plan of upstreams.
 
-        A peer answers within the first-byte timeout itself (with a 504 if its origin fetch
-        does not), so it gets a second more; an unreachable peer sends us to the origin.
+        A peer answers within the first-byte timeout itself (with a 504 if its upstreams do
+        not), so it gets a second more; an unreachable peer sends us up the plan ourselves.
         """
         if peer is not None:
             try:
                 response = await asyncio.wait_for(
-                    peer.get(f"http://peer{PEER_PREFIX}{order.target}", headers=headers,
-                             allow_redirects=False),
+                    peer.get(f"http://peer{PEER_PREFIX}{order.target}",
+                             headers=[*headers, *_via(order.via)], allow_redirects=False),
                     self.first_byte_timeout + 1.0,
                 )  # fmt: skip
-                return response, True
+                return response, None
             except aiohttp.ClientConnectionError:
                 self.metrics.peer_fetches.labels("unreachable").inc()
         # Players fail over to another edge quickly; any other client waits as long as a body may.
         first_byte = self.first_byte_timeout if order.music else self.fetch_timeout
-        response = await asyncio.wait_for(
-            self.client.get(
-                self.origin.rstrip("/") + order.target,
-                headers=[*headers, VIA],
-                allow_redirects=False,
-                skip_auto_headers=("Accept-Encoding", "User-Agent"),
-            ),
-            first_byte,
-        )
-        return response, False
+        hop = [*headers, ("Via", via_after(order.via, self.name))]
+        plan = self.upstreams.plan(order.key, order.target, music=order.music)
+        for n, upstream in enumerate(plan, 1):
+            last = n == len(plan)
+            try:
+                response = await asyncio.wait_for(
+                    self.client.get(
+                        upstream.url + upstream.target,
+                        headers=hop,
+                        allow_redirects=False,
+                        skip_auto_headers=("Accept-Encoding", "User-Agent"),
+                    ),
+                    first_byte,
+                )
+            except (TimeoutError, aiohttp.ClientError) as e:
+                self.upstreams.failed(upstream, e or type(e).__name__)
+                self._count(upstream, "error")
+                if last:
+                    raise
+                self.metrics.failovers.labels(upstream.kind, upstream.url).inc()
+                continue
+            if _unusable(upstream, response.status):
+                if _broken(upstream, response.status):
+                    self.upstreams.failed(upstream, f"status {response.status}")
+                if not last:
+                    self._count(upstream, str(response.status))
+                    self.metrics.failovers.labels(upstream.kind, upstream.url).inc()
+                    response.release()
+                    continue
+            else:
+                self.upstreams.succeeded(upstream)
+            return response, upstream
+        raise AssertionError("a plan ends with an origin, which answers or raises")
+
+    def _count(self, source: Upstream | None, result: str) -> None:
+        if source is None:
+            self.metrics.peer_fetches.labels(result).inc()
+            return
+        self.metrics.upstream_fetches.labels(source.kind, source.url, result).inc()
+        if source.kind == ORIGIN:
+            self.metrics.origin_fetches.labels(result).inc()
 
     async def _stream(
         self,
@@ -154,9 +195,9 @@ class Fetcher:
         response: aiohttp.ClientResponse,
         lines: Lines,
         request_time: float,
-        *,
-        from_peer: bool,
+        source: Upstream | None,
     ) -> None:
+        from_peer = source is None
         entry = new_entry(response.status, b"", lines, request_time, time.time())
         if order.music and response.status in (404, 410) and not _explicit(entry):
             entry = replace(entry, stored=replace(entry.stored, lifetime=self.negative_ttl))
@@ -175,16 +216,15 @@ class Fetcher:
         if oversize and not order.music:
             fill.stop_retaining()
         fill.start(Head(response.status, entry, cache, length, shared, names, varied))
-        await self._read_body(fill, response, from_peer=from_peer)
-        counter = self.metrics.peer_fetches if from_peer else self.metrics.origin_fetches
-        counter.labels(str(response.status)).inc()
+        await self._read_body(fill, response, source)
+        self._count(source, str(response.status))
         fill.finish()
         if keep and fill.retain:
             whole = make_entry(entry.status, fill.body(), entry.headers, entry.stored)
             self._keep(order, whole, names, write=not from_peer)
 
     async def _read_body(
-        self, fill: Fill, response: aiohttp.ClientResponse, *, from_peer: bool
+        self, fill: Fill, response: aiohttp.ClientResponse, source: Upstream | None
     ) -> None:
         """Append the body as it arrives, cut at the between-bytes or the total deadline.
 
@@ -193,6 +233,9 @@ class Fetcher:
         """
         deadline = time.monotonic() + self.fetch_timeout
         expected = response.content_length
+        counted = [] if source is None else [self.metrics.upstream_bytes.labels(source.kind)]
+        if source is not None and source.kind == ORIGIN:
+            counted.append(self.metrics.origin_bytes)
         while True:
             if fill.retain and fill.size > self.max_object_bytes and fill.readers <= 1:
                 fill.stop_retaining()
@@ -210,8 +253,8 @@ class Fetcher:
             if not chunk:
                 break
             fill.append(chunk)
-            if not from_peer:
-                self.metrics.origin_bytes.inc(len(chunk))
+            for counter in counted:
+                counter.inc(len(chunk))
         if expected is not None and fill.size != expected:
             raise aiohttp.ClientPayloadError(f"upstream sent {fill.size} of {expected} bytes")
 
@@ -261,9 +304,25 @@ class Fetcher:
         fill.finish()
 
 
-def _lines(response: aiohttp.ClientResponse, from_peer: bool) -> Lines:
+def _lines(response: aiohttp.ClientResponse, from_edge: bool) -> Lines:
     lines = end_to_end(response.headers.items())
-    return without(lines, EDGE_ADDED) if from_peer else lines
+    return without(lines, EDGE_ADDED) if from_edge else lines
+
+
+def _unusable(upstream: Upstream, status: int) -> bool:
+    """An answer to try the next upstream over: a 5xx, or a parent refusing this edge."""
+    return status >= 500 or (upstream.kind == PARENT and status in (401, 403))
+
+
+def _broken(upstream: Upstream, status: int) -> bool:
+    """Whether the answer marks the upstream down. A parent's other 5xx are its upstreams'
+    (an origin's error, relayed): the parent is fine, and marking it down would send every
+    child to the origin for every object until the mark ends."""
+    return upstream.kind == ORIGIN or status in (401, 403, 508)
+
+
+def _via(value: str) -> Lines:
+    return (("Via", value),) if value else ()
 
 
 def _explicit(entry: Entry) -> bool:

@@ -134,12 +134,15 @@ async def _pass_through(
     headers = [*without(end_to_end(request.headers.items()), ("host", "content-length")), VIA]
     request_time = time.time()
     # A pooled connection that the origin closed meanwhile fails at once; an idempotent request
-    # is sent again on a new one, as a client would (RFC 9110 9.2.2).
+    # is sent again on a new one, as a client would (RFC 9110 9.2.2), to the next replica if any.
     tries = 2 if request.method in IDEMPOTENT else 1
+    origins = app[FETCHER].upstreams.origins
+    replicas = origins.ordered()
     for attempt in range(tries):
+        origin = replicas[attempt % len(replicas)]
         try:
             async with app[FETCHER].client.request(
-                request.method, settings.origin.rstrip("/") + target, headers=headers,
+                request.method, origin + target, headers=headers,
                 data=body, allow_redirects=False,
                 skip_auto_headers=("Accept-Encoding", "User-Agent"), timeout=timeout,
             ) as response:  # fmt: skip
@@ -149,6 +152,7 @@ async def _pass_through(
         except TimeoutError:
             return refuse(504, "the origin did not answer in time", cors=False)
         except aiohttp.ClientConnectionError as e:
+            origins.failed(origin, e)
             if attempt + 1 == tries:
                 return refuse(502, f"the origin could not be reached: {e}", cors=False)
         except aiohttp.ClientError as e:

@@ -49,6 +49,23 @@ class EdgeMetrics:
         self.origin_bytes = Counter(
             "cadenza_edge_origin_bytes", "Bytes read from origin", registry=r
         )
+        # Parents and origin replicas (edge.upstreams): labelled by configured URLs, so bounded.
+        self.upstream_fetches = Counter(
+            "cadenza_edge_upstream_fetches",
+            "Fetches from parent edges and origins by kind, upstream and result",
+            ["kind", "upstream", "result"],
+            registry=r,
+        )
+        self.upstream_bytes = Counter(
+            "cadenza_edge_upstream_bytes", "Body bytes read from parents and origins", ["kind"],
+            registry=r,
+        )  # fmt: skip
+        self.failovers = Counter(
+            "cadenza_edge_upstream_failovers",
+            "Fetches moved on to the next upstream, by the kind and upstream that failed",
+            ["kind", "upstream"],
+            registry=r,
+        )
         self.coalesced = Counter(
             "cadenza_edge_coalesced_waiters", "Misses that joined a fetch under way", registry=r
         )

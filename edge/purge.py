@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from cadenza import events, layout
+from cadenza.failover import Origins
 from cadenza.log import get_logger
 from edge.disk import DiskTier
 from edge.memory import MemoryTier
@@ -50,7 +51,7 @@ class Denials:
 
 async def follow_events(
     client: aiohttp.ClientSession,
-    origin: str,
+    origins: Origins,
     denials: Denials,
     memory: MemoryTier,
     disk: DiskTier,
@@ -65,5 +66,5 @@ async def follow_events(
             logger.info("track %s withdrawn: purged %d objects", track, purged)
 
     await events.follow(
-        client, origin, apply, logger, after=denials.last_seq, optional=optional, answered=answered
+        client, origins, apply, logger, after=denials.last_seq, optional=optional, answered=answered
     )

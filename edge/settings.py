@@ -20,6 +20,7 @@ from cadenza.settings import (
     positive,
     setting,
 )
+from cadenza.upstreams import DOWN_SECONDS, parse_urls, split_urls
 
 SECONDS = 1.0
 MIB = 1 << 20
@@ -39,7 +40,23 @@ class EdgeSettings:
     host: str = "127.0.0.1"
     port: int = 8081
     id: str = setting("", help="this edge's id in the fleet, shown in /status")
-    origin: str = setting("http://127.0.0.1:8080", help="the origin's URL", metavar="URL")
+    # One origin URL or several (replicas), in order of preference: a list, or comma-separated.
+    origin: str = setting(
+        "http://127.0.0.1:8080",
+        parse=parse_urls,
+        help="the origin's URL, or its replicas' in order of preference",
+        metavar="URL[,URL...]",
+    )
+    # Parent edges asked for misses before the origin, one per object by rendezvous hashing.
+    parent: str = setting(
+        "",
+        key="parents",
+        parse=lambda raw, where: parse_urls(raw, where, allow_empty=True),
+        help="parent edges to fetch misses from before the origin",
+        metavar="URL[,URL...]",
+    )
+    # An upstream that failed (connection, 5xx, timeout) is asked last for this long.
+    upstream_down: float = setting(DOWN_SECONDS, key="upstream_down_seconds", check=non_negative)
     # At start, the origin must take a connection within this; else exit 2 (0: not checked).
     origin_wait: float = setting(10 * SECONDS, key="origin_wait_seconds", check=non_negative)
     region: str = setting("local", help="the region this edge serves", metavar="NAME")
@@ -95,6 +112,16 @@ class EdgeSettings:
     # Set per worker process by the command, not by configuration (see edge.peers).
     peer_folder: str = setting("", internal=True)
     worker: int = setting(0, internal=True)
+    # This edge's name in Via when it has no id; the command picks one for all its workers.
+    pseudonym: str = setting("", internal=True)
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        return split_urls(self.origin)
+
+    @property
+    def parents(self) -> tuple[str, ...]:
+        return split_urls(self.parent)
 
 
 def parse_settings(table: Mapping[str, Any], where: str) -> EdgeSettings:

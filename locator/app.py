@@ -7,6 +7,7 @@ keeps every edge's health and load current; ``/v1/hot`` tells edges what to pre-
 """
 
 import asyncio
+import json
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from aiohttp import web
 
 from cadenza import events, layout
 from cadenza.errors import HttpError
+from cadenza.failover import Origins
 from cadenza.http import Cors
 from cadenza.log import get_logger
 from cadenza.status import EdgeStatus
@@ -52,6 +54,7 @@ HOT = web.AppKey("hot", HotTracks)
 MASTERS = web.AppKey("masters", dict[str, tuple[float, str]])
 CLIENT = web.AppKey("client", aiohttp.ClientSession)
 GEOIP = web.AppKey("geoip", GeoIPDatabase)
+ORIGINS = web.AppKey("origins", Origins)
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 MASTER_TTL = 10.0  # seconds a track's master playlist is reused (the origin's max-age)
@@ -74,6 +77,7 @@ def create_app(settings: LocatorSettings) -> web.Application:
     app[SESSIONS] = Sessions()
     app[HOT] = HotTracks(half_life_s=settings.hot_half_life)
     app[MASTERS] = {}
+    app[ORIGINS] = Origins(settings.origins, logger, settings.origin_down)
     if settings.geoip_database is not None:
         app.cleanup_ctx.append(_geoip)
     app.cleanup_ctx.append(_client)
@@ -145,7 +149,7 @@ async def _follow_catalog(app: web.Application) -> None:
             app[MASTERS].pop(track, None)
 
     await events.follow(
-        app[CLIENT], app[SETTINGS].origin, apply, logger, answered=app[METRICS].events_answered
+        app[CLIENT], app[ORIGINS], apply, logger, answered=app[METRICS].events_answered
     )
 
 
@@ -315,12 +319,12 @@ async def _rights(app: web.Application, track_id: str, territory: str) -> Rights
         app[METRICS].rights_lookups.labels("cache").inc()
         return cached
     app[METRICS].rights_lookups.labels("origin").inc()
-    url = f"{app[SETTINGS].origin}/v1/tracks/{track_id}/rights"
+    path = f"/v1/tracks/{track_id}/rights"
     try:
-        timeout = aiohttp.ClientTimeout(total=5)
-        async with app[CLIENT].get(url, params={"territory": territory}, timeout=timeout) as r:
-            doc = await r.json() if r.status == 200 else None
-            rights = rights_from_origin(r.status, doc)
+        status, body = await app[ORIGINS].get(
+            app[CLIENT], path, params={"territory": territory}, timeout=5
+        )
+        rights = rights_from_origin(status, json.loads(body) if status == 200 else None)
     except (aiohttp.ClientError, TimeoutError, ValueError) as e:
         raise PlayRefused(503, f"the catalog cannot be asked about rights now ({e})") from e
     app[RIGHTS].put(track_id, territory, rights, now)
@@ -332,15 +336,17 @@ async def _master(app: web.Application, track_id: str) -> str:
     cached = app[MASTERS].get(track_id)
     if cached is not None and cached[0] > now:
         return cached[1]
-    url = f"{app[SETTINGS].origin}/{layout.master_path(track_id)}"
     try:
-        async with app[CLIENT].get(url, timeout=aiohttp.ClientTimeout(total=5)) as r:
-            if r.status == 404:
-                raise PlayRefused(404, f"track {track_id} has no published version")
-            r.raise_for_status()
-            text = await r.text()
+        status, body = await app[ORIGINS].get(
+            app[CLIENT], f"/{layout.master_path(track_id)}", timeout=5
+        )
     except (aiohttp.ClientError, TimeoutError) as e:
         raise PlayRefused(503, f"the origin cannot be asked for the playlist now ({e})") from e
+    if status == 404:
+        raise PlayRefused(404, f"track {track_id} has no published version")
+    if status != 200:
+        raise PlayRefused(503, f"the origin answered {status} for the playlist; try again")
+    text = body.decode("utf-8", errors="replace")
     app[MASTERS][track_id] = (now + MASTER_TTL, text)
     return text
 

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from cadenza import log, serving
+from cadenza.failover import require_any_reachable
 from cadenza.settings import ENV_TOKEN_KEYS, add_flags, flags
 from locator.settings import LocatorSettings, load_settings
 
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config, fleet=args.fleet, **flags(args, FLAGS).table)
     log.hide(settings.token_keys.values())
-    serving.require_reachable(settings.origin, settings.origin_wait, "the origin", "--origin")
+    require_any_reachable(settings.origins, settings.origin_wait, "the origin", "--origin")
     service = serving.Service(
         "cadenza locator", settings.host, settings.port,
         head_timeout=settings.head_timeout, keepalive_timeout=settings.keepalive_timeout,

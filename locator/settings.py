@@ -22,6 +22,7 @@ from cadenza.settings import (
     setting,
     typed,
 )
+from cadenza.upstreams import DOWN_SECONDS, parse_urls, split_urls
 from locator.decision import EdgeView
 from locator.geo import CoverageZones, Location
 
@@ -87,7 +88,15 @@ class LocatorSettings:
     port: int = 8070
     # How players reach the locator (steering URIs); default: as asked.
     public_url: str = setting("", parse=_url, metavar="URL")
-    origin: str = setting("http://127.0.0.1:8080", help="the origin's catalog URL", metavar="URL")
+    # One origin URL or several (replicas), in order of preference: a list, or comma-separated.
+    origin: str = setting(
+        "http://127.0.0.1:8080",
+        parse=parse_urls,
+        help="the origin's catalog URL, or its replicas' in order of preference",
+        metavar="URL[,URL...]",
+    )
+    # A replica that failed (connection, 5xx, timeout) is asked last for this long.
+    origin_down: float = setting(DOWN_SECONDS, key="origin_down_seconds", check=non_negative)
     # At start, the origin must take a connection within this; else exit 2 (0: not checked).
     origin_wait: float = setting(10 * SECONDS, key="origin_wait_seconds", check=non_negative)
     edges: tuple[EdgeConfig, ...] = setting((), key="edge")
@@ -113,6 +122,10 @@ class LocatorSettings:
     keepalive_timeout: float = setting(
         75 * SECONDS, key="keepalive_timeout_seconds", check=positive
     )
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        return split_urls(self.origin)
 
     @cached_property
     def region_centres(self) -> dict[str, tuple[float, float]]:

@@ -39,7 +39,7 @@ def test_each_service_reads_the_same_place_for_an_edge():
     (seen,) = [e for e in fleet.locator_table()["edge"] if e["id"] == "eu-west-2"]
     for key in ("region", "latitude", "longitude", "capacity_bps"):
         assert edge[key] == seen[key]
-    assert edge["locator"] == fleet.locator.url and edge["origin"] == fleet.origin_url
+    assert edge["locator"] == fleet.locator.url and edge["origin"] == [fleet.origin_url]
     assert seen["url"] == "http://127.0.0.1:8082"
 
 
@@ -110,3 +110,122 @@ def test_every_edge_is_found_by_its_id_with_its_place(edges):
         member = fleet.edge(i)
         assert (member.latitude, member.longitude) == (lat, lon)
         assert fleet.edge_table(i)["listen"] == member.listen
+
+
+def two_tier(**parent: Any) -> dict[str, Any]:
+    """Two origins, a parent and two children."""
+    table = minimal(parents=["p-1"])
+    table["origin"] = [{"id": "o-1", "url": "http://127.0.0.1:8080"},
+                       {"id": "o-2", "url": "http://127.0.0.1:8090"}]  # fmt: skip
+    table["edge"] += [
+        {"id": "a-2", "region": "a", "url": "http://127.0.0.1:8082", "latitude": 1,
+         "longitude": 2, "parents": ["p-1"]},
+        {"id": "p-1", "region": "a", "url": "http://127.0.0.1:8091", "latitude": 1,
+         "longitude": 2, "role": "parent", **parent},
+    ]  # fmt: skip
+    return table
+
+
+def test_every_origin_in_order_and_parents_by_their_urls():
+    fleet = parse_fleet(two_tier(), Path("f.toml"))
+    child = fleet.edge_table("a-2")
+    assert child["origin"] == ["http://127.0.0.1:8080", "http://127.0.0.1:8090"]
+    assert child["parents"] == ["http://127.0.0.1:8091"]
+    assert "parents" not in fleet.edge_table("p-1")
+    # A parent-only edge serves edges, not players: the locator does not know it.
+    assert [e["id"] for e in fleet.locator_table()["edge"]] == ["a-1", "a-2"]
+    assert fleet.locator_table()["origin"] == child["origin"]
+
+
+def test_the_fleet_file_part_loads_into_edge_and_locator_settings(tmp_path):
+    from edge.settings import load_settings as edge_settings
+    from locator.settings import load_settings as locator_settings
+
+    path = tmp_path / "fleet.toml"
+    path.write_text(FLEET_TOML)
+    edge = edge_settings(fleet=path, edge_id="a-1", environ={})
+    assert edge.origins == ("http://127.0.0.1:8080", "http://127.0.0.1:8090")
+    assert edge.parents == ("http://127.0.0.1:8091",)
+    keys = {"CADENZA_TOKEN_KEYS": "k1:0123456789abcdef"}
+    locator = locator_settings(fleet=path, environ=keys)
+    assert locator.origins == edge.origins and [e.id for e in locator.edges] == ["a-1"]
+
+
+FLEET_TOML = """
+[[origin]]
+id = "o-1"
+url = "http://127.0.0.1:8080"
+[[origin]]
+id = "o-2"
+url = "http://127.0.0.1:8090"
+[locator]
+url = "http://127.0.0.1:8070"
+[[edge]]
+id = "a-1"
+region = "a"
+url = "http://127.0.0.1:8081"
+latitude = 1
+longitude = 2
+parents = ["p-1"]
+[[edge]]
+id = "p-1"
+region = "a"
+url = "http://127.0.0.1:8091"
+latitude = 1
+longitude = 2
+role = "parent"
+"""
+
+
+@pytest.mark.parametrize(
+    ("parent", "message"),
+    [
+        ({"parents": ["p-1"]}, "'p-1' names itself as its parent"),
+        ({"parents": ["a-1"]}, "parents form a cycle: a-1 -> p-1 -> a-1"),
+        ({"parents": ["zz"]}, "names parent 'zz', which is no edge of this file"),
+        ({"parents": "a-1"}, "parents is a list of edge ids"),
+        ({"parents": ["a-2", "a-2"]}, "parents must be unique"),
+        ({"role": "shield"}, "role must be one of 'edge', 'parent'"),
+    ],
+)
+def test_parent_mistakes_are_named(parent, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_fleet(two_tier(**parent), Path("f.toml"))
+
+
+def test_a_fleet_of_parents_only_has_no_edge_for_players():
+    table = minimal(role="parent")
+    with pytest.raises(ConfigError, match="players need at least one"):
+        parse_fleet(table, Path("f.toml"))
+
+
+@given(st.lists(st.lists(st.integers(0, 5), max_size=3, unique=True), min_size=1, max_size=6))
+def test_parents_are_accepted_exactly_when_they_form_no_cycle(graph):
+    """Any graph of parents: refused when some edge reaches itself, else every edge loads."""
+    n = len(graph)
+    ups = [[p for p in parents if p < n] for parents in graph]
+    table = minimal()
+    table["edge"] = [
+        {"id": f"e-{i}", "region": "r", "url": f"http://127.0.0.1:{9000 + i}", "latitude": 0,
+         "longitude": 0, "parents": [f"e-{p}" for p in ps]}
+        for i, ps in enumerate(ups)
+    ]  # fmt: skip
+
+    def reaches_itself(start: int) -> bool:
+        seen, todo = set(), list(ups[start])
+        while todo:  # at most n distinct nodes are pushed on
+            i = todo.pop()
+            if i == start:
+                return True
+            if i not in seen:
+                seen.add(i)
+                todo.extend(ups[i])
+        return False
+
+    if any(reaches_itself(i) for i in range(n)):
+        with pytest.raises(ConfigError, match="parent"):
+            parse_fleet(table, Path("f.toml"))
+    else:
+        fleet = parse_fleet(table, Path("f.toml"))
+        for i, ps in enumerate(ups):
+            assert fleet.edge(f"e-{i}").parents == tuple(f"e-{p}" for p in ps)

@@ -86,7 +86,7 @@ def test_help_explains_the_edge():
     assert result.returncode == 0
     for text in (
         "--origin", "--allow-unsigned", "--region", "/status", "CADENZA_TOKEN_KEYS", "--fleet",
-        "--id", "--locator", "default 127.0.0.1:8081",
+        "--id", "--locator", "default 127.0.0.1:8081", "--parent",
     ):  # fmt: skip
         assert text in result.stdout
 
@@ -124,3 +124,50 @@ async def _stampede(url: str, count: int) -> list[tuple[int, bytes]]:
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
     async with aiohttp.ClientSession(connector=connector) as client:
         return await asyncio.gather(*(one(client) for _ in range(count)))
+
+
+def test_children_with_a_parent_fetch_each_object_once_and_fall_back_when_it_dies(
+    tmp_path: Path,
+):
+    """Real processes: two edges of two workers each, ``--parent`` one edge, in front of a
+    counting origin, tokens checked everywhere. The first child names a dead origin first."""
+    from cadenza.tokens import TokenClaims, sign
+
+    secret = "parent-test-secret-0123456789"
+    env = _env(CADENZA_TOKEN_KEYS=f"k1:{secret}")
+    origin = start([sys.executable, "-m", "bench.stub_origin", "--size", "40000"])
+    dead = "http://127.0.0.1:9"  # the discard port: nothing listens
+    services = []
+    try:
+        parent = start_service(
+            "edge", "--listen", "127.0.0.1:0", "--origin", origin.url, "--workers", "1",
+            "--cache-dir", tmp_path / "parent", env=env,
+        )  # fmt: skip
+        services.append(parent)
+        children = []
+        for name, origins in (("a", f"{dead},{origin.url}"), ("b", origin.url)):
+            child = start_service(
+                "edge", "--listen", "127.0.0.1:0", "--origin", origins, "--parent", parent.url,
+                "--workers", "2", "--cache-dir", tmp_path / name, env=env,
+            )  # fmt: skip
+            services.append(child)
+            children.append(child)
+        track = "0123456789abcdef"
+        token = sign(TokenClaims(f"/tracks/{track}/", 2**33, "k1", "SE"), secret.encode())
+        paths = [f"/tracks/{track}/v1/aac_160/seg_{n:05d}.m4s" for n in range(1, 9)]
+        for child in children:
+            for path in paths[:6]:
+                results = asyncio.run(_stampede(f"{child.url}/p/{token}{path}", 4))
+                assert results == [(200, body_for(path, 40000))] * 4
+        parent.stop(signal.SIGKILL)
+        for child in children:
+            for path in paths[6:]:
+                assert asyncio.run(_stampede(f"{child.url}/p/{token}{path}", 2))[0][0] == 200
+        with urllib.request.urlopen(f"{origin.url}/_stats", timeout=10) as response:
+            fetched = json.loads(response.read())
+        assert [fetched[p] for p in paths[:6]] == [1] * 6  # once for the tier
+        assert [fetched[p] for p in paths[6:]] == [2, 2]  # once per child, the parent gone
+    finally:
+        for service in reversed(services):
+            service.stop()
+        origin.stop()

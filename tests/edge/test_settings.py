@@ -117,3 +117,32 @@ def test_an_edge_without_token_keys_must_be_told_to_serve_unsigned():
 def test_bad_token_keys(text):
     with pytest.raises(ConfigError, match="KID:SECRET"):
         parse_token_keys(text, "env")
+
+
+def test_origins_and_parents_are_lists_from_any_layer():
+    toml = parse_settings(
+        {"origin": ["http://o1:8080", "http://o2:8080/"], "parents": ["http://p1:8081"]}, "e.toml"
+    )
+    assert toml.origins == ("http://o1:8080", "http://o2:8080")
+    assert toml.parents == ("http://p1:8081",)
+    assert EdgeSettings().parents == () and EdgeSettings().origins == ("http://127.0.0.1:8080",)
+    text = load_settings(
+        environ={"CADENZA_EDGE_PARENTS": "http://p1:8081, http://p2:8081"},
+        origin="http://o1:8080,http://o2:8080",
+    )
+    assert text.origins == ("http://o1:8080", "http://o2:8080")
+    assert text.parents == ("http://p1:8081", "http://p2:8081")
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"origin": []}, "origin: name at least one URL"),
+        ({"origin": "http://o1,ftp://o2"}, "'ftp://o2' is not an http"),
+        ({"parents": ["http://p:1", "http://p:1"]}, "parents: 'http://p:1' is named twice"),
+        ({"upstream_down_seconds": -1}, "must be 0 or more"),
+    ],
+)
+def test_bad_upstream_lists_name_the_key_and_the_url(table, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_settings(table, "edge.toml")

@@ -300,3 +300,43 @@ async def test_every_error_is_json_with_the_cors_fields(world: World):
         assert (got, json.loads(text)) == (status, {"error": error})
         assert headers["Access-Control-Allow-Origin"] == "*"  # type: ignore[index]
         assert headers["Cache-Control"] == "no-store"  # type: ignore[index]
+
+
+async def test_rights_playlists_and_events_come_from_the_replica_that_answers():
+    """The first origin replica is gone: plays are served from the second, and a takedown in
+    the catalog they share reaches the locator through it."""
+    fake = FakeOrigin()
+    origin = web.Application()
+    origin.router.add_get("/v1/tracks/{track_id}/rights", fake.rights)
+    origin.router.add_get("/tracks/{track_id}/master.m3u8", fake.master)
+    origin.router.add_get("/v1/events", fake.event_log)
+    gone_runner, gone = await serve(web.Application())
+    await gone_runner.cleanup()
+    origin_runner, good = await serve(origin)
+    runners = [origin_runner]
+    edge = FakeEdge("eu-west")
+    edge_app = web.Application()
+    edge_app.router.add_get("/status", edge.status)
+    edge_runner, edge_url = await serve(edge_app)
+    runners.append(edge_runner)
+    settings = LocatorSettings(
+        origin=f"{gone},{good}", token_keys=KEYS, poll_interval=0.1, poll_timeout=0.5,
+        edges=(EdgeConfig("paris", "eu-west", edge_url, 48.86, 2.35, 1e9),),
+    )  # fmt: skip
+    locator_runner, locator = await serve(create_app(settings))
+    runners.append(locator_runner)
+    try:
+        async with aiohttp.ClientSession() as client:
+            world = World(fake, {"paris": edge}, {"paris": edge_url}, locator, client)
+            await _until_up(world, 1)
+            status, text, _ = await world.get(f"/v1/play/{TRACK}", **IN_PARIS)
+            assert status == 200 and "#EXT-X-CONTENT-STEERING" in text
+            fake.withdrawn.add(TRACK)
+            fake.events.append({"seq": 1, "kind": "takedown", "track_id": TRACK})
+            deadline = time.monotonic() + 10
+            while (await world.get(f"/v1/play/{TRACK}", **IN_PARIS))[0] != 410:
+                assert time.monotonic() < deadline, "the takedown never stopped new plays"
+                await asyncio.sleep(0.05)
+    finally:
+        for runner in reversed(runners):
+            await asyncio.wait_for(runner.cleanup(), 10)

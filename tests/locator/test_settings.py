@@ -66,3 +66,12 @@ def test_edges_are_written_once(tmp_path: Path):
     fleet.write_text(FLEET.read_text().replace("configs/locator.toml", str(twice)))
     with pytest.raises(ConfigError, match="the edges come from the fleet file"):
         load_settings(fleet=fleet, environ=ENV)
+
+
+def test_origin_replicas_in_order_from_the_command_line_or_the_environment():
+    flagged = load_settings(fleet=FLEET, environ=ENV, origin="http://o1:8080, http://o2:8080/")
+    assert flagged.origins == ("http://o1:8080", "http://o2:8080")
+    env = {**ENV, "CADENZA_LOCATOR_ORIGIN": "http://o2:8080,http://o1:8080"}
+    assert load_settings(fleet=FLEET, environ=env).origins == ("http://o2:8080", "http://o1:8080")
+    with pytest.raises(ConfigError, match="origin: 'o1' is not an http"):
+        load_settings(fleet=FLEET, environ=ENV, origin="o1")

@@ -1,6 +1,8 @@
-"""The locator's Prometheus metrics, one registry per app."""
+"""The locator's Prometheus metrics, one registry per worker (summed over the workers when
+scraped: ``cadenza.expositions``)."""
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -39,3 +41,11 @@ class LocatorMetrics:
         self.steering_reloads = Counter(
             "cadenza_locator_steering_reloads", "Steering manifests served", registry=r
         )
+        # Labelled children looked up once: ``labels()`` costs more than a decision can spare.
+        self._decided: dict[tuple[str, str], Any] = {}
+
+    def decided(self, region: str, outcome: str) -> None:
+        child = self._decided.get((region, outcome))
+        if child is None:
+            child = self._decided[region, outcome] = self.decisions.labels(region, outcome)
+        child.inc()

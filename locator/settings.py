@@ -58,6 +58,7 @@ class LocatorSettings:
     # keepalive_timeout without a request.
     head_timeout: float = 10 * SECONDS
     keepalive_timeout: float = 75 * SECONDS
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)  # processes on one port
 
     @cached_property
     def region_centres(self) -> dict[str, tuple[float, float]]:
@@ -75,6 +76,7 @@ _KEYS = {
     "rights_ttl_seconds", "fail_open", "poll_interval_seconds", "poll_timeout_seconds",
     "steering_ttl_seconds", "load_factor", "pathways", "default_location", "coverage_zone",
     "geoip_database", "hot_half_life_seconds", "head_timeout_seconds", "keepalive_timeout_seconds",
+    "workers",
 }  # fmt: skip
 _EDGE_KEYS = {"id", "region", "url", "latitude", "longitude", "capacity_bps"}
 _DEFAULT_KEYS = {"region", "latitude", "longitude", "territory"}
@@ -115,6 +117,7 @@ def parse_settings(table: Mapping[str, Any], where: str) -> LocatorSettings:
         keepalive_timeout=typed(
             table, "keepalive_timeout_seconds", float, where, d.keepalive_timeout
         ),
+        workers=typed(table, "workers", int, where, d.workers),
     )
     if (
         min(settings.token_ttl, settings.poll_interval, settings.poll_timeout) <= 0
@@ -190,4 +193,6 @@ def load_settings(
         raise ConfigError(f"signing_key {settings.signing_key!r} is not one of the token keys")
     if not settings.edges:
         raise ConfigError("the locator needs at least one [[edge]] in its config")
+    if settings.workers < 1:
+        raise ConfigError(f"workers must be at least 1, not {settings.workers}")
     return settings

@@ -39,7 +39,9 @@ def read_session(text: str, keys: Mapping[str, bytes], now: float) -> Session | 
     if secret is None or not hmac.compare_digest(mac, _mac(secret, kid, payload)):
         return None
     try:
-        track_id, expires, pathways = json.loads(base64.urlsafe_b64decode(payload + "=="))
+        track_id, expires, pathways = json.loads(
+            base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        )
     except (ValueError, binascii.Error, TypeError):
         return None  # signed by us, so only a program of another version wrote this
     if not (isinstance(expires, int) and now < expires):

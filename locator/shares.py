@@ -39,8 +39,8 @@ def shared_buffer(size: int) -> mmap.mmap:
 class AssignmentTable:
     """Primaries handed out per edge over the last ``window`` whole seconds, by every worker.
 
-    Row layout (8-byte words): ``window`` stamps (the second each slot counts), then per edge
-    ``window`` slot counts, then per edge the total of its live slots.
+    Row layout (8-byte words): ``window`` stamps (one more than the second each slot counts, 0
+    for none), then per edge ``window`` slot counts, then per edge the total of its live slots.
     """
 
     def __init__(
@@ -130,9 +130,9 @@ class AssignmentRow:
         window, words = self.table.window, self.table.words
         slot = second % window
         stamp = self.base + slot
-        if words[stamp] != second:
+        if words[stamp] != second + 1:
             self._clear(slot)
-            words[stamp] = second
+            words[stamp] = second + 1
         cell = self._counts + edge * window + slot
         words[cell] += 1
         words[self._totals + edge] += 1
@@ -144,7 +144,7 @@ class AssignmentRow:
         words, base = self.table.words, self.base
         for slot in range(self.table.window):
             stamp = words[base + slot]
-            if stamp and not second - self.table.window < stamp <= second:
+            if stamp and not second - self.table.window < stamp - 1 <= second:
                 self._clear(slot)
                 words[base + slot] = 0
 

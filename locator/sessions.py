@@ -32,7 +32,7 @@ def session_id(session: Session, kid: str, secret: bytes) -> str:
 
 def read_session(text: str, keys: Mapping[str, bytes], now: float) -> Session | None:
     """The session that ``text`` names if one of ``keys`` signed it and it has not expired."""
-    if len(text) > MAX_SESSION_LENGTH or text.count(".") != 2:
+    if len(text) > MAX_SESSION_LENGTH or not text.isascii() or text.count(".") != 2:
         return None
     kid, payload, mac = text.split(".")
     secret = keys.get(kid)

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import chain, repeat
 
-from locator.geo import EARTH_RADIUS_KM, Location
+from locator.geo import EARTH_RADIUS_KM, Location, unit_vector
 
 NEAR_KM = 50.0
 GROUP_FACTOR = 1.5
@@ -84,7 +84,7 @@ class EdgeView:
         load = egress / capacity if capacity > 0 else math.inf
         object.__setattr__(self, "load", load)
         object.__setattr__(self, "vnodes", virtual_nodes(capacity))
-        object.__setattr__(self, "_xyz", _unit_vector(self.lat, self.lon))
+        object.__setattr__(self, "_xyz", unit_vector(self.lat, self.lon))
         object.__setattr__(self, "_penalty", 1 + min(load, MAX_LOAD))
         object.__setattr__(self, "_tier", OVERLOADED if load >= 1 else 0.0)
 
@@ -175,7 +175,7 @@ def choose_edges(
 
 def _rank(edges: Sequence[EdgeView], client: Location) -> list[tuple[float, str, int]]:
     """(score, id, index) of the candidates, best first; overloaded ones score OVERLOADED more."""
-    cx, cy, cz = _unit_vector(client.lat, client.lon)
+    cx, cy, cz = unit_vector(client.lat, client.lon)
     region, asin, sqrt = client.region, math.asin, math.sqrt
     ranked = []
     for i, edge in enumerate(edges):
@@ -242,8 +242,3 @@ def _order(
         e for e in ranked if e is not primary and e is not same_region and e is not other_region
     ]
     return (*chosen, *rest)
-
-
-def _unit_vector(lat: float, lon: float) -> tuple[float, float, float]:
-    phi, lam = math.radians(lat), math.radians(lon)
-    return math.cos(phi) * math.cos(lam), math.cos(phi) * math.sin(lam), math.sin(phi)

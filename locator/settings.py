@@ -10,7 +10,7 @@ from typing import Any
 from cadenza.errors import ConfigError
 from cadenza.settings import ENV_TOKEN_KEYS, check_keys, override, parse_listen, read_toml, typed
 from locator.decision import EdgeView
-from locator.geo import CoverageZones, Location
+from locator.geo import Centres, CoverageZones, Location
 
 SECONDS = 1.0
 HOUR = 3600 * SECONDS
@@ -61,9 +61,9 @@ class LocatorSettings:
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)  # processes on one port
 
     @cached_property
-    def region_centres(self) -> dict[str, tuple[float, float]]:
+    def region_centres(self) -> Centres:
         """Where each region is (its last configured edge), to place clients in a region."""
-        return {e.region: (e.latitude, e.longitude) for e in self.edges}
+        return Centres({e.region: (e.latitude, e.longitude) for e in self.edges})
 
     @property
     def signer(self) -> tuple[str, bytes]:

@@ -151,7 +151,10 @@ async def _poll_forever(app: web.Application) -> None:
     while True:
         started = time.monotonic()
         await asyncio.gather(*(_poll(app, edge) for edge in settings.edges))
-        shared.publish()
+        try:
+            shared.publish()
+        except ValueError as e:  # the other workers keep the last health they read
+            logger.error("edge health not shared with the other workers: %s", e)
         app[METRICS].edges_up.set(len(shared.fleet.healthy_ids()))
         await asyncio.sleep(max(0.0, settings.poll_interval - (time.monotonic() - started)))
 

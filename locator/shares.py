@@ -226,7 +226,7 @@ class SharedState:
 
     @classmethod
     def allocate(cls, edge_ids: Sequence[str], workers: int) -> "SharedState":
-        capacity = 4096 + 2048 * len(edge_ids)  # a health entry takes about 400 bytes
+        capacity = 4096 + 4096 * len(edge_ids)  # an edge's entry: about 350 bytes
         table_size = AssignmentTable.size(len(edge_ids), workers)
         return cls(
             AssignmentTable(edge_ids, workers, buffer=shared_buffer(table_size)),

@@ -74,6 +74,7 @@ GEOIP = web.AppKey("geoip", GeoIPDatabase)
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 MASTER_TTL = 10.0  # seconds a track's master playlist is reused (the origin's max-age)
 MAX_HOT = 100
+PUBLISH_EVERY = 0.05  # seconds between publications of the edges' health, when it changed
 HOT_FROM_PEERS = 1000  # each worker's share of a merged /v1/hot: its whole count table
 CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Location"}
 
@@ -139,38 +140,67 @@ async def _client(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _poll_edges(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(_poll_forever(app))
+    tasks = [asyncio.create_task(_poll_forever(app)), asyncio.create_task(_publish_forever(app))]
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _poll_forever(app: web.Application) -> None:
-    settings, shared = app[SETTINGS], app[FLEET]
+    """Each edge every poll interval, the edges' polls spread evenly over it.
+
+    Polling them all at once would hold this worker's loop for the whole round, a few
+    milliseconds per ten edges, twice a second: the tail latency of the plays it serves.
+    """
+    settings, loop = app[SETTINGS], asyncio.get_running_loop()
+    edges = settings.edges
+    step = settings.poll_interval / len(edges)
+    polls: dict[str, asyncio.Task[None]] = {}
+    start, turn = loop.time(), 0
+    try:
+        while True:
+            edge = edges[turn % len(edges)]
+            under_way = polls.get(edge.id)
+            if under_way is None or under_way.done():  # one poll per edge at a time
+                polls[edge.id] = asyncio.create_task(_poll(app, edge))
+            turn += 1
+            await asyncio.sleep(max(0.0, start + turn * step - loop.time()))
+    finally:
+        for task in polls.values():
+            task.cancel()
+        await asyncio.gather(*polls.values(), return_exceptions=True)
+
+
+async def _publish_forever(app: web.Application) -> None:
+    """What the polls found, for the other workers, soon after they found it."""
+    shared = app[FLEET]
     while True:
-        started = time.monotonic()
-        await asyncio.gather(*(_poll(app, edge) for edge in settings.edges))
-        try:
-            shared.publish()
-        except ValueError as e:  # the other workers keep the last health they read
-            logger.error("edge health not shared with the other workers: %s", e)
-        app[METRICS].edges_up.set(len(shared.fleet.healthy_ids()))
-        await asyncio.sleep(max(0.0, settings.poll_interval - (time.monotonic() - started)))
+        if shared.changed:
+            shared.changed = False
+            try:
+                shared.publish()
+            except ValueError as e:  # the other workers keep the last health they read
+                logger.error("edge health not shared with the other workers: %s", e)
+            app[METRICS].edges_up.set(len(shared.fleet.healthy_ids()))
+        await asyncio.sleep(PUBLISH_EVERY)
 
 
 async def _poll(app: web.Application, edge: Any) -> None:
-    health = app[FLEET].fleet.health[edge.id]
+    shared = app[FLEET]
+    health = shared.fleet.health[edge.id]
     timeout = aiohttp.ClientTimeout(total=app[SETTINGS].poll_timeout)
     try:
         async with app[CLIENT].get(f"{edge.url}/status", timeout=timeout) as response:
             response.raise_for_status()
             status = parse_status(await response.json())
     except (aiohttp.ClientError, TimeoutError, ValueError) as e:
+        shared.changed = True
         if health.observe_failure(time.time()):
             logger.warning("edge %s is down (%s)", edge.id, e or type(e).__name__)
             app[METRICS].health_transitions.labels(edge.id, "down").inc()
         return
+    shared.changed = True
     if health.observe_success(status, time.time()):
         logger.info("edge %s is up", edge.id)
         app[METRICS].health_transitions.labels(edge.id, "up").inc()

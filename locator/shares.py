@@ -243,6 +243,7 @@ class SharedFleet:
         self.board = board
         self.polling = polling
         self.sequence = 0
+        self.changed = False  # the poller's: polls seen since its last publication
         # A poller that replaces a dead one carries on from its last word (hysteresis included).
         self.current()
 

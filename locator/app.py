@@ -74,7 +74,8 @@ GEOIP = web.AppKey("geoip", GeoIPDatabase)
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 MASTER_TTL = 10.0  # seconds a track's master playlist is reused (the origin's max-age)
 MAX_HOT = 100
-PUBLISH_EVERY = 0.05  # seconds between publications of the edges' health, when it changed
+PUBLISH_EVERY = 0.05  # seconds: how soon the other workers learn that an edge went up or down
+PUBLISH_LOADS_EVERY = 0.25  # seconds: how soon they learn of a change of load
 HOT_FROM_PEERS = 1000  # each worker's share of a merged /v1/hot: its whole count table
 CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Location"}
 
@@ -173,11 +174,15 @@ async def _poll_forever(app: web.Application) -> None:
 
 
 async def _publish_forever(app: web.Application) -> None:
-    """What the polls found, for the other workers, soon after they found it."""
-    shared = app[FLEET]
+    """What the polls found, for the other workers: an edge going up or down at once, changes
+    of load every PUBLISH_LOADS_EVERY seconds (a document of every edge each time)."""
+    shared, loop = app[FLEET], asyncio.get_running_loop()
+    published = 0.0
     while True:
-        if shared.changed:
-            shared.changed = False
+        now = loop.time()
+        if shared.changed and (shared.urgent or now - published >= PUBLISH_LOADS_EVERY):
+            shared.changed = shared.urgent = False
+            published = now
             try:
                 shared.publish()
             except ValueError as e:  # the other workers keep the last health they read
@@ -197,13 +202,18 @@ async def _poll(app: web.Application, edge: Any) -> None:
     except (aiohttp.ClientError, TimeoutError, ValueError) as e:
         shared.changed = True
         if health.observe_failure(time.time()):
+            shared.urgent = True
             logger.warning("edge %s is down (%s)", edge.id, e or type(e).__name__)
             app[METRICS].health_transitions.labels(edge.id, "down").inc()
         return
     shared.changed = True
+    draining = health.draining
     if health.observe_success(status, time.time()):
+        shared.urgent = True
         logger.info("edge %s is up", edge.id)
         app[METRICS].health_transitions.labels(edge.id, "up").inc()
+    if health.draining != draining:  # it wants no new plays, or wants them again
+        shared.urgent = True
 
 
 async def _age_assignments(app: web.Application) -> AsyncIterator[None]:

@@ -12,7 +12,7 @@ stay back. Polling every half second, players leave a dead edge within about a s
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal
 
 State = Literal["unknown", "up", "down"]
@@ -180,7 +180,7 @@ class EdgeHealth:
         """The whole state, for the locator's other workers (``from_json`` reads it back)."""
         return {
             "fall": self.fall, "rise": self.rise, "state": self.state,
-            "status": None if self.status is None else asdict(self.status),
+            "status": None if self.status is None else _status_json(self.status),
             "transitions": self.transitions, "last_change": self.last_change,
             "last_success": self.last_success, "streak": self._streak,
         }  # fmt: skip
@@ -212,3 +212,12 @@ class EdgeHealth:
         self.transitions += 1
         self.last_change = now
         return True
+
+
+def _status_json(status: EdgeStatus) -> dict[str, Any]:
+    """``dataclasses.asdict``, without its deep copies: the poller publishes every edge's."""
+    doc = dict(vars(status))
+    for tier in ("memory", "disk"):
+        if doc[tier] is not None:
+            doc[tier] = dict(vars(doc[tier]))
+    return doc

@@ -244,6 +244,7 @@ class SharedFleet:
         self.polling = polling
         self.sequence = 0
         self.changed = False  # the poller's: polls seen since its last publication
+        self.urgent = False  # ... and among them an edge that went up, down or draining
         # A poller that replaces a dead one carries on from its last word (hysteresis included).
         self.current()
 

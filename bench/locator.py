@@ -228,9 +228,8 @@ async def _fixed_rate(base: str, rate: int, seconds: float) -> dict[str, float]:
     latencies: list[float] = []
     failures = 0
 
-    async def connection() -> None:
+    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal failures
-        reader, writer = await asyncio.open_connection(host, int(port))
         try:
             while True:
                 when, request = await due.get()
@@ -245,9 +244,13 @@ async def _fixed_rate(base: str, rate: int, seconds: float) -> dict[str, float]:
         finally:
             writer.close()
 
-    clients = [asyncio.create_task(connection()) for _ in range(CLIENT_CONNECTIONS)]
-    start = time.perf_counter() + 0.2
+    clients: list[asyncio.Task[None]] = []
     try:
+        # Connected before the first request is due, so that connecting is not timed.
+        for _ in range(CLIENT_CONNECTIONS):
+            pair = await asyncio.open_connection(host, int(port))
+            clients.append(asyncio.create_task(connection(*pair)))
+        start = time.perf_counter() + 0.2
         for i, request in enumerate(requests):
             when = start + i / rate
             await asyncio.sleep(max(0.0, when - time.perf_counter()))

@@ -166,6 +166,9 @@ async def _poll_forever(app: web.Application) -> None:
             if under_way is None or under_way.done():  # one poll per edge at a time
                 polls[edge.id] = asyncio.create_task(_poll(app, edge))
             turn += 1
+            behind = loop.time() - (start + turn * step)
+            if behind > settings.poll_interval:  # after a stall: on from now, not a burst
+                start += behind
             await asyncio.sleep(max(0.0, start + turn * step - loop.time()))
     finally:
         for task in polls.values():

@@ -33,8 +33,8 @@ from locator import steering
 from locator.decision import EdgeView, choose_edges
 from locator.fleet import Fleet, Rights, RightsCache, Session, pathway_priority, rights_from_origin
 from locator.geo import GeoIPDatabase, Location, LocationError, distance_km, locate
-from locator.health import parse_status
 from locator.metrics import LocatorMetrics
+from locator.poller import Poller
 from locator.popularity import HotTracks, merge_top
 from locator.sessions import read_session, session_id
 from locator.settings import LocatorSettings
@@ -74,8 +74,6 @@ GEOIP = web.AppKey("geoip", GeoIPDatabase)
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 MASTER_TTL = 10.0  # seconds a track's master playlist is reused (the origin's max-age)
 MAX_HOT = 100
-PUBLISH_EVERY = 0.05  # seconds: how soon the other workers learn that an edge went up or down
-PUBLISH_LOADS_EVERY = 0.25  # seconds: how soon they learn of a change of load
 HOT_FROM_PEERS = 1000  # each worker's share of a merged /v1/hot: its whole count table
 CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Location"}
 
@@ -141,82 +139,15 @@ async def _client(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _poll_edges(app: web.Application) -> AsyncIterator[None]:
-    tasks = [asyncio.create_task(_poll_forever(app)), asyncio.create_task(_publish_forever(app))]
+    poller = Poller(app[SETTINGS], app[FLEET], app[CLIENT], app[METRICS])
+    tasks = [
+        asyncio.create_task(poller.poll_forever()),
+        asyncio.create_task(poller.publish_forever()),
+    ]
     yield
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def _poll_forever(app: web.Application) -> None:
-    """Each edge every poll interval, the edges' polls spread evenly over it.
-
-    Polling them all at once would hold this worker's loop for the whole round, a few
-    milliseconds per ten edges, twice a second: the tail latency of the plays it serves.
-    """
-    settings, loop = app[SETTINGS], asyncio.get_running_loop()
-    edges = settings.edges
-    step = settings.poll_interval / len(edges)
-    polls: dict[str, asyncio.Task[None]] = {}
-    start, turn = loop.time(), 0
-    try:
-        while True:
-            edge = edges[turn % len(edges)]
-            under_way = polls.get(edge.id)
-            if under_way is None or under_way.done():  # one poll per edge at a time
-                polls[edge.id] = asyncio.create_task(_poll(app, edge))
-            turn += 1
-            behind = loop.time() - (start + turn * step)
-            if behind > settings.poll_interval:  # after a stall: on from now, not a burst
-                start += behind
-            await asyncio.sleep(max(0.0, start + turn * step - loop.time()))
-    finally:
-        for task in polls.values():
-            task.cancel()
-        await asyncio.gather(*polls.values(), return_exceptions=True)
-
-
-async def _publish_forever(app: web.Application) -> None:
-    """What the polls found, for the other workers: an edge going up or down at once, changes
-    of load every PUBLISH_LOADS_EVERY seconds (a document of every edge each time)."""
-    shared, loop = app[FLEET], asyncio.get_running_loop()
-    published = 0.0
-    while True:
-        now = loop.time()
-        if shared.changed and (shared.urgent or now - published >= PUBLISH_LOADS_EVERY):
-            shared.changed = shared.urgent = False
-            published = now
-            try:
-                shared.publish()
-            except ValueError as e:  # the other workers keep the last health they read
-                logger.error("edge health not shared with the other workers: %s", e)
-            app[METRICS].edges_up.set(len(shared.fleet.healthy_ids()))
-        await asyncio.sleep(PUBLISH_EVERY)
-
-
-async def _poll(app: web.Application, edge: Any) -> None:
-    shared = app[FLEET]
-    health = shared.fleet.health[edge.id]
-    timeout = aiohttp.ClientTimeout(total=app[SETTINGS].poll_timeout)
-    try:
-        async with app[CLIENT].get(f"{edge.url}/status", timeout=timeout) as response:
-            response.raise_for_status()
-            status = parse_status(await response.json())
-    except (aiohttp.ClientError, TimeoutError, ValueError) as e:
-        shared.changed = True
-        if health.observe_failure(time.time()):
-            shared.urgent = True
-            logger.warning("edge %s is down (%s)", edge.id, e or type(e).__name__)
-            app[METRICS].health_transitions.labels(edge.id, "down").inc()
-        return
-    shared.changed = True
-    draining = health.draining
-    if health.observe_success(status, time.time()):
-        shared.urgent = True
-        logger.info("edge %s is up", edge.id)
-        app[METRICS].health_transitions.labels(edge.id, "up").inc()
-    if health.draining != draining:  # it wants no new plays, or wants them again
-        shared.urgent = True
 
 
 async def _age_assignments(app: web.Application) -> AsyncIterator[None]:

@@ -329,9 +329,14 @@ def _decide(
 ) -> tuple[EdgeView, ...]:
     """The edges of a play, counted in this worker's row of the assignments every worker reads."""
     started = time.perf_counter()
-    settings, metrics, assigned = app[SETTINGS], app[METRICS], app[ASSIGNED]
+    settings, metrics, assigned, fleet = app[SETTINGS], app[METRICS], app[ASSIGNED], _fleet(app)
     chosen = choose_edges(
-        _fleet(app).views, client, track_id, assigned, load_factor=settings.load_factor
+        fleet.views,
+        client,
+        track_id,
+        assigned,
+        load_factor=settings.load_factor,
+        rankings=fleet.rankings,
     )[: settings.pathways]
     metrics.decision_seconds.observe(time.perf_counter() - started)
     region = client.region or "unknown"

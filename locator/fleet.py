@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from locator.decision import EdgeView
+from locator.decision import EdgeView, Rankings
 from locator.health import EdgeHealth, EdgeStatus
 
 
@@ -21,6 +21,7 @@ class Fleet:
     configured: Sequence[EdgeView]
     health: dict[str, EdgeHealth] = field(default_factory=dict)
     views: tuple[EdgeView, ...] = ()
+    rankings: Rankings = field(default_factory=dict)  # of these views, for choose_edges
 
     def __post_init__(self) -> None:
         for edge in self.configured:
@@ -29,7 +30,10 @@ class Fleet:
 
     def refresh(self) -> None:
         """The edges as the decision sees them now: health, draining, load from the last poll."""
-        self.views = tuple(self._view(edge) for edge in self.configured)
+        views = tuple(self._view(edge) for edge in self.configured)
+        if views != self.views:
+            self.views = views
+            self.rankings = {}
 
     def _view(self, edge: EdgeView) -> EdgeView:
         health = self.health[edge.id]

@@ -83,3 +83,16 @@ def test_dead_edges_leave_the_priority_and_draining_ones_go_last():
     assert pathway_priority(session, {"b", "c"}, set()) == ["b", "c"]
     assert pathway_priority(session, {"a", "b", "c"}, {"a"}) == ["b", "c", "a"]
     assert pathway_priority(session, set(), set()) == ["a", "b", "c"]
+
+
+def test_rankings_are_kept_while_the_views_stay_the_same_and_dropped_when_they_change():
+    fleet = Fleet(EDGES)
+    fleet.health["a"].observe_success(parse_status(status()), 1.0)
+    fleet.refresh()
+    fleet.rankings[(0.0, 0.0, None)] = []
+    fleet.health["a"].observe_success(parse_status(status()), 2.0)  # the same figures again
+    fleet.refresh()
+    assert fleet.rankings
+    fleet.health["a"].observe_success(parse_status(status(egress=3e8)), 3.0)
+    fleet.refresh()
+    assert fleet.rankings == {} and fleet.views[0].egress_bps == 3e8

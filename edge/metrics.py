@@ -6,16 +6,15 @@ sample (``sum_expositions``, pure).
 """
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.metrics_core import Metric
-from prometheus_client.parser import text_string_to_metric_families
-from prometheus_client.registry import Collector
 
-SampleKey = tuple[str, tuple[tuple[str, str], ...]]
+from cadenza import expositions
+from cadenza.expositions import SampleKey
+
 # Gauges of what the workers share: counted once, not once per worker.
 SHARED: frozenset[SampleKey] = frozenset({("cadenza_edge_cache_bytes", (("tier", "disk"),))})
 # Gauges of when something last happened in a worker: the edge is only as fresh as its stalest
@@ -131,52 +130,6 @@ class EdgeMetrics:
 def sum_expositions(
     own: bytes, others: Iterable[bytes], shared: frozenset[SampleKey] = SHARED
 ) -> bytes:
-    """One exposition for the whole edge from its workers': counters and histograms summed,
-    gauges summed but for the ``shared`` ones (taken from ``own``) and the ``OLDEST`` ones (the
-    smallest), creation times the earliest.
-    """
-    families = list(text_string_to_metric_families(own.decode()))
-    where: dict[SampleKey, tuple[Metric, int]] = {}
-    for family in families:
-        for i, sample in enumerate(family.samples):
-            where[_key(sample.name, sample.labels)] = (family, i)
-    by_name = {family.name: family for family in families}
-    for text in others:
-        for theirs in text_string_to_metric_families(text.decode()):
-            if theirs.name not in by_name:
-                by_name[theirs.name] = theirs
-                families.append(theirs)
-                for i, sample in enumerate(theirs.samples):
-                    where[_key(sample.name, sample.labels)] = (theirs, i)
-                continue
-            family = by_name[theirs.name]
-            for sample in theirs.samples:
-                key = _key(sample.name, sample.labels)
-                if key not in where:
-                    where[key] = (family, len(family.samples))
-                    family.samples.append(sample)
-                    continue
-                owner, i = where[key]
-                mine = owner.samples[i]
-                if sample.name.endswith("_created") or sample.name in OLDEST:
-                    value = min(mine.value, sample.value)
-                elif owner.type == "gauge" and key in shared:
-                    continue
-                else:
-                    value = mine.value + sample.value
-                owner.samples[i] = mine._replace(value=value)
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families(families))
-    return generate_latest(registry)
-
-
-def _key(name: str, labels: dict[str, str]) -> SampleKey:
-    return name, tuple(sorted(labels.items()))
-
-
-class _Families(Collector):
-    def __init__(self, families: list[Metric]) -> None:
-        self.families = families
-
-    def collect(self) -> Iterator[Metric]:
-        return iter(self.families)
+    """One exposition for the whole edge (``cadenza.expositions``), its disk counted once and
+    the event stream's last answer the oldest of the workers'."""
+    return expositions.sum_expositions(own, others, shared, OLDEST)

@@ -11,16 +11,14 @@ channel carries ``/status`` and ``/metrics``, so any worker can answer for the w
 import asyncio
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Iterable
 from dataclasses import replace
 
 import aiohttp
 
-from cadenza.process import alive
+from cadenza import workers
 from cadenza.status import CacheTier, EdgeStatus
+from cadenza.workers import socket_path as socket_path  # edge.app finds it here
 
 PEER_PREFIX = "/_peer"
 STATUS_TIMEOUT = 0.5
@@ -36,18 +34,8 @@ FOLDER_PREFIX = "cadenza-edge-"
 
 
 def make_folder() -> str:
-    """A private folder for this edge's worker sockets, named after the edge's process; the
-    folders of edges that died without removing theirs (kill -9) are removed first."""
-    base = tempfile.gettempdir()
-    for name in os.listdir(base):
-        pid = name.removeprefix(FOLDER_PREFIX).split("-", 1)[0]
-        if name.startswith(FOLDER_PREFIX) and pid.isdigit() and not alive(int(pid)):
-            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
-    return tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-")
-
-
-def socket_path(folder: str, worker: int) -> str:
-    return f"{folder}/w{worker}.sock"
+    """A private folder for this edge's worker sockets (see ``cadenza.workers.make_folder``)."""
+    return workers.make_folder(FOLDER_PREFIX)
 
 
 class Peers:

@@ -4,52 +4,70 @@
 catalog events), chooses edges (``locator.decision``), signs a path token and answers with a
 multivariant playlist of one pathway per edge, steered by ``GET /v1/steer/{session}``. A poller
 keeps every edge's health and load current; ``/v1/hot`` tells edges what to pre-position.
+
+The locator may run as several worker processes on one port (``Worker``): the plays they
+assign and the edges' health are shared in memory (``locator.shares``), sessions travel in
+their signed steering URLs (``locator.sessions``), and ``/v1/hot`` and ``/metrics`` add up
+every worker's own, asked over the workers' sockets (``cadenza.workers``).
 """
 
 import asyncio
 import json
-import secrets
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
+from prometheus_client import generate_latest
 
-from cadenza import events, layout
+from cadenza import events, layout, workers
 from cadenza.errors import HttpError
+from cadenza.expositions import sum_expositions
 from cadenza.failover import Origins
 from cadenza.http import Cors
 from cadenza.log import get_logger
-from cadenza.status import EdgeStatus
 from cadenza.tasks import background
 from cadenza.tokens import TokenClaims, sign
 from cadenza.web import json_errors, metrics_response, preflight
 from locator import steering
 from locator.decision import EdgeView, choose_edges
-from locator.fleet import (
-    Assignments,
-    Fleet,
-    Rights,
-    RightsCache,
-    Session,
-    Sessions,
-    pathway_priority,
-    rights_from_origin,
-)
+from locator.fleet import Fleet, Rights, RightsCache, Session, pathway_priority, rights_from_origin
 from locator.geo import GeoIPDatabase, Location, distance_km, locate
-from locator.metrics import LocatorMetrics
-from locator.popularity import HotTracks
+from locator.metrics import OLDEST, LocatorMetrics
+from locator.poller import Poller
+from locator.popularity import HotTracks, merge_top
+from locator.sessions import read_session, session_id
 from locator.settings import LocatorSettings
+from locator.shares import AssignedPlays, AssignmentRow, SharedFleet, SharedState
 
 logger = get_logger("locator")
 
+
+@dataclass(frozen=True)
+class Worker:
+    """Which of the locator's processes an app is, and what they share (made before they fork).
+
+    Worker 0 polls the edges and publishes their health; every worker assigns plays in its own
+    row of the shared table and reads the others'. ``folder`` holds the workers' sockets.
+    """
+
+    index: int
+    count: int
+    shared: SharedState
+    folder: str | None = None
+
+
 SETTINGS = web.AppKey("settings", LocatorSettings)
+WORKER = web.AppKey("worker", Worker)
 METRICS = web.AppKey("metrics", LocatorMetrics)
-FLEET = web.AppKey("fleet", Fleet)
-ASSIGNED = web.AppKey("assigned", Assignments)
+FLEET = web.AppKey("fleet", SharedFleet)
+ASSIGNED = web.AppKey("assigned", AssignedPlays)
+ROW = web.AppKey("row", AssignmentRow)
+PEERS = web.AppKey("peers", workers.Peers)
 RIGHTS = web.AppKey("rights", RightsCache)
-SESSIONS = web.AppKey("sessions", Sessions)
 HOT = web.AppKey("hot", HotTracks)
 MASTERS = web.AppKey("masters", dict[str, tuple[float, str]])
 CLIENT = web.AppKey("client", aiohttp.ClientSession)
@@ -59,6 +77,7 @@ ORIGINS = web.AppKey("origins", Origins)
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 MASTER_TTL = 10.0  # seconds a track's master playlist is reused (the origin's max-age)
 MAX_HOT = 100
+HOT_FROM_PEERS = 1000  # each worker's share of a merged /v1/hot: its whole count table
 BROWSERS = Cors(expose=("Location",), methods=("GET", "OPTIONS"))
 CORS = BROWSERS.fields
 
@@ -67,24 +86,36 @@ class PlayRefused(HttpError):
     """A play that cannot go ahead; carries the HTTP status and the reason."""
 
 
-def create_app(settings: LocatorSettings) -> web.Application:
+def create_app(settings: LocatorSettings, worker: Worker | None = None) -> web.Application:
+    """The locator, or one worker of it (``worker``; by default the only one)."""
+    if worker is None:
+        worker = Worker(0, 1, SharedState.allocate([e.id for e in settings.edges], 1))
     app = web.Application(middlewares=[json_errors(CORS)])
     app[SETTINGS] = settings
+    app[WORKER] = worker
     app[METRICS] = LocatorMetrics()
-    app[FLEET] = Fleet([edge.view() for edge in settings.edges])
-    app[ASSIGNED] = Assignments()
+    polling = worker.index == 0
+    fleet = Fleet([edge.view() for edge in settings.edges])
+    app[FLEET] = SharedFleet(fleet, worker.shared.health, polling=polling)
+    app[ASSIGNED] = worker.shared.assignments.counts()
+    app[ROW] = worker.shared.assignments.row(worker.index, time.time())
     app[RIGHTS] = RightsCache(settings.rights_ttl)
-    app[SESSIONS] = Sessions()
     app[HOT] = HotTracks(half_life_s=settings.hot_half_life)
     app[MASTERS] = {}
     app[ORIGINS] = Origins(settings.origins, logger, settings.origin_down)
     if settings.geoip_database is not None:
         app.cleanup_ctx.append(_geoip)
     app.cleanup_ctx.append(_client)
-    app.cleanup_ctx.append(background("poll edges", _poll_forever, restart=True, logger=logger))
+    if polling:
+        app.cleanup_ctx.append(background("poll edges", _poll_edges, restart=True, logger=logger))
+    app.cleanup_ctx.append(
+        background("age assignments", _age_assignments, restart=True, logger=logger)
+    )
     app.cleanup_ctx.append(
         background("follow catalog", _follow_catalog, restart=True, logger=logger)
     )
+    if worker.folder is not None and worker.count > 1:
+        app.cleanup_ctx.append(_peers)
     r = app.router
     r.add_get("/v1/play/{track_id}", play, name="play")
     r.add_get("/v1/redirect/{track_id}", redirect, name="redirect")
@@ -112,31 +143,42 @@ async def _client(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-async def _poll_forever(app: web.Application) -> None:
-    settings, fleet = app[SETTINGS], app[FLEET]
+async def _poll_edges(app: web.Application) -> None:
+    """Worker 0 polls every edge and publishes their health to the others; if either loop
+    fails, the task group cancels the other and the whole job is restarted."""
+    poller = Poller(app[SETTINGS], app[FLEET], app[CLIENT], app[METRICS])
+    async with asyncio.TaskGroup() as group:
+        group.create_task(poller.poll_forever())
+        group.create_task(poller.publish_forever())
+
+
+async def _age_assignments(app: web.Application) -> None:
+    """Plays leave this worker's row as they leave the window, even when no new ones come."""
     while True:
-        started = time.monotonic()
-        await asyncio.gather(*(_poll(app, edge) for edge in settings.edges))
-        fleet.refresh()
-        app[METRICS].edges_up.set(len(fleet.healthy_ids()))
-        await asyncio.sleep(max(0.0, settings.poll_interval - (time.monotonic() - started)))
+        app[ROW].trim(time.time())
+        await asyncio.sleep(1.0)
 
 
-async def _poll(app: web.Application, edge: Any) -> None:
-    health = app[FLEET].health[edge.id]
-    timeout = aiohttp.ClientTimeout(total=app[SETTINGS].poll_timeout)
-    try:
-        async with app[CLIENT].get(f"{edge.url}/status", timeout=timeout) as response:
-            response.raise_for_status()
-            status = EdgeStatus.from_json(await response.json())
-    except (aiohttp.ClientError, TimeoutError, ValueError) as e:
-        if health.observe_failure(time.time()):
-            logger.warning("edge %s is down (%s)", edge.id, e or type(e).__name__)
-            app[METRICS].health_transitions.labels(edge.id, "down").inc()
-        return
-    if health.observe_success(status, time.time()):
-        logger.info("edge %s is up", edge.id)
-        app[METRICS].health_transitions.labels(edge.id, "up").inc()
+async def _peers(app: web.Application) -> AsyncIterator[None]:
+    """Answer the other workers' questions on this worker's socket; hold clients for theirs."""
+    worker = app[WORKER]
+    assert worker.folder is not None
+    for_peers = web.Application()
+    hot_tracks, metrics = app[HOT], app[METRICS]
+
+    async def own_hot(request: web.Request) -> web.Response:
+        top = hot_tracks.top(request.query.get("region", ""), HOT_FROM_PEERS, time.time())
+        return web.json_response(top)
+
+    async def own_metrics(request: web.Request) -> web.Response:
+        return metrics_response(metrics.registry)
+
+    for_peers.router.add_get(f"{workers.PEER_PREFIX}/hot", own_hot)
+    for_peers.router.add_get(f"{workers.PEER_PREFIX}/metrics", own_metrics)
+    async with workers.listening(for_peers, worker.folder, worker.index):
+        app[PEERS] = workers.Peers(worker.folder, worker.index, worker.count)
+        yield
+        await app[PEERS].close()
 
 
 async def _follow_catalog(app: web.Application) -> None:
@@ -153,24 +195,24 @@ async def _follow_catalog(app: web.Application) -> None:
     )
 
 
+def _fleet(app: web.Application) -> Fleet:
+    return app[FLEET].current()
+
+
 # -- plays ------------------------------------------------------------------------------------
 
 
 async def play(request: web.Request) -> web.Response:
     """The multivariant playlist of a play: one pathway per chosen edge, content-steered."""
     app, settings = request.app, request.app[SETTINGS]
-    track_id, client, chosen, token = await _admit(request)
+    track_id, _, chosen, token = await _admit(request)
     master = await _master(app, track_id)
-    session_id = secrets.token_urlsafe(12)
-    now = time.time()
-    app[SESSIONS].add(
-        session_id,
-        Session(track_id, client, tuple(e.id for e in chosen), now + settings.token_ttl),
-    )
+    session = Session(track_id, tuple(e.id for e in chosen), time.time() + settings.token_ttl)
+    steer_id = session_id(session, *settings.signer)
     pathways = [(e.id, _track_base(e, token, track_id)) for e in chosen]
     try:
         text = steering.multivariant_playlist(
-            master, pathways, f"{_public_url(request)}/v1/steer/{session_id}", chosen[0].id
+            master, pathways, f"{_public_url(request)}/v1/steer/{steer_id}", chosen[0].id
         )
     except ValueError as e:
         raise PlayRefused(502, f"the origin's master playlist cannot be steered: {e}") from e
@@ -189,7 +231,7 @@ async def locate_edges(request: web.Request) -> web.Response:
     """The ranked edges for a track and this client, as JSON (no rights check, no token)."""
     track_id = _track_id(request)
     client = _client_location(request)
-    chosen = _decide(request.app, client, track_id)
+    chosen = _decide(request.app, client, track_id, time.time())
     return web.json_response(
         {
             "track_id": track_id,
@@ -217,19 +259,20 @@ async def locate_edges(request: web.Request) -> web.Response:
 async def steer(request: web.Request) -> web.Response:
     """The steering manifest of one play, from current health: dead edges drop out at once."""
     app, settings = request.app, request.app[SETTINGS]
-    session_id = request.match_info["session"]
-    session = app[SESSIONS].get(session_id, time.time())
+    steer_id = request.match_info["session"]
+    session = read_session(steer_id, settings.token_keys, time.time())
     if session is None:
         raise PlayRefused(404, "no such play session (expired?): start the play again")
     said = steering.parse_steering_query(request.query)
-    fleet = app[FLEET]
+    fleet = _fleet(app)
     draining = {e.id for e in fleet.views if e.draining}
     priority = pathway_priority(session, fleet.healthy_ids(), draining)
     if said.pathway is not None:
-        logger.debug("session %s on %s at %s bit/s", session_id, said.pathway, said.throughput_bps)
+        logger.debug("play of %s on %s at %s bit/s", session.track_id, said.pathway,
+                     said.throughput_bps)  # fmt: skip
     app[METRICS].steering_reloads.inc()
     manifest = steering.steering_manifest(
-        priority, settings.steering_ttl, f"{_public_url(request)}/v1/steer/{session_id}"
+        priority, settings.steering_ttl, f"{_public_url(request)}/v1/steer/{steer_id}"
     )
     return web.json_response(manifest, headers={**CORS, "Cache-Control": "no-store"})
 
@@ -242,16 +285,17 @@ async def _admit(request: web.Request) -> tuple[str, Location, tuple[EdgeView, .
     region = client.region or "unknown"
     territory = client.territory
     if territory is None and not settings.fail_open:
-        app[METRICS].decisions.labels(region, "territory_unknown").inc()
+        app[METRICS].decided(region, "territory_unknown")
         raise PlayRefused(451, "the client's territory is unknown, so its rights are too")
     if territory is not None:
         rights = await _rights(app, track_id, territory)
         if rights.status != 200:
-            app[METRICS].decisions.labels(region, rights.reason).inc()
+            app[METRICS].decided(region, rights.reason)
             raise PlayRefused(rights.status, f"track {track_id}: {rights.reason}")
-    chosen = _decide(app, client, track_id)
-    app[HOT].record(chosen[0].region, track_id, time.time())
-    now = int(time.time())
+    when = time.time()
+    chosen = _decide(app, client, track_id, when)
+    app[HOT].record(chosen[0].region, track_id, when)
+    now = int(when)
     kid, secret = settings.signer
     claims = TokenClaims(
         acl=f"/{layout.TRACKS}/{track_id}/",
@@ -262,25 +306,27 @@ async def _admit(request: web.Request) -> tuple[str, Location, tuple[EdgeView, .
     return track_id, client, chosen, sign(claims, secret)
 
 
-def _decide(app: web.Application, client: Location, track_id: str) -> tuple[EdgeView, ...]:
+def _decide(
+    app: web.Application, client: Location, track_id: str, now: float
+) -> tuple[EdgeView, ...]:
+    """The edges of a play, counted in this worker's row of the assignments every worker reads."""
     started = time.perf_counter()
-    now = time.time()
-    assigned = app[ASSIGNED]
+    settings, metrics, assigned, fleet = app[SETTINGS], app[METRICS], app[ASSIGNED], _fleet(app)
     chosen = choose_edges(
-        app[FLEET].views,
+        fleet.views,
         client,
         track_id,
-        assigned.counts(now),
-        load_factor=app[SETTINGS].load_factor,
-    )
-    chosen = chosen[: app[SETTINGS].pathways]
-    app[METRICS].decision_seconds.observe(time.perf_counter() - started)
+        assigned,
+        load_factor=settings.load_factor,
+        rankings=fleet.rankings,
+    )[: settings.pathways]
+    metrics.decision_seconds.observe(time.perf_counter() - started)
     region = client.region or "unknown"
     if not chosen:
-        app[METRICS].decisions.labels(region, "no_edge").inc()
+        metrics.decided(region, "no_edge")
         raise PlayRefused(503, "no healthy edge can take this play now; try again shortly")
-    assigned.add(chosen[0].id, now)
-    app[METRICS].decisions.labels(region, "ok").inc()
+    app[ROW].add(chosen[0].id, now)
+    metrics.decided(region, "ok")
     return chosen
 
 
@@ -361,14 +407,18 @@ async def hot(request: web.Request) -> web.Response:
         limit = min(max(int(request.query.get("limit", "20")), 1), MAX_HOT)
     except ValueError:
         raise PlayRefused(400, "limit must be a whole number") from None
-    top = request.app[HOT].top(region, limit, time.time())
+    app = request.app
+    top = app[HOT].top(region, HOT_FROM_PEERS if PEERS in app else limit, time.time())
+    if PEERS in app:
+        answers = await app[PEERS].ask_all(f"/hot?{urlencode({'region': region})}")
+        top = merge_top([top, *(_top_list(json.loads(a)) for a in answers)], limit)
     tracks = [{"track_id": t, "plays": round(score, 3)} for t, score in top]
     return web.json_response({"region": region, "tracks": tracks}, headers=CORS)
 
 
 async def edges(request: web.Request) -> web.Response:
     """Every configured edge as the locator sees it now."""
-    fleet = request.app[FLEET]
+    fleet = _fleet(request.app)
     rows = []
     for view in fleet.views:
         health = fleet.health[view.id]
@@ -389,4 +439,13 @@ async def edges(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    return metrics_response(request.app[METRICS].registry)
+    """The whole locator's metrics: this worker's and the others', summed."""
+    app = request.app
+    own = generate_latest(app[METRICS].registry)
+    if PEERS in app:
+        own = sum_expositions(own, await app[PEERS].ask_all("/metrics"), oldest=OLDEST)
+    return metrics_response(own)
+
+
+def _top_list(doc: Any) -> list[tuple[str, float]]:
+    return [(str(track_id), float(score)) for track_id, score in doc]

@@ -1,15 +1,21 @@
 """``cadenza locator``: run the locator that starts every play."""
 
 import argparse
+import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cadenza import log, serving
+from cadenza import log, serving, workers
 from cadenza.failover import require_any_reachable
 from cadenza.settings import ENV_TOKEN_KEYS, add_flags, flags
 from locator.settings import LocatorSettings, load_settings
 
-FLAGS = ("listen", "origin")
+FLAGS = ("listen", "origin", "workers")
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+FOLDER_PREFIX = "cadenza-locator-"
 
 DESCRIPTION = f"""\
 Start plays: GET /v1/play/TRACK_ID checks the track's rights in the client's territory (asked
@@ -23,6 +29,8 @@ default location. Also GET /v1/locate/TRACK_ID (ranked edges as JSON), /v1/redir
 /metrics. Token keys: [token_keys] in the config or {ENV_TOKEN_KEYS}="kid:secret,...".
 Settings: --config FILE (or the one the fleet file names), then --fleet FILE (edges, origin,
 listen address), then CADENZA_LOCATOR_<KEY> variables, then the flags below.
+Several worker processes share the port (--workers, default one per core); they count each
+other's plays in the load bound and answer /v1/hot and /metrics for the whole locator.
 """
 
 
@@ -45,7 +53,8 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from locator.app import create_app
+    from locator.app import Worker, create_app
+    from locator.shares import SharedState
 
     settings = load_settings(args.config, fleet=args.fleet, **flags(args, FLAGS).table)
     log.hide(settings.token_keys.values())
@@ -54,4 +63,16 @@ def run(args: argparse.Namespace) -> int:
         "cadenza locator", settings.host, settings.port,
         head_timeout=settings.head_timeout, keepalive_timeout=settings.keepalive_timeout,
     )  # fmt: skip
-    return serving.run_service(create_app(settings), service)
+    if settings.workers == 1:
+        return serving.run_service(create_app(settings), service)
+    # Made before the workers fork, so that all of them map the same memory.
+    shared = SharedState.allocate([e.id for e in settings.edges], settings.workers)
+    folder = workers.make_folder(FOLDER_PREFIX)
+
+    def make_app(worker: int) -> "web.Application":
+        return create_app(settings, Worker(worker, settings.workers, shared, folder))
+
+    try:
+        return serving.run_workers(make_app, service, settings.workers)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import chain, repeat
 
-from locator.geo import EARTH_RADIUS_KM, Location
+from locator.geo import EARTH_RADIUS_KM, Location, unit_vector
 
 NEAR_KM = 50.0
 GROUP_FACTOR = 1.5
@@ -48,12 +48,17 @@ VNODES_PER_GBPS = 64  # virtual nodes per Gb/s of capacity, within the two limit
 MIN_VNODES = 8
 MAX_VNODES = 1024
 RING_CACHE_SIZE = 256  # distinct nearest groups remembered
+MAX_RANKINGS = 4096  # client places whose ranking a caller's ``rankings`` keeps
 # Overloaded edges score this much more, so that they rank after every other one; the load in
 # their score is capped so that the sum keeps its precision.
 OVERLOADED = 1e12
 MAX_LOAD = 1e3
 DIAMETER_KM = 2 * EARTH_RADIUS_KM
 HALF_KM = math.pi * EARTH_RADIUS_KM  # to the antipode
+
+
+# The candidates ranked for a client place (latitude, longitude, region): (score, id, index).
+Rankings = dict[tuple[float, float, str | None], list[tuple[float, str, int]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +89,7 @@ class EdgeView:
         load = egress / capacity if capacity > 0 else math.inf
         object.__setattr__(self, "load", load)
         object.__setattr__(self, "vnodes", virtual_nodes(capacity))
-        object.__setattr__(self, "_xyz", _unit_vector(self.lat, self.lon))
+        object.__setattr__(self, "_xyz", unit_vector(self.lat, self.lon))
         object.__setattr__(self, "_penalty", 1 + min(load, MAX_LOAD))
         object.__setattr__(self, "_tier", OVERLOADED if load >= 1 else 0.0)
 
@@ -149,6 +154,7 @@ def choose_edges(
     assigned: Mapping[str, int],
     *,
     load_factor: float = DEFAULT_LOAD_FACTOR,
+    rankings: Rankings | None = None,
 ) -> tuple[EdgeView, ...]:
     """The edges to play ``track_id`` from, primary first; empty when none is available.
 
@@ -156,11 +162,23 @@ def choose_edges(
     lately (a decayed or windowed count of its own decisions) or the edges' active requests.
     An edge missing from it has none, and only the nearest group's counts matter.
     ``load_factor`` (>= 1) bounds an edge's share of the group's plays, relative to its weight.
+    ``rankings``: the edges ranked for client places seen before, kept by the caller for these
+    ``edges`` exactly (empty it when they change); ranking is most of a decision's time, and
+    clients come from few places (GeoIP cities, coverage zones).
     ValueError if two edges of the nearest group have the same id.
     """
     if not load_factor >= 1:
         raise ValueError(f"load factor {load_factor!r} must be at least 1")
-    ranked = _rank(edges, client)
+    if rankings is None:
+        ranked = _rank(edges, client)
+    else:
+        place = (client.lat, client.lon, client.region)
+        found = rankings.get(place)
+        if found is None:
+            found = _rank(edges, client)
+            if len(rankings) < MAX_RANKINGS:
+                rankings[place] = found
+        ranked = found
     if not ranked:
         return ()
     best = ranked[0][0]
@@ -175,7 +193,7 @@ def choose_edges(
 
 def _rank(edges: Sequence[EdgeView], client: Location) -> list[tuple[float, str, int]]:
     """(score, id, index) of the candidates, best first; overloaded ones score OVERLOADED more."""
-    cx, cy, cz = _unit_vector(client.lat, client.lon)
+    cx, cy, cz = unit_vector(client.lat, client.lon)
     region, asin, sqrt = client.region, math.asin, math.sqrt
     ranked = []
     for i, edge in enumerate(edges):
@@ -242,8 +260,3 @@ def _order(
         e for e in ranked if e is not primary and e is not same_region and e is not other_region
     ]
     return (*chosen, *rest)
-
-
-def _unit_vector(lat: float, lon: float) -> tuple[float, float, float]:
-    phi, lam = math.radians(lat), math.radians(lon)
-    return math.cos(phi) * math.cos(lam), math.cos(phi) * math.sin(lam), math.sin(phi)

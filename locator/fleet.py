@@ -1,17 +1,15 @@
-"""What the locator knows between requests: edge health and load, recent assignments, rights
-answers and play sessions. Pure state, the clock passed in; the app's tasks feed it.
+"""What the locator knows between requests: edge health and load, rights answers, what a play
+session is. Pure state, the clock passed in; the app's tasks feed it.
 """
 
-from collections import OrderedDict, deque
-from collections.abc import Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from cadenza.status import EdgeStatus
-from locator.decision import EdgeView
-from locator.geo import Location
+from locator.decision import EdgeView, Rankings
 from locator.health import EdgeHealth
-
-ASSIGNMENT_WINDOW = 60.0  # seconds of primaries that count towards an edge's bounded load
 
 
 @dataclass
@@ -24,6 +22,7 @@ class Fleet:
     configured: Sequence[EdgeView]
     health: dict[str, EdgeHealth] = field(default_factory=dict)
     views: tuple[EdgeView, ...] = ()
+    rankings: Rankings = field(default_factory=dict)  # of these views, for choose_edges
 
     def __post_init__(self) -> None:
         for edge in self.configured:
@@ -32,7 +31,10 @@ class Fleet:
 
     def refresh(self) -> None:
         """The edges as the decision sees them now: health, draining, load from the last poll."""
-        self.views = tuple(self._view(edge) for edge in self.configured)
+        views = tuple(self._view(edge) for edge in self.configured)
+        if views != self.views:
+            self.views = views
+            self.rankings = {}
 
     def _view(self, edge: EdgeView) -> EdgeView:
         health = self.health[edge.id]
@@ -50,33 +52,16 @@ class Fleet:
     def healthy_ids(self) -> set[str]:
         return {e.id for e in self.configured if self.health[e.id].healthy}
 
+    def snapshot(self) -> dict[str, Any]:
+        """Every edge's health as JSON, for the workers that do not poll (``restore``)."""
+        return {edge_id: health.to_json() for edge_id, health in self.health.items()}
 
-@dataclass
-class Assignments:
-    """Primaries handed out per edge over the last ``window`` seconds, bucketed by second."""
-
-    window: float = ASSIGNMENT_WINDOW
-    _buckets: dict[str, deque[list[int]]] = field(default_factory=dict)
-    _totals: dict[str, int] = field(default_factory=dict)  # kept equal to the buckets' sums
-
-    def add(self, edge_id: str, now: float) -> None:
-        buckets = self._buckets.setdefault(edge_id, deque())
-        second = int(now)
-        if buckets and buckets[-1][0] == second:
-            buckets[-1][1] += 1
-        else:
-            buckets.append([second, 1])
-        self._totals[edge_id] = self._totals.get(edge_id, 0) + 1
-        self._trim(edge_id, buckets, now)
-
-    def counts(self, now: float) -> dict[str, int]:
-        for edge_id, buckets in self._buckets.items():
-            self._trim(edge_id, buckets, now)
-        return dict(self._totals)
-
-    def _trim(self, edge_id: str, buckets: deque[list[int]], now: float) -> None:
-        while buckets and buckets[0][0] <= now - self.window:
-            self._totals[edge_id] -= buckets.popleft()[1]
+    def restore(self, snapshot: Mapping[str, Any]) -> None:
+        """Take the health of ``snapshot``'s configured edges, then refresh the views."""
+        for edge_id, doc in snapshot.items():
+            if edge_id in self.health:
+                self.health[edge_id] = EdgeHealth.from_json(doc)
+        self.refresh()
 
 
 @dataclass(frozen=True)
@@ -129,35 +114,11 @@ def rights_from_origin(status: int, doc: dict[str, object] | None) -> Rights:
 
 @dataclass(frozen=True)
 class Session:
-    """One play: what the steering manifest is computed from on every reload."""
+    """One play: what its steering manifest is computed from on every reload."""
 
     track_id: str
-    client: Location
     pathways: tuple[str, ...]  # edge ids in the multivariant playlist, in the play's order
-    expires: float
-
-
-@dataclass
-class Sessions:
-    """Play sessions by id, dropped when expired or, oldest first, beyond ``limit``."""
-
-    limit: int = 200_000
-    _sessions: OrderedDict[str, Session] = field(default_factory=OrderedDict)
-
-    def add(self, session_id: str, session: Session) -> None:
-        self._sessions[session_id] = session
-        while len(self._sessions) > self.limit:
-            self._sessions.popitem(last=False)
-
-    def get(self, session_id: str, now: float) -> Session | None:
-        session = self._sessions.get(session_id)
-        if session is not None and session.expires <= now:
-            del self._sessions[session_id]
-            return None
-        return session
-
-    def __len__(self) -> int:
-        return len(self._sessions)
+    expires: float  # seconds since the epoch
 
 
 def pathway_priority(session: Session, healthy: set[str], draining: set[str]) -> list[str]:

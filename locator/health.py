@@ -10,7 +10,8 @@ stay back. Polling every half second, players leave a dead edge within about a s
 The document an edge's ``GET /status`` returns is ``cadenza.status.EdgeStatus``.
 """
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from cadenza.status import EdgeStatus
 
@@ -63,6 +64,28 @@ class EdgeHealth:
         if self.state == "unknown" or self._streak >= self.fall:
             return self._change("down", now)
         return False
+
+    def to_json(self) -> dict[str, Any]:
+        """The whole state, for the locator's other workers (``from_json`` reads it back)."""
+        return {
+            "fall": self.fall, "rise": self.rise, "state": self.state,
+            "status": None if self.status is None else self.status.to_json(),
+            "transitions": self.transitions, "last_change": self.last_change,
+            "last_success": self.last_success, "streak": self._streak,
+        }  # fmt: skip
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> "EdgeHealth":
+        """The health that ``to_json`` wrote (by this same program: not checked again)."""
+        health = cls(fall=doc["fall"], rise=doc["rise"])
+        health.state = doc["state"]
+        status = doc["status"]
+        health.status = None if status is None else EdgeStatus.from_json(status)
+        health.transitions = doc["transitions"]
+        health.last_change = doc["last_change"]
+        health.last_success = doc["last_success"]
+        health._streak = doc["streak"]
+        return health
 
     def _change(self, state: State, now: float) -> bool:
         self.state = state

@@ -1,9 +1,14 @@
-"""The locator's Prometheus metrics, one registry per app."""
+"""The locator's Prometheus metrics, one registry per worker (summed over the workers when
+scraped: ``cadenza.expositions``)."""
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Times every worker must have passed: the oldest of the workers', not their sum.
+OLDEST: frozenset[str] = frozenset({"cadenza_locator_events_answered_timestamp_seconds"})
 
 
 @dataclass
@@ -45,6 +50,14 @@ class LocatorMetrics:
             "When the origin's event stream last answered the locator (Unix time; 0: never)",
             registry=r,
         )
+        # Labelled children looked up once: ``labels()`` costs more than a decision can spare.
+        self._decided: dict[tuple[str, str], Any] = {}
+
+    def decided(self, region: str, outcome: str) -> None:
+        child = self._decided.get((region, outcome))
+        if child is None:
+            child = self._decided[region, outcome] = self.decisions.labels(region, outcome)
+        child.inc()
 
     def events_answered(self) -> None:
         self.events_answered_at.set(time.time())

@@ -14,6 +14,7 @@ and a count overestimates by at most what it inherited.
 
 import heapq
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 DEFAULT_HALF_LIFE_S = 3600.0
@@ -110,3 +111,13 @@ class HotTracks:
         r.epoch = now
         r.counts = {t: c * scale for t, c in r.counts.items()}
         r.heap = [(c * scale, t) for c, t in r.heap]
+
+
+def merge_top(lists: Iterable[Iterable[tuple[str, float]]], n: int) -> list[tuple[str, float]]:
+    """The ``n`` best tracks of several counters' ``top`` lists (one per locator worker), the
+    scores of a track added up; ties to the smaller track id, as ``top``."""
+    total: dict[str, float] = {}
+    for found in lists:
+        for track_id, score in found:
+            total[track_id] = total.get(track_id, 0.0) + score
+    return heapq.nsmallest(n, total.items(), key=lambda item: (-item[1], item[0]))

@@ -24,7 +24,7 @@ from cadenza.settings import (
 )
 from cadenza.upstreams import DOWN_SECONDS, parse_urls, split_urls
 from locator.decision import EdgeView
-from locator.geo import CoverageZones, Location
+from locator.geo import Centres, CoverageZones, Location
 
 SECONDS = 1.0
 HOUR = 3600 * SECONDS
@@ -123,14 +123,21 @@ class LocatorSettings:
         75 * SECONDS, key="keepalive_timeout_seconds", check=positive
     )
 
+    workers: int = setting(
+        factory=lambda: os.cpu_count() or 1,
+        check=positive,
+        help="processes sharing the port (default: one per core)",
+        metavar="N",
+    )
+
     @property
     def origins(self) -> tuple[str, ...]:
         return split_urls(self.origin)
 
     @cached_property
-    def region_centres(self) -> dict[str, tuple[float, float]]:
+    def region_centres(self) -> Centres:
         """Where each region is (its last configured edge), to place clients in a region."""
-        return {e.region: (e.latitude, e.longitude) for e in self.edges}
+        return Centres({e.region: (e.latitude, e.longitude) for e in self.edges})
 
     @property
     def signer(self) -> tuple[str, bytes]:

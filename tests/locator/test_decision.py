@@ -342,3 +342,16 @@ def test_the_answer_is_every_available_edge_once_in_the_documented_order(fleet, 
 
 def _close(a: tuple[bool, float], b: tuple[bool, float]) -> bool:
     return a[0] == b[0] and math.isclose(a[1], b[1], rel_tol=1e-9)
+
+
+@given(fleets(), st.lists(CLIENTS, min_size=1, max_size=5), st.lists(st.sampled_from(TRACKS)))
+def test_rankings_kept_for_the_same_edges_change_no_answer(fleet, places, tracks):
+    rankings: dict = {}
+    assigned: dict[str, int] = {}
+    for n, track in enumerate(tracks):
+        at = places[n % len(places)]
+        remembered = choose_edges(fleet, at, track, assigned, rankings=rankings)
+        assert remembered == choose_edges(fleet, at, track, assigned)
+        if remembered:
+            assigned[remembered[0].id] = assigned.get(remembered[0].id, 0) + 1
+    assert len(rankings) <= len(places)

@@ -1,22 +1,11 @@
-"""The locator's state between requests: health into decision inputs, assignments, rights
-answers, play sessions and the pathway priority of a steering manifest."""
+"""The locator's state between requests: health into decision inputs (and a snapshot of it for
+the other workers), rights answers and the pathway priority of a steering manifest."""
 
-from hypothesis import given
-from hypothesis import strategies as st
+import json
 
 from cadenza.status import EdgeStatus
 from locator.decision import EdgeView
-from locator.fleet import (
-    Assignments,
-    Fleet,
-    Rights,
-    RightsCache,
-    Session,
-    Sessions,
-    pathway_priority,
-    rights_from_origin,
-)
-from locator.geo import Location
+from locator.fleet import Fleet, Rights, RightsCache, Session, pathway_priority, rights_from_origin
 
 EDGES = [
     EdgeView("a", "eu-west", "http://127.0.0.1:1", 48.86, 2.35, 1e9),
@@ -52,22 +41,17 @@ def test_edges_are_unavailable_until_polled_then_carry_their_load():
     assert fleet.healthy_ids() == {"a", "b"}
 
 
-def test_assignments_count_the_last_window_only():
-    assigned = Assignments(window=10)
-    for t in (0.0, 0.5, 5.0):
-        assigned.add("a", t)
-    assigned.add("b", 9.0)
-    assert assigned.counts(9.5) == {"a": 3, "b": 1}
-    assert assigned.counts(10.5) == {"a": 1, "b": 1}
-    assert assigned.counts(30) == {"a": 0, "b": 0}
-
-
-@given(st.lists(st.floats(min_value=0, max_value=100), max_size=50))
-def test_assignments_never_count_more_than_was_added(times: list[float]):
-    assigned = Assignments(window=10)
-    for t in sorted(times):
-        assigned.add("a", t)
-    assert assigned.counts(max(times, default=0)).get("a", 0) <= len(times)
+def test_a_snapshot_restores_every_edge_s_health_and_load_elsewhere():
+    polled = Fleet(EDGES)
+    polled.health["a"].observe_success(EdgeStatus.from_json(status()), 1.0)
+    polled.health["b"].observe_failure(1.0)
+    polled.refresh()
+    elsewhere = Fleet(EDGES)
+    elsewhere.restore(json.loads(json.dumps(polled.snapshot())))
+    assert elsewhere.views == polled.views
+    assert [v.load for v in elsewhere.views] == [v.load for v in polled.views]
+    assert elsewhere.health["b"].state == "down" and elsewhere.healthy_ids() == {"a"}
+    assert elsewhere.health["a"].status == polled.health["a"].status
 
 
 def test_rights_answers_expire_and_are_forgotten_on_events():
@@ -93,19 +77,22 @@ def test_the_origins_rights_answers_map_to_play_statuses():
     assert rights_from_origin(200, {"licensed": False, "reason": "not_licensed"}).status == 451
 
 
-def test_sessions_expire_and_stay_bounded():
-    sessions = Sessions(limit=2)
-    here = Location(48.86, 2.35, "eu-west", "FR")
-    for n in range(3):
-        sessions.add(f"s{n}", Session("t", here, ("a", "b"), expires=100.0 + n))
-    assert sessions.get("s0", now=1) is None and len(sessions) == 2
-    assert sessions.get("s1", now=1) is not None
-    assert sessions.get("s1", now=101) is None
-
-
 def test_dead_edges_leave_the_priority_and_draining_ones_go_last():
-    session = Session("t", Location(0, 0), ("a", "b", "c"), expires=1e12)
+    session = Session("t", ("a", "b", "c"), expires=1e12)
     assert pathway_priority(session, {"a", "b", "c"}, set()) == ["a", "b", "c"]
     assert pathway_priority(session, {"b", "c"}, set()) == ["b", "c"]
     assert pathway_priority(session, {"a", "b", "c"}, {"a"}) == ["b", "c", "a"]
     assert pathway_priority(session, set(), set()) == ["a", "b", "c"]
+
+
+def test_rankings_are_kept_while_the_views_stay_the_same_and_dropped_when_they_change():
+    fleet = Fleet(EDGES)
+    fleet.health["a"].observe_success(EdgeStatus.from_json(status()), 1.0)
+    fleet.refresh()
+    fleet.rankings[(0.0, 0.0, None)] = []
+    fleet.health["a"].observe_success(EdgeStatus.from_json(status()), 2.0)  # the same figures again
+    fleet.refresh()
+    assert fleet.rankings
+    fleet.health["a"].observe_success(EdgeStatus.from_json(status(egress=3e8)), 3.0)
+    fleet.refresh()
+    assert fleet.rankings == {} and fleet.views[0].egress_bps == 3e8

@@ -14,6 +14,7 @@ from netaddr import IPSet
 from cadenza.errors import ConfigError, InputError
 from locator.geo import (
     EARTH_RADIUS_KM,
+    Centres,
     CoverageZone,
     CoverageZones,
     GeoIPDatabase,
@@ -79,6 +80,18 @@ def test_nearest_region():
     assert nearest_region(51.5, -0.1, CENTRES) == "eu-west"
     assert nearest_region(42.4, -71.1, CENTRES) == "us-east"
     assert nearest_region(0, 0, {}) is None
+
+
+PLACES = st.tuples(st.floats(-90, 90), st.floats(-180, 180))
+
+
+@given(PLACES, st.dictionaries(st.sampled_from("abcdefgh"), PLACES, min_size=1))
+def test_the_nearest_region_by_chord_is_the_nearest_by_great_circle(client, centres):
+    centres_ = Centres(centres)
+    found = centres_.nearest(*client)
+    assert found is not None and dict(centres_) == centres
+    nearest = min(distance_km(*client, *place) for place in centres.values())
+    assert distance_km(*client, *centres[found]) <= nearest + 1e-3  # a metre: rounding
 
 
 def test_query_hint_reads_and_validates_the_parameters():

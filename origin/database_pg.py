@@ -196,8 +196,10 @@ class PgConnection:
         return self._ready().execute(sql, parameters or None)
 
     def _rollback(self) -> None:
-        if not self._conn.broken and self._conn.info.transaction_status != IDLE:
-            self._conn.execute("ROLLBACK")
+        # A connection lost mid-transaction rolls back on the server: the first error stands.
+        with contextlib.suppress(psycopg.Error):
+            if not self._conn.broken and self._conn.info.transaction_status != IDLE:
+                self._conn.execute("ROLLBACK")
 
     def notify(self, seq: int) -> None:
         self.execute("SELECT pg_notify(?, ?)", (CHANNEL, str(seq)))

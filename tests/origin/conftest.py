@@ -194,6 +194,18 @@ def catalog_where(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
     return url
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_config(request: pytest.FixtureRequest, tmp_path: Path) -> Path | None:
+    """The settings file of origin processes: none (SQLite in the data folder), then one that
+    names a fresh PostgreSQL database as the catalog."""
+    if request.param == "sqlite":
+        return None
+    url = request.getfixturevalue("postgres_url")
+    path = tmp_path / "catalog.toml"
+    path.write_text(f'catalog = "{url}"\n')
+    return path
+
+
 def _tail(log: Path) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-20:])
 

@@ -31,10 +31,12 @@ def _master_version(client: Client, track_id: str) -> str:
     return uris[0].split("/")[0]
 
 
-def test_concurrent_publishes_leave_master_and_catalog_in_agreement(tmp_path: Path):
+def test_concurrent_publishes_leave_master_and_catalog_in_agreement(
+    tmp_path: Path, catalog_config: Path | None
+):
     data_dir = tmp_path / "origin"
-    key = add_label(data_dir)
-    server = start_origin_process(data_dir, tmp_path / "origin.log")
+    key = add_label(data_dir, config=catalog_config)
+    server = start_origin_process(data_dir, tmp_path / "origin.log", catalog_config)
     try:
         client = Client(server.url, key)
         versions = [make_version(1, n) for n in (1, 2)]
@@ -55,10 +57,12 @@ def test_concurrent_publishes_leave_master_and_catalog_in_agreement(tmp_path: Pa
         server.stop()
 
 
-def test_a_publish_retried_after_the_master_was_lost_writes_it_again(tmp_path: Path):
+def test_a_publish_retried_after_the_master_was_lost_writes_it_again(
+    tmp_path: Path, catalog_config: Path | None
+):
     data_dir = tmp_path / "origin"
-    key = add_label(data_dir)
-    server = start_origin_process(data_dir, tmp_path / "origin.log")
+    key = add_label(data_dir, config=catalog_config)
+    server = start_origin_process(data_dir, tmp_path / "origin.log", catalog_config)
     try:
         client = Client(server.url, key)
         version = make_version(2, 1)

@@ -1,7 +1,8 @@
 """Origin replicas: two ``cadenza origin`` processes share one PostgreSQL catalog and one S3
-bucket (moto). A track ingested through one plays through the other; the replica that takes a
-second ingest is SIGKILLed mid-upload, and the same ingest run against the survivor sends only
-what is missing, publishes, and the track plays there. fsck then finds nothing."""
+bucket (moto). An event committed through one wakes a long poll on the other. A track
+ingested through one plays through the other; the replica that takes a second ingest is
+SIGKILLed mid-upload, and the same ingest run against the survivor sends only what is
+missing, publishes, and the track plays there. fsck then finds nothing."""
 
 import asyncio
 import json
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -19,6 +21,7 @@ import pytest
 from bench.catalog import MasterSpec, write_master
 from cadenza import layout
 from tests.origin.conftest import (
+    OPERATOR_KEY,
     STOP_SECONDS,
     Client,
     OriginProcess,
@@ -26,6 +29,7 @@ from tests.origin.conftest import (
     _s3_config,
     add_label,
     fsck,
+    make_version,
     origin_env,
     start_origin_process,
 )
@@ -200,6 +204,42 @@ def _wait_until(condition, what: str) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(POLL_SECONDS)
+
+
+def test_an_event_committed_through_one_replica_wakes_a_long_poll_on_the_other(
+    postgres_url: str, tmp_path: Path
+):
+    config = tmp_path / "origin.toml"
+    config.write_text(f'catalog = "{postgres_url}"\n')
+    key = add_label(tmp_path / "a", config=config)
+    servers: list[OriginProcess] = []
+    try:
+        for name in ("a", "b"):
+            servers.append(start_origin_process(tmp_path / name, tmp_path / f"{name}.log", config))
+        a, b = (Client(server.url, key) for server in servers)
+        version = make_version(5, 1)
+        assert a.declare(version)[0] == 200
+        last = json.loads(b.request("GET", "/v1/events?after=0")[1])["last"]
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # Answered as soon as the event is committed through the other replica (the
+            # client gives up long before the poll's own 60 s would end it).
+            poll = pool.submit(
+                b.request, "GET", f"/v1/events?after={last}&timeout=60", None, None, 20
+            )
+            operator = Client(servers[0].url, OPERATOR_KEY)
+            status, answer = operator.json(
+                "POST", "/v1/admin/takedown", {"track_id": version.track_id, "territory": "DE"}
+            )
+            assert status == 200
+            status, body = poll.result(timeout=30)
+        assert status == 200
+        events = json.loads(body)["events"]
+        assert [(e["seq"], e["kind"], e["territory"]) for e in events] == [
+            (answer["event"], "takedown", "DE")
+        ]
+    finally:
+        for server in servers:
+            server.stop()
 
 
 def test_replicas_share_catalog_and_bucket_and_survive_a_sigkill_mid_upload(

@@ -3,9 +3,9 @@
 ``Catalog`` is the async face of the catalog modules: ``database`` (the SQLite file or the
 PostgreSQL database, schema and transactions), ``labels``, ``versions``, ``takedowns`` (rights)
 and ``event_log``. A single worker thread owns the connection, so the event loop never waits on
-disk or the network, and each write method is one write transaction. On PostgreSQL a second
-thread listens for the events other replicas commit, and publishes take a per-track lock that
-all replicas share (``hold_track``).
+disk or the network, and each write method is one write transaction. On PostgreSQL reads have
+a connection and thread of their own, a third thread listens for the events other replicas
+commit, and publishes take a per-track lock that all replicas share (``hold_track``).
 """
 
 from __future__ import annotations

@@ -141,8 +141,9 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     bindir = _pg_bindir()
     if bindir is None:
         pytest.skip("PostgreSQL is not installed (Debian's postgresql package; make setup)")
-    # A short path: a unix socket's path is limited to about 100 bytes.
-    folder = Path(tempfile.mkdtemp(prefix="cdz-pg-"))
+    # A short path that the cluster's user can reach: a unix socket's path is limited to about
+    # 100 bytes, and TMPDIR may be private to root.
+    folder = Path(tempfile.mkdtemp(prefix="cdz-pg-", dir="/tmp" if Path("/tmp").is_dir() else None))
     try:
         if os.getuid() == 0:
             shutil.chown(folder, PG_USER)

@@ -96,7 +96,15 @@ def connect(where: Path | str, create: bool = True) -> Connection:
     return _connect_sqlite(where)
 
 
+MIN_SQLITE = (3, 39)  # IS NOT DISTINCT FROM; RETURNING and NULLS FIRST came before it
+
+
 def _connect_sqlite(path: Path) -> sqlite3.Connection:
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        raise OriginError(
+            f"the catalog needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer, and Python "
+            f"here uses {sqlite3.sqlite_version}; use a newer Python or a PostgreSQL catalog"
+        )
     try:
         db = sqlite3.connect(path, isolation_level=None)
     except sqlite3.Error as e:

@@ -69,7 +69,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
 async def _catalog(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    catalog = await Catalog.open(settings.catalog_path)
+    catalog = await Catalog.open(settings.catalog_location)
     app[CATALOG] = catalog
     yield
     await catalog.close()

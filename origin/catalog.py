@@ -1,9 +1,11 @@
 """The origin's record of labels, tracks, versions, uploads, rights and the event log edges follow.
 
-``Catalog`` is the async face of the catalog modules: ``database`` (the SQLite file, schema and
-transactions), ``labels``, ``versions``, ``takedowns`` (rights) and ``event_log``. A single
-worker thread owns the connection, so the event loop never waits on disk, and each write method
-is one ``BEGIN IMMEDIATE`` transaction.
+``Catalog`` is the async face of the catalog modules: ``database`` (the SQLite file or the
+PostgreSQL database, schema and transactions), ``labels``, ``versions``, ``takedowns`` (rights)
+and ``event_log``. A single worker thread owns the connection, so the event loop never waits on
+disk or the network, and each write method is one write transaction. On PostgreSQL reads have
+a connection and thread of their own, a third thread listens for the events other replicas
+commit, and publishes take a per-track lock that all replicas share (``hold_track``).
 """
 
 from __future__ import annotations
@@ -12,57 +14,103 @@ import asyncio
 import contextlib
 import secrets
 import sqlite3
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from cadenza.events import Event
 from origin import database, event_log, labels, lifecycle, rights, takedowns, versions
-from origin.database import Manifest
+from origin.database import Connection, Manifest
+from origin.errors import CatalogUnavailable
 
 MAX_PAGE = 1000
+TRACK_LOCK_SECONDS = 30.0  # a publish waits at most this long for another replica's
+TRACK_LOCK_POLL = 0.02  # seconds between tries of a lock another replica holds
+LISTENER_STOP_SECONDS = 10.0
 T = TypeVar("T")
 Json = dict[str, Any]
 
 
 class Catalog:
-    """The catalog's async face; open it with ``await Catalog.open(path)`` and close it."""
+    """The catalog's async face; open it with ``await Catalog.open(where)`` and close it.
+
+    ``where`` is the SQLite file's path, or a ``postgresql://`` URL (a catalog that several
+    origins share)."""
 
     def __init__(
         self,
-        db: sqlite3.Connection,
-        worker: ThreadPoolExecutor,
+        writer: _Session,
+        reader: _Session,
         clock: Callable[[], float],
         last_seq: int,
     ) -> None:
-        self._db = db
-        self._worker = worker
+        self._writer = writer
+        self._reader = reader  # the writer itself on SQLite
         self._clock = clock
         self._last_seq = last_seq  # the newest event this process has seen committed
         self._changed = asyncio.Event()  # replaced by a fresh one each time it is set
         self._closed = False
+        self._shared = not isinstance(writer.db, sqlite3.Connection)  # by origin replicas
+        self._stop_listening = threading.Event()
+        self._listener: threading.Thread | None = None
 
     @classmethod
-    async def open(cls, path: Path, clock: Callable[[], float] = time.time) -> Catalog:
-        worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cadenza-catalog")
+    async def open(cls, where: Path | str, clock: Callable[[], float] = time.time) -> Catalog:
+        writer = await _Session.open("cadenza-catalog", lambda: database.connect(where))
         try:
-            db, last_seq = await asyncio.get_running_loop().run_in_executor(worker, _connect, path)
+            last_seq = await writer.run(
+                lambda db: database.in_snapshot(db, lambda: event_log.last_seq(db))
+            )
+            reader = writer
+            if isinstance(where, str):
+                # Reads on a connection of their own: a write waiting for its turn behind
+                # another replica's transaction holds up no read of this one.
+                reader = await _Session.open(
+                    "cadenza-catalog-reads", lambda: database.connect(where, create=False)
+                )
         except BaseException:
-            worker.shutdown(wait=False)
+            await writer.close()
             raise
-        return cls(db, worker, clock, last_seq)
+        catalog = cls(writer, reader, clock, last_seq)
+        if isinstance(where, str):
+            catalog._listen(where)
+        return catalog
+
+    def _listen(self, url: str) -> None:
+        """Wake long polls at once when another process commits an event."""
+        from origin import database_pg
+
+        loop = asyncio.get_running_loop()
+
+        def wake(seq: int) -> None:
+            with contextlib.suppress(RuntimeError):  # a closed loop has nobody waiting
+                loop.call_soon_threadsafe(self._advance, seq)
+
+        self._listener = threading.Thread(
+            target=database_pg.listen,
+            args=(url, self._stop_listening, wake),
+            name="cadenza-catalog-events",
+            daemon=True,
+        )
+        self._listener.start()
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         self._changed.set()  # long-polls end now
+        self._stop_listening.set()
         try:
-            await asyncio.get_running_loop().run_in_executor(self._worker, self._db.close)
+            await self._writer.close()
         finally:
-            self._worker.shutdown(wait=True)
+            if self._reader is not self._writer:
+                await self._reader.close()
+            if self._listener is not None:
+                await asyncio.to_thread(self._listener.join, LISTENER_STOP_SECONDS)
 
     async def add_label(self, name: str) -> str:
         """Create a label and return its API key; only the key's SHA-256 is stored."""
@@ -92,7 +140,7 @@ class Catalog:
         versions.check_ids(track_id, version)
         listed = database.json_or_null(takedowns.territory_list(territories))
 
-        def stage(db: sqlite3.Connection, now: float) -> list[str]:
+        def stage(db: Connection, now: float) -> list[str]:
             # Checked in the catalog's thread: a large manifest never holds up the event loop.
             checked = versions.checked_manifest(manifest)
             lifecycle.master_playlist(metadata, checked)  # what publish will write must render
@@ -114,7 +162,7 @@ class Catalog:
     ) -> Json | None:
         """The manifest entry ``{size, sha256}`` of ``path`` for an upload by ``label``, or None."""
 
-        def entry(db: sqlite3.Connection) -> Json | None:
+        def entry(db: Connection) -> Json | None:
             database.owned_track(db, label, track_id)
             return database.manifest_of(db, track_id, version).get(path)
 
@@ -189,8 +237,9 @@ class Catalog:
         """Events after ``after`` as soon as there are any, or [] after ``timeout`` seconds.
 
         Events already stored are returned at once, whoever wrote them. While waiting, writes
-        through this Catalog end the wait at once; writes by another process (a CLI takedown)
-        are seen when the timeout ends, so callers poll with short timeouts.
+        through this Catalog end the wait at once, and on PostgreSQL so do those of every other
+        process (LISTEN/NOTIFY); on SQLite, writes by another process (a CLI takedown) are seen
+        when the timeout ends, so callers poll with short timeouts.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -208,16 +257,42 @@ class Catalog:
     async def last_seq(self) -> int:
         return await self._read(event_log.last_seq)
 
-    async def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+    @contextlib.asynccontextmanager
+    async def hold_track(self, track_id: str) -> AsyncIterator[None]:
+        """Hold the track's publish lock that every process sharing this catalog takes.
+
+        Within one process ``publish.TrackLocks`` orders the waiters; this lock orders the
+        processes. A no-op on SQLite, whose catalog one origin serves."""
+        if not self._shared:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + TRACK_LOCK_SECONDS
+        while not await self._run(self._writer, lambda db: db.try_lock(track_id)):
+            if loop.time() >= deadline:
+                raise CatalogUnavailable(
+                    f"track {track_id} stayed locked by another origin for "
+                    f"{TRACK_LOCK_SECONDS:g} s; retry the publish"
+                )
+            await asyncio.sleep(TRACK_LOCK_POLL)
+        try:
+            yield
+        finally:
+            await self._run(self._writer, lambda db: db.unlock(track_id))
+
+    async def _run(self, session: _Session, call: Callable[[Any], T]) -> T:
         if self._closed:
             raise RuntimeError("the catalog is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._worker, query, self._db)
+        return await session.run(call)
 
-    async def _write(self, change: Callable[[sqlite3.Connection, float], T]) -> T:
+    async def _read(self, query: Callable[[Connection], T]) -> T:
+        return await self._run(self._reader, lambda db: database.in_snapshot(db, lambda: query(db)))
+
+    async def _write(self, change: Callable[[Connection, float], T]) -> T:
         loop = asyncio.get_running_loop()
         now = self._clock()
 
-        def transaction(db: sqlite3.Connection) -> T:
+        def transaction(db: Connection) -> T:
             result, last = database.in_transaction(
                 db, lambda: (change(db, now), event_log.last_seq(db))
             )
@@ -227,7 +302,7 @@ class Catalog:
                 loop.call_soon_threadsafe(self._advance, last)
             return result
 
-        return await self._read(transaction)
+        return await self._run(self._writer, transaction)
 
     def _advance(self, last_seq: int) -> None:
         if last_seq > self._last_seq:
@@ -236,6 +311,28 @@ class Catalog:
             self._changed = asyncio.Event()
 
 
-def _connect(path: Path) -> tuple[sqlite3.Connection, int]:
-    db = database.connect(path)
-    return db, event_log.last_seq(db)
+@dataclass(frozen=True)
+class _Session:
+    """A connection and the one thread that uses it."""
+
+    db: Connection
+    thread: ThreadPoolExecutor
+
+    @classmethod
+    async def open(cls, name: str, connect: Callable[[], Connection]) -> _Session:
+        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        try:
+            db = await asyncio.get_running_loop().run_in_executor(thread, connect)
+        except BaseException:
+            thread.shutdown(wait=False)
+            raise
+        return cls(db, thread)
+
+    async def run(self, call: Callable[[Connection], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.thread, call, self.db)
+
+    async def close(self) -> None:
+        try:
+            await self.run(lambda db: db.close())
+        finally:
+            self.thread.shutdown(wait=True)

@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from cadenza import log, serving
 from cadenza.errors import CadenzaError, ConfigError
@@ -105,6 +106,7 @@ def run_origin(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     log.hide(filter(None, (settings.operator_key, settings.storage.secret_access_key)))
+    log.hide(filter(None, [urlsplit(settings.catalog or "").password]))
     service = serving.Service(
         "cadenza origin", settings.host, settings.port,
         head_timeout=settings.head_timeout, keepalive_timeout=settings.keepalive_timeout,
@@ -117,7 +119,7 @@ def run_add_label(args: argparse.Namespace) -> int:
 
     async def add() -> str:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        catalog = await Catalog.open(settings.catalog_path)
+        catalog = await Catalog.open(settings.catalog_location)
         try:
             return await catalog.add_label(args.name)
         finally:
@@ -141,13 +143,13 @@ def run_fsck(args: argparse.Namespace) -> int:
     from origin.storage import open_storage
 
     settings = _settings(args)
-    if not settings.catalog_path.is_file():
+    if settings.catalog is None and not settings.catalog_path.is_file():
         raise ConfigError(f"{settings.data_dir}: no catalog here (expected catalog.sqlite3)")
 
     async def run() -> dict[str, Any]:
         storage = await open_storage(settings.storage)
         try:
-            catalog = await Catalog.open(settings.catalog_path)
+            catalog = await Catalog.open(settings.catalog_location)
             try:
                 findings = await fsck.check(catalog, storage)
                 repaired = (

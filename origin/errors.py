@@ -10,6 +10,7 @@ CadenzaError                  (cadenza.errors)
     ├── BodyTooLarge          413  a JSON body over its byte limit
     ├── Conflict              409  contradicts the catalog (``missing`` names objects not uploaded)
     │   └── LabelExists       409  a label of that name exists already
+    ├── CatalogUnavailable    503  the catalog's database is unreachable or busy past its wait
     └── StorageError          503  the object store failed (disk, S3 endpoint, bucket)
         ├── ObjectNotFound    404  no object under that key
         ├── ObjectTooLarge    413  a put went over its byte limit; nothing was stored
@@ -64,6 +65,12 @@ class Conflict(OriginError):
 
 class LabelExists(Conflict):
     pass
+
+
+class CatalogUnavailable(OriginError):
+    """The catalog's database server failed or kept a writer waiting too long; retry later."""
+
+    status = 503
 
 
 class StorageError(OriginError):

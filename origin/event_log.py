@@ -1,17 +1,18 @@
 """The event log edges and locators follow: rows of the catalog, so their order is the commit
-order (publishes, takedowns, territory changes), read as ``cadenza.events.Event``."""
+order (publishes, takedowns, territory changes; on PostgreSQL, writers take turns to keep
+it so), read as ``cadenza.events.Event``."""
 
 import json
-import sqlite3
 from typing import Any
 
 from cadenza.events import Event
 from origin import database
+from origin.database import Connection
 
 Json = dict[str, Any]
 
 
-def read(db: sqlite3.Connection, after: int, limit: int) -> list[Event]:
+def read(db: Connection, after: int, limit: int) -> list[Event]:
     rows = db.execute(
         "SELECT seq, kind, track_id, territory, data, created_at FROM events"
         " WHERE seq > ? ORDER BY seq LIMIT ?",
@@ -31,26 +32,28 @@ def read(db: sqlite3.Connection, after: int, limit: int) -> list[Event]:
 
 
 def append_event(
-    db: sqlite3.Connection, now: float, kind: str, track_id: str, territory: str | None, data: Json
+    db: Connection, now: float, kind: str, track_id: str, territory: str | None, data: Json
 ) -> int:
-    cursor = db.execute(
-        "INSERT INTO events (kind, track_id, territory, data, created_at) VALUES (?, ?, ?, ?, ?)",
+    row = db.execute(
+        "INSERT INTO events (kind, track_id, territory, data, created_at) VALUES (?, ?, ?, ?, ?)"
+        " RETURNING seq",
         (kind, track_id, territory, database.dumps(data), now),
-    )
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+    ).fetchone()
+    seq = int(row["seq"])
+    database.event_appended(db, seq)
+    return seq
 
 
 def event_seq(
-    db: sqlite3.Connection, kind: str, track_id: str, territory: str | None, data: Json
+    db: Connection, kind: str, track_id: str, territory: str | None, data: Json
 ) -> int | None:
     row = db.execute(
-        "SELECT max(seq) FROM events WHERE track_id = ? AND kind = ? AND territory IS ?"
-        " AND data = ?",
+        "SELECT max(seq) AS seq FROM events WHERE track_id = ? AND kind = ?"
+        " AND territory IS NOT DISTINCT FROM ? AND data = ?",
         (track_id, kind, territory, database.dumps(data)),
     ).fetchone()
-    return None if row[0] is None else int(row[0])
+    return None if row["seq"] is None else int(row["seq"])
 
 
-def last_seq(db: sqlite3.Connection) -> int:
-    return int(db.execute("SELECT ifnull(max(seq), 0) FROM events").fetchone()[0])
+def last_seq(db: Connection) -> int:
+    return int(db.execute("SELECT coalesce(max(seq), 0) AS seq FROM events").fetchone()["seq"])

@@ -126,7 +126,7 @@ async def _repair_one(
             await publish.write_master(catalog, storage, locks, parts[1])
             return True
         case Problem.STRAY_MASTER:
-            async with locks.hold(parts[1]):
+            async with publish.holding(catalog, locks, parts[1]):
                 if await publish.expected_master(catalog, parts[1]) is None:
                     await storage.delete(finding.key)
             return True

@@ -1,9 +1,11 @@
 """Publishing: the catalog switch and the master playlist as one ordered step per track.
 
-Publishes of one track run one at a time, and each writes the master that the catalog's switch
-made current, so the last switch is always the master's version. The catalog commits first:
-a crash between the two leaves a master one version behind, which a retried publish (idempotent)
-or the origin's start-up check (``write_master`` for every track) puts right.
+Publishes of one track run one at a time, in this process (``TrackLocks``) and across the
+origin replicas that share a PostgreSQL catalog (``Catalog.hold_track``), and each writes the
+master that the catalog's switch made current, so the last switch is always the master's
+version. The catalog commits first: a crash between the two leaves a master one version behind,
+which a retried publish (idempotent) or the origin's start-up check (``write_master`` for every
+track) puts right.
 """
 
 import asyncio
@@ -40,11 +42,18 @@ class TrackLocks:
                 self._locks[track_id] = (lock, users - 1)
 
 
+@contextlib.asynccontextmanager
+async def holding(catalog: Catalog, locks: TrackLocks, track_id: str) -> AsyncIterator[None]:
+    """The track's turn to publish or rewrite its master, among all the catalog's origins."""
+    async with locks.hold(track_id), catalog.hold_track(track_id):
+        yield
+
+
 async def publish(
     catalog: Catalog, storage: Storage, locks: TrackLocks, label: str, track_id: str, version: str
 ) -> int:
     """Make ``version`` current and its master live; returns the catalog event's seq."""
-    async with locks.hold(track_id):
+    async with holding(catalog, locks, track_id):
         found = await catalog.version(track_id, version)
         if found is None:
             raise NotFound(f"track {track_id} has no version {version}; stage it first")
@@ -61,7 +70,7 @@ async def write_master(
     catalog: Catalog, storage: Storage, locks: TrackLocks, track_id: str
 ) -> bool:
     """Make the stored master name the catalog's current version; True when it was rewritten."""
-    async with locks.hold(track_id):
+    async with holding(catalog, locks, track_id):
         expected = await expected_master(catalog, track_id)
         if expected is None:
             return False

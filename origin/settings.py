@@ -33,6 +33,12 @@ DEFAULT_HEAD_TIMEOUT = 10.0 * SECONDS
 DEFAULT_KEEPALIVE_TIMEOUT = 75.0 * SECONDS
 
 
+def _catalog_url(value: Any) -> str | None:
+    if value.startswith(("postgresql://", "postgres://")):
+        return None
+    return "must be a postgresql://USER@HOST/DATABASE URL (leave it out for SQLite)"
+
+
 def _storage(raw: Any, where: str) -> StorageConfig:
     return _parse_storage(raw, f"{where.removesuffix(': storage')}: [storage]")
 
@@ -49,6 +55,14 @@ class OriginSettings:
         DEFAULT_MASTER_MAX_AGE, key="master_max_age_seconds", check=non_negative
     )
     max_object_bytes: int = setting(DEFAULT_MAX_OBJECT_BYTES, check=positive)
+    # A PostgreSQL catalog that origin replicas share; None keeps catalog.sqlite3 in data_dir.
+    catalog: str | None = setting(
+        None,
+        check=_catalog_url,
+        secret=True,
+        help="a PostgreSQL URL shared by origin replicas (default: SQLite in the data folder)",
+        metavar="URL",
+    )
     operator_key: str | None = setting(None, env=ENV_OPERATOR_KEY, secret=True)
     storage: StorageConfig = setting(factory=StorageConfig, parse=_storage)
     # Every client connection: the whole request head within head_timeout, and closed after
@@ -61,6 +75,11 @@ class OriginSettings:
     @property
     def catalog_path(self) -> Path:
         return self.data_dir / "catalog.sqlite3"
+
+    @property
+    def catalog_location(self) -> Path | str:
+        """What ``Catalog.open`` takes: the PostgreSQL URL, or the SQLite file."""
+        return self.catalog or self.catalog_path
 
     def with_data_dir(self, data_dir: Path) -> "OriginSettings":
         storage = self.storage

@@ -8,13 +8,12 @@ event that made it so.
 
 import json
 import re
-import sqlite3
 from pathlib import PurePosixPath
 from typing import Any
 
 from cadenza import events, layout
 from origin import database, event_log, lifecycle, rights, takedowns
-from origin.database import Manifest
+from origin.database import Connection, Manifest, Row
 from origin.errors import Conflict, NotFound
 from origin.lifecycle import Action, VersionFacts
 
@@ -53,7 +52,7 @@ def checked_manifest(manifest: Manifest) -> Manifest:
 
 
 def stage(
-    db: sqlite3.Connection,
+    db: Connection,
     now: float,
     label: str,
     track_id: str,
@@ -62,7 +61,7 @@ def stage(
     manifest: Manifest,
     territories: str | None,
 ) -> list[str]:
-    if not db.execute("SELECT 1 FROM labels WHERE name = ?", (label,)).fetchone():
+    if not db.execute("SELECT 1 AS found FROM labels WHERE name = ?", (label,)).fetchone():
         raise NotFound(f"no label {label!r}; create it with 'cadenza origin add-label'")
     if database.track_row(db, track_id) is None:
         db.execute(
@@ -87,9 +86,7 @@ def stage(
     return missing(db, track_id, version)
 
 
-def record_object(
-    db: sqlite3.Connection, track_id: str, version: str, path: str, entry: Json
-) -> None:
+def record_object(db: Connection, track_id: str, version: str, path: str, entry: Json) -> None:
     expected = database.manifest_of(db, track_id, version).get(path)
     lifecycle.transition(facts_of(db, track_id, version), Action.STORE)
     if expected is None:
@@ -101,12 +98,13 @@ def record_object(
             f"{expected['sha256']}; upload the file again"
         )
     db.execute(
-        "INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO objects VALUES (?, ?, ?, ?, ?) ON CONFLICT (track_id, version, path)"
+        " DO UPDATE SET size = excluded.size, sha256 = excluded.sha256",
         (track_id, version, path, entry["size"], entry["sha256"]),
     )
 
 
-def missing(db: sqlite3.Connection, track_id: str, version: str) -> list[str]:
+def missing(db: Connection, track_id: str, version: str) -> list[str]:
     manifest = database.manifest_of(db, track_id, version)
     rows = db.execute(
         "SELECT path, size, sha256 FROM objects WHERE track_id = ? AND version = ?",
@@ -116,7 +114,7 @@ def missing(db: sqlite3.Connection, track_id: str, version: str) -> list[str]:
     return sorted(path for path, entry in manifest.items() if stored.get(path) != entry)
 
 
-def publish(db: sqlite3.Connection, now: float, label: str, track_id: str, version: str) -> int:
+def publish(db: Connection, now: float, label: str, track_id: str, version: str) -> int:
     database.owned_track(db, label, track_id)
     row = database.version_row(db, track_id, version)
     if row is None:
@@ -129,7 +127,7 @@ def publish(db: sqlite3.Connection, now: float, label: str, track_id: str, versi
         if seq is not None:
             return seq
     db.execute(
-        "UPDATE versions SET state = 'published', published_at = ifnull(published_at, ?)"
+        "UPDATE versions SET state = 'published', published_at = coalesce(published_at, ?)"
         " WHERE track_id = ? AND version = ?",
         (now, track_id, version),
     )
@@ -150,11 +148,12 @@ def publish(db: sqlite3.Connection, now: float, label: str, track_id: str, versi
     return event_log.append_event(db, now, events.PUBLISHED, track_id, None, data)
 
 
-def facts_of(db: sqlite3.Connection, track_id: str, version: str) -> VersionFacts:
+def facts_of(db: Connection, track_id: str, version: str) -> VersionFacts:
     track, row = database.track_row(db, track_id), database.version_row(db, track_id, version)
     withdrawn = track is not None and bool(
         db.execute(
-            "SELECT 1 FROM takedowns WHERE track_id = ? AND territory IS NULL", (track_id,)
+            "SELECT 1 AS found FROM takedowns WHERE track_id = ? AND territory IS NULL",
+            (track_id,),
         ).fetchone()
     )
     return VersionFacts(
@@ -167,7 +166,7 @@ def facts_of(db: sqlite3.Connection, track_id: str, version: str) -> VersionFact
     )
 
 
-def version_json(db: sqlite3.Connection, track_id: str, version: str) -> Json | None:
+def version_json(db: Connection, track_id: str, version: str) -> Json | None:
     row = database.version_row(db, track_id, version)
     if row is None:
         return None
@@ -180,19 +179,19 @@ def version_json(db: sqlite3.Connection, track_id: str, version: str) -> Json | 
     }
 
 
-def published_versions(db: sqlite3.Connection) -> list[tuple[str, str]]:
+def published_versions(db: Connection) -> list[tuple[str, str]]:
     rows = db.execute(
         "SELECT track_id, version FROM versions WHERE state = 'published' ORDER BY 1, 2"
     )
     return [(r["track_id"], r["version"]) for r in rows]
 
 
-def current_versions(db: sqlite3.Connection) -> dict[str, str | None]:
+def current_versions(db: Connection) -> dict[str, str | None]:
     rows = db.execute("SELECT track_id, current_version FROM tracks ORDER BY track_id")
     return {r["track_id"]: r["current_version"] for r in rows}
 
 
-def forget_object(db: sqlite3.Connection, track_id: str, version: str, path: str) -> None:
+def forget_object(db: Connection, track_id: str, version: str, path: str) -> None:
     db.execute(
         "DELETE FROM objects WHERE track_id = ? AND version = ? AND path = ?",
         (track_id, version, path),
@@ -200,7 +199,7 @@ def forget_object(db: sqlite3.Connection, track_id: str, version: str, path: str
 
 
 def tracks_page(
-    db: sqlite3.Connection, label: str | None, limit: int, after: str | None, only: str | None
+    db: Connection, label: str | None, limit: int, after: str | None, only: str | None
 ) -> tuple[list[Json], str | None]:
     where: list[str] = []
     args: list[str] = []
@@ -216,7 +215,7 @@ def tracks_page(
     return found, (page[-1]["track_id"] if len(rows) > limit else None)
 
 
-def track_json(row: sqlite3.Row, withdrawn_in: list[str | None]) -> Json:
+def track_json(row: Row, withdrawn_in: list[str | None]) -> Json:
     fields = ("track_id", "label", "title", "artist", "album", "isrc", "upc", "duration")
     return {
         **{name: row[name] for name in fields},

@@ -10,6 +10,8 @@ command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpe
 command -v make >/dev/null || missing+=(make)
 # The reference proxy and load generator of `cadenza bench edge`.
 command -v nginx >/dev/null || missing+=(nginx-light)
+# The PostgreSQL catalog's tests start a temporary cluster of their own (no service is used).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 command -v wrk >/dev/null || missing+=(wrk)
 # The monitoring test: a real Prometheus, and promtool for the rules (both in Debian's package).
 command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)

@@ -1,16 +1,19 @@
 """What the origin's test files share: a real S3 API (one moto server per session on a free
-loopback port), helpers to put, read and inspect objects and S3 buckets, and origins as real
-processes with synthetic versions to upload to them."""
+loopback port), a real PostgreSQL (one temporary cluster per session, a fresh database per
+test), helpers to put, read and inspect objects and S3 buckets, and origins as real processes
+with synthetic versions to upload to them."""
 
 import hashlib
 import http.client
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
@@ -89,6 +92,119 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         _stop(process)
+
+
+# --- a temporary PostgreSQL cluster -------------------------------------------------------------
+
+PG_SECONDS = 60  # initdb, start and stop each end within this
+PG_USER = "nobody"  # postgres refuses to run as root: the cluster runs as this user then
+
+
+def _pg_bindir() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: p.parts[-3])
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+@dataclass(frozen=True)
+class PostgresCluster:
+    """A running cluster that listens only on a unix socket in ``socket_dir``."""
+
+    socket_dir: Path
+
+    def url(self, database: str) -> str:
+        return f"postgresql:///{database}?host={self.socket_dir}&user=postgres"
+
+
+def _pg_run(command: list[str], folder: Path) -> None:
+    as_user = ["runuser", "-u", PG_USER, "--"] if os.getuid() == 0 else []
+    result = subprocess.run(
+        [*as_user, *command],
+        cwd=folder,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=PG_SECONDS + 10,
+    )
+    if result.returncode != 0:
+        log = folder / "server.log"
+        tail = _tail(log) if log.exists() else ""
+        raise RuntimeError(f"{command[0]} failed: {result.stderr.strip()}\n{tail}")
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """One PostgreSQL cluster for the session: initdb into a temp folder, started on a unix
+    socket there (no TCP port), stopped and removed at the end."""
+    bindir = _pg_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (Debian's postgresql package; make setup)")
+    # A short path that the cluster's user can reach: a unix socket's path is limited to about
+    # 100 bytes, and TMPDIR may be private to root.
+    folder = Path(tempfile.mkdtemp(prefix="cdz-pg-", dir="/tmp" if Path("/tmp").is_dir() else None))
+    try:
+        if os.getuid() == 0:
+            shutil.chown(folder, PG_USER)
+        data = folder / "data"
+        _pg_run(
+            [
+                str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                "--no-sync", "-E", "UTF8", "--locale=C",
+            ],
+            folder,
+        )  # fmt: skip
+        options = (
+            f"-k {folder} -c listen_addresses='' -c fsync=off -c synchronous_commit=off"
+            " -c full_page_writes=off -c max_connections=100"
+        )
+        start = [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log")]
+        _pg_run([*start, "-w", "-t", str(PG_SECONDS), "-o", options, "start"], folder)
+        try:
+            yield PostgresCluster(folder)
+        finally:
+            stop = [str(bindir / "pg_ctl"), "-D", str(data), "-w", "-t", str(PG_SECONDS)]
+            _pg_run([*stop, "-m", "fast", "stop"], folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: PostgresCluster) -> Iterator[str]:
+    """A fresh, empty database of the session's cluster, dropped after the test."""
+    import psycopg
+
+    name = f"cadenza_{uuid4().hex[:12]}"
+    admin = postgres_cluster.url("postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield postgres_cluster.url(name)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_where(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where a catalog test opens its catalog: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "catalog.sqlite3"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_config(request: pytest.FixtureRequest, tmp_path: Path) -> Path | None:
+    """The settings file of origin processes: none (SQLite in the data folder), then one that
+    names a fresh PostgreSQL database as the catalog."""
+    if request.param == "sqlite":
+        return None
+    url = request.getfixturevalue("postgres_url")
+    path = tmp_path / "catalog.toml"
+    path.write_text(f'catalog = "{url}"\n')
+    return path
 
 
 def _tail(log: Path) -> str:

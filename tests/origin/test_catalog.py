@@ -69,12 +69,19 @@ def track_id(n: int) -> str:
 
 @pytest.fixture
 def path(tmp_path):
+    """The SQLite file of the tests of what only SQLite has (WAL, a file on disk)."""
     return tmp_path / "catalog.sqlite3"
 
 
 @pytest.fixture
-async def catalog(path):
-    catalog = await Catalog.open(path, Clock())
+def where(catalog_where):
+    """The catalog's SQLite file, then its PostgreSQL URL: most tests run on both engines."""
+    return catalog_where
+
+
+@pytest.fixture
+async def catalog(where):
+    catalog = await Catalog.open(where, Clock())
     yield catalog
     await catalog.close()
 
@@ -125,7 +132,8 @@ def all_bytes(folder: Path) -> bytes:
 # Opening and closing
 
 
-async def test_open_creates_a_wal_database_with_a_schema_version(catalog, path):
+async def test_open_creates_a_wal_database_with_a_schema_version(path):
+    await (await Catalog.open(path)).close()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert db.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
@@ -146,8 +154,8 @@ async def test_all_work_runs_on_one_worker_thread_that_close_ends(path):
     assert len(workers()) == before
 
 
-async def test_reopening_keeps_everything(path):
-    catalog = await Catalog.open(path, Clock())
+async def test_reopening_keeps_everything(where):
+    catalog = await Catalog.open(where, Clock())
     key = await catalog.add_label("indie")
     await publish(catalog, territories=["de", "at"])
     await stage(catalog, version=V2)
@@ -155,7 +163,7 @@ async def test_reopening_keeps_everything(path):
     before = (await catalog.track(TRACK), await catalog.events(0), await catalog.last_seq())
     await catalog.close()
 
-    catalog = await Catalog.open(path, Clock())
+    catalog = await Catalog.open(where, Clock())
     try:
         after = (await catalog.track(TRACK), await catalog.events(0), await catalog.last_seq())
         assert after == before
@@ -190,8 +198,8 @@ async def test_open_refuses_a_newer_schema(path):
         await Catalog.open(path)
 
 
-async def test_close_is_idempotent_and_later_calls_fail(path):
-    catalog = await Catalog.open(path)
+async def test_close_is_idempotent_and_later_calls_fail(where):
+    catalog = await Catalog.open(where)
     await catalog.close()
     await catalog.close()
     with pytest.raises(RuntimeError, match="closed"):
@@ -235,7 +243,8 @@ async def test_label_names_that_are_refused(catalog, name):
         await catalog.add_label(name)
 
 
-async def test_only_the_hash_of_a_key_is_stored(catalog, path):
+async def test_only_the_hash_of_a_key_is_stored(path):
+    catalog = await Catalog.open(path)
     key = await catalog.add_label("indie")
     digest = hashlib.sha256(key.encode()).hexdigest()
     secret = key.removeprefix("cdz_").encode()
@@ -752,9 +761,9 @@ async def test_wait_ignores_events_up_to_after(catalog, label):
     assert [e.seq for e in events] == [second]
 
 
-async def test_wait_returns_another_processes_stored_events_at_once(catalog, label, path):
+async def test_wait_returns_another_processes_stored_events_at_once(catalog, label, where):
     await stage(catalog)
-    other = await Catalog.open(path)
+    other = await Catalog.open(where)
     try:
         seq = await other.takedown(TRACK, "DE")
     finally:
@@ -765,9 +774,9 @@ async def test_wait_returns_another_processes_stored_events_at_once(catalog, lab
     assert time.monotonic() - started < 1
 
 
-async def test_wait_sees_another_processes_writes_at_the_timeout(catalog, label, path):
+async def test_wait_sees_another_processes_writes_at_the_timeout(catalog, label, where):
     await stage(catalog)
-    other = await Catalog.open(path)
+    other = await Catalog.open(where)
     try:
         waiter = asyncio.create_task(catalog.wait_for_events(0, timeout=0.2))
         seq = await other.takedown(TRACK, "DE")
@@ -777,8 +786,8 @@ async def test_wait_sees_another_processes_writes_at_the_timeout(catalog, label,
     assert [e.seq for e in events] == [seq]
 
 
-async def test_close_ends_a_wait(path):
-    catalog = await Catalog.open(path)
+async def test_close_ends_a_wait(where):
+    catalog = await Catalog.open(where)
     waiter = asyncio.create_task(catalog.wait_for_events(0, timeout=10))
     await asyncio.sleep(0)
     await catalog.close()

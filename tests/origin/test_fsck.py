@@ -47,17 +47,19 @@ def _age(path: Path, seconds: float) -> None:
     os.utime(path, (then, then))
 
 
-def test_fsck_reports_repairs_and_exits_by_what_is_left(tmp_path: Path):
+def test_fsck_reports_repairs_and_exits_by_what_is_left(
+    tmp_path: Path, catalog_config: Path | None
+):
     data_dir = tmp_path / "origin"
-    key = add_label(data_dir)
-    server = start_origin_process(data_dir, tmp_path / "origin.log")
+    key = add_label(data_dir, config=catalog_config)
+    server = start_origin_process(data_dir, tmp_path / "origin.log", catalog_config)
     one, two = make_version(1, 1), make_version(2, 1)
     try:
         client = Client(server.url, key)
         assert client.send(one) == 200 and client.send(two) == 200
     finally:
         server.stop()
-    clean = fsck(data_dir)
+    clean = fsck(data_dir, config=catalog_config)
     assert (clean.returncode, clean.stdout.strip()) == (
         0,
         "fsck: catalog, objects and masters agree",
@@ -74,7 +76,7 @@ def test_fsck_reports_repairs_and_exits_by_what_is_left(tmp_path: Path):
     fresh.write_bytes(b"an upload under way")
     _age(stale, 2 * HOURS)
 
-    found = fsck(data_dir, "--json")
+    found = fsck(data_dir, "--json", config=catalog_config)
     assert found.returncode == 1
     report = json.loads(found.stdout)
     assert not report["ok"] and report["repaired"] == []
@@ -89,16 +91,16 @@ def test_fsck_reports_repairs_and_exits_by_what_is_left(tmp_path: Path):
         ]
     )
 
-    repaired = fsck(data_dir, "--repair")
+    repaired = fsck(data_dir, "--repair", config=catalog_config)
     assert repaired.returncode == 1  # the lost objects exist only at the label
     assert "fsck: 2 problems left" in repaired.stdout
     assert not stale.exists() and fresh.exists()
     assert not (objects / one.key("a96/seg_00001.m4s")).exists()  # never served damaged
-    after = json.loads(fsck(data_dir, "--json").stdout)
+    after = json.loads(fsck(data_dir, "--json", config=catalog_config).stdout)
     assert sorted(f["problem"] for f in after["findings"]) == ["missing-object", "missing-object"]
 
     # The catalog forgot them, so the label's next upload of the version sends them again.
-    server = start_origin_process(data_dir, tmp_path / "origin.log")
+    server = start_origin_process(data_dir, tmp_path / "origin.log", catalog_config)
     try:
         client = Client(server.url, key)
         status, answer = client.declare(one)
@@ -109,7 +111,7 @@ def test_fsck_reports_repairs_and_exits_by_what_is_left(tmp_path: Path):
         assert client.publish(one) == 200
     finally:
         server.stop()
-    assert fsck(data_dir).returncode == 0
+    assert fsck(data_dir, config=catalog_config).returncode == 0
     fresh.unlink()
 
 
@@ -118,10 +120,12 @@ def test_fsck_without_a_catalog_is_a_usage_error(tmp_path: Path):
     assert result.returncode == 2 and "no catalog" in result.stderr
 
 
-def test_the_origin_sweeps_what_a_kill_left_and_rewrites_a_lagging_master(tmp_path: Path):
+def test_the_origin_sweeps_what_a_kill_left_and_rewrites_a_lagging_master(
+    tmp_path: Path, catalog_config: Path | None
+):
     data_dir = tmp_path / "origin"
-    key = add_label(data_dir)
-    server = start_origin_process(data_dir, tmp_path / "origin.log")
+    key = add_label(data_dir, config=catalog_config)
+    server = start_origin_process(data_dir, tmp_path / "origin.log", catalog_config)
     version = make_version(3, 1, segments=1, size=4 << 20)
     path = "a96/seg_00000.m4s"
     try:
@@ -149,7 +153,7 @@ def test_the_origin_sweeps_what_a_kill_left_and_rewrites_a_lagging_master(tmp_pa
         _age(temp, 2 * HOURS)
     master = data_dir / "objects" / "tracks" / version.track_id / "master.m3u8"
     master.write_bytes(b"#EXTM3U\n")  # as if killed between the catalog switch and the master
-    restarted = start_origin_process(data_dir, tmp_path / "origin.log")
+    restarted = start_origin_process(data_dir, tmp_path / "origin.log", catalog_config)
     try:
         assert not any(t.exists() for t in temps)
         status, body = Client(restarted.url).request(
@@ -159,4 +163,4 @@ def test_the_origin_sweeps_what_a_kill_left_and_rewrites_a_lagging_master(tmp_pa
     finally:
         restarted.stop()
     assert "start-up check repaired stale-master" in restarted.log_text()
-    assert fsck(data_dir).returncode == 0
+    assert fsck(data_dir, config=catalog_config).returncode == 0

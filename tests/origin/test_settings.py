@@ -66,3 +66,19 @@ def test_bad_settings_name_the_problem(table, message):
 def test_listen_accepts_any_port_zero():
     assert parse_listen("127.0.0.1:0", "x") == ("127.0.0.1", 0)
     assert parse_listen(":8080", "x") == ("0.0.0.0", 8080)
+
+
+def test_the_catalog_is_sqlite_in_the_data_folder_unless_a_postgresql_url_is_given(tmp_path):
+    settings = load_settings(None, data_dir=tmp_path, environ={})
+    assert settings.catalog is None
+    assert settings.catalog_location == tmp_path / "catalog.sqlite3"
+    url = "postgresql://cadenza@db.internal/catalog"
+    from_env = load_settings(None, environ={"CADENZA_ORIGIN_CATALOG": url})
+    assert from_env.catalog_location == url
+    assert parse_settings({"catalog": "postgres://h/c"}, "f").catalog_location == "postgres://h/c"
+
+
+def test_a_catalog_that_is_not_a_postgresql_url_is_refused_without_echoing_it():
+    with pytest.raises(ConfigError, match="postgresql://") as e:
+        parse_settings({"catalog": "mysql://u:pw-secret@h/c"}, "origin.toml")
+    assert "pw-secret" not in str(e.value)

@@ -79,7 +79,7 @@ async def test_a_replicas_event_wakes_a_wait_at_once(catalog, replica):
     await asyncio.sleep(0)
     seq = await replica.takedown(TRACK, "DE")
     events = await asyncio.wait_for(waiter, timeout=20)
-    assert [e["seq"] for e in events] == [seq]
+    assert [e.seq for e in events] == [seq]
 
 
 async def test_an_event_committed_late_is_never_skipped_by_a_follower(catalog, postgres_url):
@@ -98,11 +98,11 @@ async def test_an_event_committed_late_is_never_skipped_by_a_follower(catalog, p
         )
         write = asyncio.create_task(catalog.takedown(TRACK, "DE"))
         await asyncio.wait({write}, timeout=1.0)  # would be done by now without the turn-taking
-        seen = [e["seq"] for e in await catalog.events(0)]
+        seen = [e.seq for e in await catalog.events(0)]
         other.execute("COMMIT")
     await asyncio.wait_for(write, timeout=20)
-    seen += [e["seq"] for e in await catalog.events(seen[-1] if seen else 0)]
-    assert seen == [e["seq"] for e in await catalog.events(0)]
+    seen += [e.seq for e in await catalog.events(seen[-1] if seen else 0)]
+    assert seen == [e.seq for e in await catalog.events(0)]
     assert len(seen) == 2
 
 
@@ -163,7 +163,7 @@ async def test_connections_the_server_dropped_are_reopened(catalog, postgres_url
         after = await catalog.last_seq()
         waiter = asyncio.create_task(catalog.wait_for_events(after, timeout=60))
         seq = await replica.takedown(TRACK, None)
-        assert [e["seq"] for e in await asyncio.wait_for(waiter, timeout=20)] == [seq]
+        assert [e.seq for e in await asyncio.wait_for(waiter, timeout=20)] == [seq]
     finally:
         await replica.close()
 

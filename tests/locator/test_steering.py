@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from encoder.pipeline import master_playlist
+from encoder.playlist import master_playlist
 from locator.steering import (
     Pathway,
     SteeringQuery,

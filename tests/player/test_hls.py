@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from encoder.pipeline import master_playlist
+from encoder.playlist import master_playlist
 from locator.steering import multivariant_playlist, parse_steering_query, steering_manifest
 from player.hls import (
     DEFAULT_TTL_S,

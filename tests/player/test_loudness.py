@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from encoder.pipeline import LOUDNESS_DATA_ID, master_playlist
+from encoder.playlist import LOUDNESS_DATA_ID, master_playlist
 from player.hls import parse_multivariant
 from player.loudness import (
     CEILING_DBTP,

@@ -274,24 +274,32 @@ async def test_playlists_are_stored_and_served_as_plain_text(fleet: Fleet):
 
 
 @pytest.mark.parametrize(
-    "fleet", [{"preposition_interval": 0.2, "readahead_seconds": 0}], indirect=True
+    "fleet", [{"preposition_interval": 1.0, "readahead_seconds": 0}], indirect=True
 )
-async def test_the_most_played_tracks_are_pre_positioned_at_every_rung(fleet: Fleet):
-    init = f"/tracks/{TRACK}/{VERSION}/aac_96/init.mp4"
-    for _ in range(3):  # plays of this track, as the edge counts them
-        assert (await _get(fleet, init))[0] == 200
-    firsts = [
-        f"/tracks/{TRACK}/{VERSION}/{rung}/{name}"
-        for rung in RUNGS
-        for name in ("init.mp4", "seg_00001.m4s", "seg_00002.m4s")
-    ]
-    await _until(lambda: all(fleet.origin.requests[p] for p in firsts))
-    for path in firsts:
+async def test_pre_positioning_warms_the_rungs_and_depth_players_ask_for_and_counts_use(
+    fleet: Fleet,
+):
+    other = "fedcba9876543210"
+    for _ in range(3):  # plays of this track begin (init) ...
+        assert (await _get(fleet, f"/tracks/{TRACK}/{VERSION}/aac_96/init.mp4"))[0] == 200
+    for n in (1, 2, 1, 2):  # ... and the edge's players go two segments deep at aac_96
+        assert (await _get(fleet, f"/tracks/{other}/{VERSION}/aac_96/seg_{n:05d}.m4s"))[0] == 200
+    warmed = [f"/tracks/{TRACK}/{VERSION}/aac_96/seg_{n:05d}.m4s" for n in (1, 2)]
+    await _until(lambda: all(fleet.origin.requests[p] for p in warmed))
+    for path in warmed:
         await _until_cached(fleet, path)
-        status, headers, body = await _get(fleet, path)
-        assert (status, headers["X-Cache"], body) == (200, "HIT", body_of(path))
+    status, headers, _ = await _get(fleet, warmed[0])
+    assert (status, headers["X-Cache"]) == (200, "HIT")
     assert fleet.origin.requests[f"/tracks/{TRACK}/{VERSION}/aac_96/seg_00003.m4s"] == 0
+    assert not [p for p in fleet.origin.requests if "aac_256/seg" in p]  # nobody plays it
     assert all(n == 1 for n in fleet.origin.requests.values())
+    async with fleet.client.get(f"{fleet.edge}/metrics") as response:
+        text = await response.text()
+    assert 'cadenza_edge_preposition_objects_total{outcome="warmed"} 2.0' in text
+    assert 'cadenza_edge_preposition_objects_total{outcome="used"} 1.0' in text
+    assert (
+        f'cadenza_edge_preposition_bytes_total{{outcome="used"}} {len(body_of(warmed[0]))}' in text
+    )
 
 
 async def test_readahead_makes_the_next_segments_hits(fleet: Fleet):

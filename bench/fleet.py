@@ -35,12 +35,14 @@ from bench.fleet_report import write_report, write_scaling
 from cadenza.errors import ConfigError
 from player.abr import DEFAULT_RULE, RULES
 from player.qoe import QoE
-from player.traces import ATTRIBUTION, DEFAULT_TRACES
+from player.traces import ATTRIBUTION, DEFAULT_TRACES, load_folder
 
 SAMPLE_SECONDS = 1.0
 TRACK_SECONDS = (14.0, 26.0)  # short tracks keep the ingest of a large catalog bounded
 RENDERED = 8  # masters rendered; the others are copies of them with their own tags
 MAX_PLAYERS = 1000
+SETTLED_SHARE = 0.05  # a warm-up ends once the origin sends at most this share of edge egress
+SETTLED_S = 5  # ... over this many seconds (samples one second apart)
 MAX_STEPS = 6
 CLIENTS = loadgen.CLIENTS
 
@@ -55,7 +57,8 @@ class FleetPlan:
     speed: float
     rule: str
     seed: int
-    warmup: float = 0.0  # seconds of load before the counters are read
+    warmup: float = 0.0  # seconds of load at least before the counters are read ...
+    warmup_max: float = 0.0  # ... and at most, waiting for the fleet to settle (SETTLED_SHARE)
     generators: int = 0  # load-generator processes; 0: from the players and the cores
 
 
@@ -75,7 +78,16 @@ def add_parser(benches: Any) -> None:
     )
     parser.add_argument("--seconds", type=float, default=60.0, help="measured time a step (60)")
     parser.add_argument(
-        "--warmup", type=float, default=20.0, help="load before each step's measure (20 s)"
+        "--warmup",
+        type=float,
+        default=20.0,
+        help="load before each step's measure, at least (20 s)",
+    )
+    parser.add_argument(
+        "--warmup-max",
+        type=float,
+        default=90.0,
+        help="... and at most, until the origin sends under 5%% of the edges' bytes (90 s)",
     )
     parser.add_argument("--tracks", type=int, default=10, help="catalog size (10)")
     parser.add_argument("--zipf", type=float, default=0.9, help="popularity exponent (0.9)")
@@ -136,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     plans = [
         FleetPlan(
             n, args.seconds, args.tracks, args.zipf, args.skip, args.speed, args.abr, args.seed,
-            args.warmup, args.generators,
+            args.warmup, max(args.warmup, args.warmup_max), args.generators,
         )
         for n in players
     ]  # fmt: skip
@@ -217,6 +229,7 @@ def measure(
         "ingest_s": round(ingest_s, 1),
         "steps": steps,
         "traces": ATTRIBUTION,
+        "links": f"{len(loadgen.usable(load_folder(traces)))} of {len(load_folder(traces))}",
     }
 
 
@@ -227,28 +240,30 @@ async def _step(
     and end, plays counted when they started within it."""
     count = plan.generators or loadgen.generators(plan.players)
     plan = replace(plan, generators=count)
-    deadline = time.time() + plan.warmup + plan.seconds
+    latest = time.time() + max(plan.warmup, plan.warmup_max) + plan.seconds
     jobs = [
         loadgen.Job(
-            deployment.locator.url, tuple(catalog), first, n, deadline, plan.zipf, plan.skip,
-            plan.speed, plan.rule, plan.seed, str(traces),
+            deployment.locator.url, tuple(catalog), first, n, latest, plan.zipf, plan.skip,
+            plan.speed, plan.rule, plan.seed, str(traces), ramp_s=max(5.0, plan.warmup * 0.75),
         )
         for first, n in loadgen.split(plan.players, count)
     ]  # fmt: skip
-    pids = [
-        deployment.origin.pid,
-        deployment.locator.pid,
-        *(e.pid for e in deployment.edges.values()),
-    ]
+    services = [deployment.origin, deployment.locator, *deployment.edges.values()]
+    pids = [service.pid for service in services]
     generators = loadgen.start(jobs, folder)
     samples: list[dict[str, Any]] = []
     try:
+        started = time.monotonic()
         await asyncio.sleep(plan.warmup)
+        share = await _until_settled(deployment, plan.warmup_max - plan.warmup)
+        warmed_s = time.monotonic() - started
         window = time.time()
+        deadline = window + plan.seconds
+        loadgen.end_early(generators, deadline)
         before, cpu_before = await _counters(deployment), cpu_seconds(pids)
         sampler = asyncio.create_task(_sample(deployment, samples))
         try:
-            plays, errors, failed = await asyncio.to_thread(loadgen.collect, generators, deadline)
+            got = await asyncio.to_thread(loadgen.collect, generators, deadline)
         finally:
             sampler.cancel()
             await asyncio.gather(sampler, return_exceptions=True)
@@ -256,10 +271,16 @@ async def _step(
         elapsed = time.time() - window
     finally:
         loadgen.stop(generators)
-    measured = [(region, qoe) for at, region, qoe in plays if at >= window]
-    f = figures(measured, samples, errors, plan, elapsed)
-    f["failed_plays"] = failed
+    measured = [(region, qoe) for at, region, qoe in got.plays if at >= window]
+    f = figures(measured, samples, got.errors, plan, elapsed)
+    f["failed_plays"] = sum(at >= window for at in got.failures)
     f.update(step_figures(measured, before, after, cpu_after - cpu_before, count))
+    f.update(
+        warmup_s=round(warmed_s, 1),
+        warmup_origin_share=None if share is None else round(share, 4),
+        generators_cpu_s=round(got.cpu_s, 1),
+    )
+    errors = got.errors
     return {
         "plan": plan.__dict__,
         "catalog": catalog,
@@ -270,6 +291,32 @@ async def _step(
         "figures": f,
         "traces": ATTRIBUTION,
     }
+
+
+def settled_share(window: list[tuple[float, float]]) -> float | None:
+    """The origin's bytes as a share of the edges' over ``window`` (origin bytes out, edge bytes
+    served, cumulative, oldest first); None while the edges have served nothing in it."""
+    if len(window) < 2:
+        return None
+    served = window[-1][1] - window[0][1]
+    return (window[-1][0] - window[0][0]) / served if served > 0 else None
+
+
+async def _until_settled(deployment: Deployment, most_s: float) -> float | None:
+    """Wait (at most ``most_s``) until the origin has sent at most ``SETTLED_SHARE`` of what
+    the edges served over the last ``SETTLED_S`` seconds: caches warm for this load. Returns
+    the share last seen."""
+    deadline = time.monotonic() + most_s
+    window: list[tuple[float, float]] = []
+    share = None
+    while time.monotonic() < deadline:
+        totals = await _counters(deployment)
+        window = [*window, (totals["origin_bytes"], totals["edge_bytes"])][-SETTLED_S - 1 :]
+        share = settled_share(window) if len(window) > SETTLED_S else None
+        if share is not None and share <= SETTLED_SHARE:
+            break
+        await asyncio.sleep(SAMPLE_SECONDS)
+    return share
 
 
 async def _counters(deployment: Deployment) -> dict[str, float]:
@@ -284,6 +331,9 @@ async def _counters(deployment: Deployment) -> dict[str, float]:
         for edge in deployment.edges.values():
             async with client.get(f"{edge.url}/metrics") as response:
                 text = await response.text()
+            totals["edge_bytes"] = totals.get("edge_bytes", 0.0) + _sum(
+                text, "cadenza_edge_bytes_served_total"
+            )
             for what in ("objects", "bytes"):
                 for outcome in ("warmed", "used", "wasted"):
                     name = f"cadenza_edge_preposition_{what}_total"

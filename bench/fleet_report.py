@@ -49,7 +49,11 @@ STEP_ROWS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
         lambda f: f"{f['cpu_s_per_played_hour']:.0f} s ({f['fleet_cpu_s']:.0f} s in all)",
     ),
     ("pre-positioned (used, wasted)", lambda f: _prepositioned(f["preposition"])),
-    ("load-generator processes", lambda f: str(f["generators"])),
+    ("warm-up (origin share at its end)", lambda f: _warmup_figure(f)),
+    (
+        "load generators",
+        lambda f: f"{f['generators']} processes, {f.get('generators_cpu_s', 0):.0f} s CPU",
+    ),
 )
 # The scaling table: the figures that show how the fleet copes as the load grows.
 SCALING: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
@@ -71,7 +75,14 @@ SCALING: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
     ),
     ("segment time p95", "segment_ms_p95", lambda f: f"{f['segment_ms_p95']:.0f} ms"),
     ("pre-positioned (used, wasted)", "", lambda f: _prepositioned(f["preposition"])),
+    ("warm-up (origin share at its end)", "", lambda f: _warmup_figure(f)),
+    ("load-generator processes", "", lambda f: str(f["generators"])),
 )
+
+
+def _warmup_figure(f: dict[str, Any]) -> str:
+    share = f.get("warmup_origin_share")
+    return f"{f.get('warmup_s', 0):.0f} s ({'-' if share is None else f'{share:.1%}'})"
 
 
 def _prepositioned(p: dict[str, int]) -> str:
@@ -109,9 +120,11 @@ def scaling_markdown(summary: dict[str, Any], plot: Path) -> str:
         "",
         f"{len(summary['catalog'])} tracks ({summary['ingest_s']:.0f} s to ingest), Zipf "
         f"{plan['zipf']:g}, {plan['skip']:.0%} early skips, ABR rule {plan['rule']}, playback "
-        f"at {plan['speed']:g}x; each step {plan['warmup']:g} s of warm-up, then "
-        f"{plan['seconds']:g} s measured on the same fleet; links shaped by 3G traces "
-        f"({summary['traces']}).",
+        f"at {plan['speed']:g}x; each step warms up for {plan['warmup']:g} s and then until the "
+        f"origin sends under 5% of the edges' bytes (at most {plan.get('warmup_max', 0):g} s), "
+        f"then measures {plan['seconds']:g} s, on the same fleet as the steps before; links "
+        f"shaped by {summary.get('links', 'the')} 3G traces (those averaging 0.2 Mbit/s or more; "
+        f"{summary['traces']}).",
         "",
         "| players | " + " | ".join(str(n) for n in counts) + " |",
         "|---|" + "---|" * len(counts),
@@ -185,7 +198,7 @@ def markdown(summary: dict[str, Any], plots: list[Path]) -> str:
 
 
 def _warmup(plan: dict[str, Any]) -> str:
-    return f" after {plan['warmup']:g} s of warm-up" if plan.get("warmup") else ""
+    return " after a warm-up" if plan.get("warmup") else ""
 
 
 def _deltas(samples: list[dict[str, Any]]) -> list[tuple[float, dict[str, Any], dict[str, Any]]]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.fleet import FleetPlan, figures, player_counts, run, step_figures
+from bench.fleet import FleetPlan, figures, player_counts, run, settled_share, step_figures
 from player.qoe import QoE, SegmentRecord
 from player.traces import DEFAULT_TRACES
 
@@ -58,6 +58,12 @@ def test_a_step_adds_origin_requests_per_play_cpu_per_hour_and_pre_positioning()
     assert step_figures([], before, after, 0.0, 1)["origin_requests_per_play"] == 0.0
 
 
+def test_the_origins_share_of_the_edges_bytes_over_a_window():
+    assert settled_share([(100.0, 1000.0), (110.0, 1200.0)]) == 0.05
+    assert settled_share([(100.0, 1000.0), (150.0, 1000.0)]) is None  # the edges served nothing
+    assert settled_share([(100.0, 1000.0)]) is None
+
+
 def test_player_counts_are_a_bounded_list():
     assert player_counts("10,100,1000") == (10, 100, 1000)
     assert player_counts("12") == (12,)
@@ -68,10 +74,10 @@ def test_player_counts_are_a_bounded_list():
 
 def test_a_short_run_of_two_steps_writes_the_reports(tmp_path: Path):
     args = argparse.Namespace(
-        players=(2, 3), seconds=4.0, warmup=2.0, tracks=2, zipf=0.9, skip=0.3, speed=4.0,
-        generators=0, memory_mb=32, policy="s3fifo", edge_workers=1, preposition_tracks=20,
-        preposition_interval=2.0, abr="cadenza", traces=DEFAULT_TRACES, out=tmp_path / "report",
-        seed=1, json=True,
+        players=(2, 3), seconds=4.0, warmup=2.0, warmup_max=4.0, tracks=2, zipf=0.9, skip=0.3,
+        speed=4.0, generators=0, memory_mb=32, policy="s3fifo", edge_workers=1,
+        preposition_tracks=20, preposition_interval=2.0, abr="cadenza", traces=DEFAULT_TRACES,
+        out=tmp_path / "report", seed=1, json=True,
     )  # fmt: skip
     assert run(args) == 0
     out = tmp_path / "report"
@@ -83,6 +89,7 @@ def test_a_short_run_of_two_steps_writes_the_reports(tmp_path: Path):
         assert f["plays"] >= 1 and f["failed_plays"] == 0 and f["generators"] == 1
         assert 0 < f["edge_hit_ratio"] <= 1 and f["average_kbps"] > 0
         assert f["fleet_cpu_s"] > 0 and f["origin_requests_per_play"] > 0
+        assert f["warmup_s"] >= 2.0 and f["generators_cpu_s"] > 0
     assert b"| origin offload |" in (out / "report.md").read_bytes()
     assert (out / "scaling.png").read_bytes().startswith(b"\x89PNG")
     for name in ("report.md", "hit_ratio.png", "origin_egress.png", "qoe.png", "edge_load.png"):

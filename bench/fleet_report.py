@@ -46,7 +46,7 @@ STEP_ROWS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
     ("origin requests per play", lambda f: f"{f['origin_requests_per_play']:.2f}"),
     (
         "fleet CPU per hour played",
-        lambda f: f"{f['cpu_s_per_played_hour']:.0f} s ({f['fleet_cpu_s']:.0f} s in all)",
+        lambda f: f"{f['cpu_s_per_played_hour']:.1f} s ({f['fleet_cpu_s']:.1f} s in all)",
     ),
     ("pre-positioned (used, wasted)", lambda f: _prepositioned(f["preposition"])),
     ("warm-up (origin share at its end)", lambda f: _warmup_figure(f)),
@@ -71,7 +71,7 @@ SCALING: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
     (
         "fleet CPU s per hour played",
         "cpu_s_per_played_hour",
-        lambda f: f"{f['cpu_s_per_played_hour']:.0f}",
+        lambda f: f"{f['cpu_s_per_played_hour']:.1f}",
     ),
     ("segment time p95", "segment_ms_p95", lambda f: f"{f['segment_ms_p95']:.0f} ms"),
     ("pre-positioned (used, wasted)", "", lambda f: _prepositioned(f["preposition"])),

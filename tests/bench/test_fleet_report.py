@@ -56,7 +56,7 @@ def test_a_step_report_adds_the_step_figures(tmp_path: Path):
     write_report(tmp_path, {**SUMMARY, "figures": STEP_FIGURES})
     text = (tmp_path / "report.md").read_text()
     assert "| origin requests per play | 2.50 |" in text
-    assert "| fleet CPU per hour played | 30 s (12 s in all) |" in text
+    assert "| fleet CPU per hour played | 30.0 s (12.0 s in all) |" in text
     assert "| pre-positioned (used, wasted) | 10 objects, 1.5 MB (7, 2) |" in text
 
 
@@ -78,7 +78,7 @@ def test_the_scaling_report_puts_the_steps_side_by_side(tmp_path: Path):
         "| players | 10 | 100 |",
         "| stall ratio | 1.25% | 1.25% |",
         "| origin offload | 88.0% | 88.0% |",
-        "| fleet CPU s per hour played | 30 | 30 |",
+        "| fleet CPU s per hour played | 30.0 | 30.0 |",
         "![scaling](scaling.png)",
         "[100 players](players-100/report.md)",
     ):

@@ -87,7 +87,7 @@ def test_two_processes_play_their_own_players_and_report_every_play(
         got = loadgen.collect(generators, deadline)
     finally:
         loadgen.stop(generators)
-    assert (got.errors, got.failures) == ([], [])
+    assert (got.errors, got.failures) == ([], []), got.errors
     assert len({g.process.pid for g in generators}) == 2 and got.cpu_s > 0
     assert {region for _, region, _ in got.plays} == {"eu-west", "us-east"}
     for started, _, qoe in got.plays:

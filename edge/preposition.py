@@ -1,13 +1,14 @@
 """Pre-positioning: warm what this edge's players will ask for next, and count what was wasted.
 
 The edge learns from its own requests (``PlayCounts``): which tracks are played here (requests
-for init segments), at which rungs (segment requests per rung) and how far into a
-track players get (segment requests per position). Every ``interval`` it takes the tracks to
-consider (the locator's ``/v1/hot`` for its region when a locator is configured, else its own
-most played), and ``plan`` keeps, per track, only the rungs and the depth at which at least
-``MIN_EXPECTED`` requests are expected before the next round. Warming an object nobody then
-asks for costs the origin a fetch for nothing, so ``WarmLedger`` counts every warmed object as
-used (a player asked for it) or wasted (nobody did within ``WASTE_ROUNDS`` rounds).
+for a track's first segment; init segments would count every switch of rung too), at which
+rungs (segment requests per rung) and how far into a track players get (segment requests per
+position). Every ``interval`` it takes the tracks to consider (the locator's ``/v1/hot`` for
+its region when a locator is configured, else its own most played), and ``plan`` keeps, per
+track, only the rungs and the depth at which at least ``MIN_EXPECTED`` requests are expected
+before the next round. Warming an object nobody then asks for costs the origin a fetch for
+nothing, so ``WarmLedger`` counts every warmed object as used (a player asked for it) or
+wasted (nobody did within ``WASTE_ROUNDS`` rounds).
 The plan and the ledger are pure; ``preposition`` is the loop that fetches.
 """
 
@@ -23,7 +24,6 @@ from typing import TypeVar
 import aiohttp
 
 from cadenza import http
-from cadenza.layout import INIT_SEGMENT
 from cadenza.log import get_logger
 from encoder.playlist import parse_media_playlist
 
@@ -98,6 +98,7 @@ class PlayCounts:
     rungs: Counter[str] = field(default_factory=Counter)
     depth: Counter[int] = field(default_factory=Counter)
     ledger: WarmLedger | None = None
+    first: int | None = None  # the lowest segment number asked for (the encoder's 0)
 
     def record(self, key: str) -> None:
         if self.ledger is not None:
@@ -105,11 +106,15 @@ class PlayCounts:
         parts = key.split("/")
         if len(parts) != 5:
             return
-        if parts[4] == INIT_SEGMENT:  # a play starts with one (a switch of rung adds one)
+        if (match := SEGMENT.fullmatch(parts[4])) is None:
+            return
+        index = int(match[1])
+        self.rungs[parts[3]] += 1
+        self.depth[index] += 1
+        if self.first is None or index < self.first:
+            self.first = index
+        if index == self.first:  # a play asks for its first segment once, at one rung
             self.plays[parts[1]] += 1
-        elif (match := SEGMENT.fullmatch(parts[4])) is not None:
-            self.rungs[parts[3]] += 1
-            self.depth[int(match[1])] += 1
 
     def take(self) -> "Demand":
         """The demand as of now; then every count halves, so old habits fade."""

@@ -81,6 +81,7 @@ def test_play_counts_learn_plays_rungs_and_depth_and_fade():
     for segments in (1, 1, 2, 2):  # four plays of a at 48 kbit/s, two to the second segment
         listen(counts, "a" * 16, "aac_48", segments)
     listen(counts, "b" * 16, "aac_256", 1)
+    counts.record(f"tracks/{'c' * 16}/v1/aac_256/init.mp4")  # a switch of rung, not a play
     counts.record(f"tracks/{'c' * 16}/master.m3u8")
     counts.record("tracks/x/v1/aac_48/seg_x.m4s")
     demand = counts.take()
@@ -95,11 +96,12 @@ def test_play_counts_learn_plays_rungs_and_depth_and_fade():
     assert counts.take().plays == {}
 
 
-def test_depth_counts_from_the_first_segment_number_asked_for():
+def test_plays_and_depth_count_from_the_first_segment_number_asked_for():
     counts = PlayCounts()
     for segments in (1, 2, 2, 3):
         listen(counts, TRACK, "aac_48", segments, first=1)
     demand = counts.take()
+    assert demand.plays == {TRACK: 4}
     assert [demand.reach(i) for i in range(4)] == [1, 0.75, 0.25, 0]
 
 

@@ -208,7 +208,7 @@ async def _preposition(app: web.Application) -> AsyncIterator[None]:
             )
         return []
 
-    def choose(hot: list[str]) -> dict[str, dict[str, int]]:
+    def choose(hot: list[str]) -> dict[str, dict[str, list[int]]]:
         plays = app[PLAYS]
         if plays.ledger is not None:
             plays.ledger.expire(time.monotonic())

@@ -1,12 +1,12 @@
 """Pre-positioning: warm what this edge's players will ask for next, and count what was wasted.
 
 The edge learns from its own requests (``PlayCounts``): which tracks are played here (requests
-for a track's first segment; init segments would count every switch of rung too), at which
-rungs (segment requests per rung) and how far into a track players get (segment requests per
-position). Every ``interval`` it takes the tracks to consider (the locator's ``/v1/hot`` for
+for a track's first segment; init segments would count every switch of rung too), and how
+often a play asks for each position in a track at each rung (players start low, climb, and
+skip). Every ``interval`` it takes the tracks to consider (the locator's ``/v1/hot`` for
 its region when a locator is configured, else its own most played), and ``plan`` keeps, per
-track, only the rungs and the depth at which at least ``MIN_EXPECTED`` requests are expected
-before the next round. Warming an object nobody then asks for costs the origin a fetch for
+track, only the segments (rung and position) of which at least ``MIN_EXPECTED`` requests are
+expected before the next round. Warming an object nobody then asks for costs the origin a fetch for
 nothing, so ``WarmLedger`` counts every warmed object as used (a player asked for it) or
 wasted (nobody did within ``WASTE_ROUNDS`` rounds).
 The plan and the ledger are pure; ``preposition`` is the loop that fetches.
@@ -91,12 +91,11 @@ class WarmLedger:
 
 @dataclass
 class PlayCounts:
-    """What this edge's players asked for, decayed: plays per track, segment requests per
-    rung and per position in the track. Every count halves when a round takes them."""
+    """What this edge's players asked for, decayed: plays per track, and segment requests per
+    rung and position in the track. Every count halves when a round takes them."""
 
     plays: Counter[str] = field(default_factory=Counter)
-    rungs: Counter[str] = field(default_factory=Counter)
-    depth: Counter[int] = field(default_factory=Counter)
+    positions: Counter[tuple[str, int]] = field(default_factory=Counter)  # (rung, number)
     ledger: WarmLedger | None = None
     first: int | None = None  # the lowest segment number asked for (the encoder's 0)
 
@@ -109,8 +108,7 @@ class PlayCounts:
         if (match := SEGMENT.fullmatch(parts[4])) is None:
             return
         index = int(match[1])
-        self.rungs[parts[3]] += 1
-        self.depth[index] += 1
+        self.positions[parts[3], index] += 1
         if self.first is None or index < self.first:
             self.first = index
         if index == self.first:  # a play asks for its first segment once, at one rung
@@ -118,12 +116,8 @@ class PlayCounts:
 
     def take(self) -> "Demand":
         """The demand as of now; then every count halves, so old habits fade."""
-        demand = Demand(dict(self.plays), dict(self.rungs), dict(self.depth))
-        self.plays, self.rungs, self.depth = (
-            _halved(self.plays),
-            _halved(self.rungs),
-            _halved(self.depth),
-        )
+        demand = Demand(dict(self.plays), dict(self.positions))
+        self.plays, self.positions = _halved(self.plays), _halved(self.positions)
         return demand
 
 
@@ -134,25 +128,25 @@ def _halved(counts: "Counter[K]") -> "Counter[K]":
 @dataclass(frozen=True)
 class Demand:
     plays: Mapping[str, float]
-    rungs: Mapping[str, float]
-    depth: Mapping[int, float]
+    positions: Mapping[tuple[str, int], float]  # segment requests by (rung, number)
 
-    def rung_share(self, rung: str) -> float:
-        total = sum(self.rungs.values())
-        return self.rungs.get(rung, 0.0) / total if total else 0.0
+    def rungs(self) -> list[str]:
+        return sorted({rung for rung, _ in self.positions})
 
     def most_played(self, n: int) -> list[str]:
         """The ``n`` most played tracks, ties to the smaller id."""
         return sorted(self.plays, key=lambda t: (-self.plays[t], t))[:n]
 
-    def reach(self, position: int) -> float:
-        """The share of plays that get to the segment at ``position`` in its playlist (1 for
-        the first), the first being the lowest number asked for (the encoder's 0)."""
-        if not self.depth:
+    def chance(self, rung: str, position: int) -> float:
+        """How often a play asks for the segment at ``position`` in its playlist at ``rung``:
+        its requests over those of every first segment (the lowest number asked for). Players
+        start low and climb, so a rung's share differs from one position to the next."""
+        if not self.positions:
             return 0.0
-        first = min(self.depth)
-        start = self.depth[first]
-        return min(1.0, self.depth.get(first + position, 0.0) / start) if start > 0 else 0.0
+        first = min(number for _, number in self.positions)
+        plays = sum(c for (_, number), c in self.positions.items() if number == first)
+        asked = self.positions.get((rung, first + position), 0.0)
+        return min(1.0, asked / plays) if plays > 0 else 0.0
 
 
 def plan(
@@ -161,32 +155,31 @@ def plan(
     tracks: int,
     max_segments: int,
     min_expected: float = MIN_EXPECTED,
-) -> dict[str, dict[str, int]]:
-    """Per track, per rung, how many first segments to warm (with the init segment).
+) -> dict[str, dict[str, list[int]]]:
+    """Per track, per rung, the positions of the first ``max_segments`` segments to warm (with
+    the rung's init segment).
 
     A track is considered only when it was played here. Counts halve every round, so a
-    steady ``r`` plays a round make a count of ``2 r``: segment ``i`` of rung ``s`` of track
-    ``t`` is expected ``plays(t) / 2 * share(s) * reach(i)`` times in the next round, and the
-    first segments are kept while that is at least ``min_expected``. At most ``tracks``
-    tracks, in candidate order.
+    steady ``r`` plays a round make a count of ``2 r``: the segment at position ``i`` of rung
+    ``s`` of track ``t`` is expected ``plays(t) / 2 * chance(s, i)`` times in the next round,
+    and is kept when that is at least ``min_expected``. At most ``tracks`` tracks, in
+    candidate order.
     """
-    chosen: dict[str, dict[str, int]] = {}
+    chosen: dict[str, dict[str, list[int]]] = {}
+    rungs = demand.rungs()
     for track in candidates:
         if len(chosen) >= tracks:
             break
         plays = demand.plays.get(track, 0.0) / 2
         if plays <= 0 or track in chosen:
             continue
-        depths = {}
-        for rung in sorted(demand.rungs):
-            share = plays * demand.rung_share(rung)
-            n = 0
-            while n < max_segments and share * demand.reach(n) >= min_expected:
-                n += 1
-            if n:
-                depths[rung] = n
-        if depths:
-            chosen[track] = depths
+        wanted = {}
+        for rung in rungs:
+            at = [i for i in range(max_segments) if plays * demand.chance(rung, i) >= min_expected]
+            if at:
+                wanted[rung] = at
+        if wanted:
+            chosen[track] = wanted
     return chosen
 
 
@@ -205,20 +198,22 @@ def variant_keys(master_key: str, text: str) -> list[str]:
 
 
 def first_keys(
-    playlist_key: str, text: str, seconds: float, segments: int | None = None
+    playlist_key: str, text: str, seconds: float, positions: Iterable[int] | None = None
 ) -> list[str]:
-    """The init segment and the segments covering the first ``seconds`` of a rendition, at
-    most ``segments`` of them."""
+    """The init segment and the segments starting within the first ``seconds`` of a
+    rendition, only those at ``positions`` when given."""
     try:
         playlist = parse_media_playlist(text)
     except ValueError:
         return []
+    wanted = None if positions is None else set(positions)
     uris = [playlist.init_uri]
     covered = 0.0
-    for segment in playlist.segments[:segments]:
+    for i, segment in enumerate(playlist.segments):
         if covered >= seconds:
             break
-        uris.append(segment.uri)
+        if wanted is None or i in wanted:
+            uris.append(segment.uri)
         covered += segment.duration
     return [key for uri in uris if (key := relative_key(playlist_key, uri)) is not None]
 
@@ -228,13 +223,13 @@ Warm = Callable[[str], Awaitable[None]]
 
 
 async def warm_tracks(
-    wanted: Mapping[str, Mapping[str, int]], seconds: float, obtain: Obtain, warm: Warm
+    wanted: Mapping[str, Mapping[str, list[int]]], seconds: float, obtain: Obtain, warm: Warm
 ) -> int:
     """Read the playlists of the ``wanted`` tracks with ``obtain`` and ``warm`` their first
-    segments at the planned rungs and depths (at most ``seconds`` deep), one at a time (low
+    segments at the planned rungs and positions (at most ``seconds`` deep), one at a time (low
     priority: players' own misses go first); returns how many were asked for."""
     asked = 0
-    for track, depths in wanted.items():
+    for track, rungs in wanted.items():
         master_key = f"tracks/{track}/master.m3u8"
         if http.object_key("/" + master_key) is None:
             continue
@@ -243,13 +238,13 @@ async def warm_tracks(
             continue
         for playlist_key in variant_keys(master_key, master.decode(errors="replace")):
             rung = playlist_key.split("/")[-2]
-            if rung not in depths:
+            if rung not in rungs:
                 continue
             playlist = await obtain(playlist_key)
             if playlist is None:
                 continue
             text = playlist.decode(errors="replace")
-            for key in first_keys(playlist_key, text, seconds, depths[rung]):
+            for key in first_keys(playlist_key, text, seconds, rungs[rung]):
                 await warm(key)
                 asked += 1
     return asked
@@ -271,7 +266,7 @@ async def hot_from_locator(
 async def preposition(
     interval: float,
     candidates: Callable[[], Awaitable[list[str]]],
-    choose: Callable[[list[str]], Mapping[str, Mapping[str, int]]],
+    choose: Callable[[list[str]], Mapping[str, Mapping[str, list[int]]]],
     seconds: float,
     obtain: Obtain,
     warm: Warm,

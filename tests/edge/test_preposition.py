@@ -68,15 +68,16 @@ def test_the_first_seconds_of_a_rendition_are_its_init_and_first_segments():
         f"{folder}/seg_00001.m4s",
     ]
     assert first_keys(key, MEDIA, 1) == [f"{folder}/init.mp4", f"{folder}/seg_00000.m4s"]
-    assert first_keys(key, MEDIA, 600, segments=1) == [
+    assert first_keys(key, MEDIA, 600, positions=[1]) == [
         f"{folder}/init.mp4",
-        f"{folder}/seg_00000.m4s",
+        f"{folder}/seg_00001.m4s",
     ]
+    assert first_keys(key, MEDIA, 6, positions=[1]) == [f"{folder}/init.mp4"]
     assert len(first_keys(key, MEDIA, 600)) == 4
     assert first_keys(key, "#EXTM3U\nnot a playlist\n", 12) == []
 
 
-def test_play_counts_learn_plays_rungs_and_depth_and_fade():
+def test_play_counts_learn_plays_and_positions_by_rung_and_fade():
     counts = PlayCounts()
     for segments in (1, 1, 2, 2):  # four plays of a at 48 kbit/s, two to the second segment
         listen(counts, "a" * 16, "aac_48", segments)
@@ -86,35 +87,41 @@ def test_play_counts_learn_plays_rungs_and_depth_and_fade():
     counts.record("tracks/x/v1/aac_48/seg_x.m4s")
     demand = counts.take()
     assert demand.plays == {"a" * 16: 4, "b" * 16: 1}
-    assert demand.rungs == {"aac_48": 6, "aac_256": 1}
-    assert demand.depth == {0: 5, 1: 2}
+    assert demand.positions == {("aac_48", 0): 4, ("aac_48", 1): 2, ("aac_256", 0): 1}
+    assert demand.rungs() == ["aac_256", "aac_48"]
     assert demand.most_played(5) == ["a" * 16, "b" * 16]
-    assert demand.reach(0) == 1 and demand.reach(1) == 0.4 and demand.reach(2) == 0
-    assert demand.rung_share("aac_48") == 6 / 7
+    assert demand.chance("aac_48", 0) == 0.8 and demand.chance("aac_48", 1) == 0.4
+    assert demand.chance("aac_256", 1) == 0 and demand.chance("aac_96", 0) == 0
     assert counts.take().plays == {"a" * 16: 2}  # halved: 4 -> 2, 1 -> gone
     assert counts.take().plays == {"a" * 16: 1}
     assert counts.take().plays == {}
 
 
-def test_plays_and_depth_count_from_the_first_segment_number_asked_for():
+def test_plays_and_positions_count_from_the_first_segment_number_asked_for():
     counts = PlayCounts()
     for segments in (1, 2, 2, 3):
         listen(counts, TRACK, "aac_48", segments, first=1)
     demand = counts.take()
     assert demand.plays == {TRACK: 4}
-    assert [demand.reach(i) for i in range(4)] == [1, 0.75, 0.25, 0]
+    assert [demand.chance("aac_48", i) for i in range(4)] == [1, 0.75, 0.25, 0]
 
 
-def test_the_plan_warms_only_the_rungs_and_depth_players_reach():
+def test_the_plan_warms_only_the_rungs_and_positions_players_ask_for():
     counts = PlayCounts()
     for segments in (1,) * 6 + (2,) * 4:  # ten plays at 48, four on to the second segment
         listen(counts, TRACK, "aac_48", segments)
-    listen(counts, TRACK, "aac_256", 1)  # once: a rung nearly nobody plays
+    for _ in range(4):  # ... and four that climb to 256 for their second segment
+        listen(counts, TRACK, "aac_48", 1)
+        counts.record(segment(TRACK, "aac_256", 1))
     demand = counts.take()
-    # 11 plays, 5.5 a round; 48 has 14/15 of requests, segment 1 is reached by 4/11
-    assert plan(demand, [TRACK], tracks=5, max_segments=4) == {TRACK: {"aac_48": 2}}
-    assert plan(demand, [TRACK], tracks=5, max_segments=1) == {TRACK: {"aac_48": 1}}
-    assert plan(demand, [TRACK], tracks=5, max_segments=4, min_expected=6) == {}
+    # 14 plays, 7 a round: 48 first 14/14, 48 second 4/14 (2 expected), 256 second 4/14
+    assert plan(demand, [TRACK], tracks=5, max_segments=4) == {
+        TRACK: {"aac_256": [1], "aac_48": [0, 1]}
+    }
+    assert plan(demand, [TRACK], tracks=5, max_segments=1) == {TRACK: {"aac_48": [0]}}
+    assert plan(demand, [TRACK], tracks=5, max_segments=4, min_expected=3) == {
+        TRACK: {"aac_48": [0]}
+    }
     assert plan(demand, ["f" * 16], tracks=5, max_segments=4) == {}  # never played here
     assert plan(demand, [TRACK], tracks=0, max_segments=4) == {}
 
@@ -122,8 +129,10 @@ def test_the_plan_warms_only_the_rungs_and_depth_players_reach():
 demands = st.builds(
     Demand,
     plays=st.dictionaries(st.sampled_from("abcd"), st.integers(0, 50)),
-    rungs=st.dictionaries(st.sampled_from(["aac_48", "aac_96", "aac_256"]), st.integers(0, 50)),
-    depth=st.dictionaries(st.integers(0, 8), st.integers(0, 50)),
+    positions=st.dictionaries(
+        st.tuples(st.sampled_from(["aac_48", "aac_96", "aac_256"]), st.integers(0, 8)),
+        st.integers(0, 50),
+    ),
 )
 
 
@@ -140,12 +149,13 @@ def test_the_plan_stays_within_what_was_played_and_its_bounds(
     chosen = plan(demand, candidates, tracks, most, least)
     assert len(chosen) <= tracks
     assert list(chosen) == [t for t in dict.fromkeys(candidates) if t in chosen]
-    for track, depths in chosen.items():
+    for track, rungs in chosen.items():
         assert demand.plays.get(track, 0) > 0
-        for rung, n in depths.items():
-            assert demand.rungs.get(rung, 0) > 0 and 1 <= n <= most
-            expected = demand.plays[track] / 2 * demand.rung_share(rung)
-            assert expected * demand.reach(n - 1) >= least  # the last one warmed is worth it
+        for rung, positions in rungs.items():
+            assert positions == sorted(set(positions)) and positions[0] >= 0
+            assert positions[-1] < most
+            for i in positions:  # every one warmed is worth it
+                assert demand.plays[track] / 2 * demand.chance(rung, i) >= least
 
 
 @given(demands, st.floats(0.5, 10), st.floats(0.5, 10))
@@ -153,9 +163,9 @@ def test_a_higher_bar_never_warms_more(demand, low, extra):
     tracks = list("abcd")
     strict = plan(demand, tracks, 4, 6, low + extra)
     loose = plan(demand, tracks, 4, 6, low)
-    for track, depths in strict.items():
-        for rung, n in depths.items():
-            assert loose[track][rung] >= n
+    for track, rungs in strict.items():
+        for rung, positions in rungs.items():
+            assert set(positions) <= set(loose[track][rung])
 
 
 def ledger_log() -> tuple[WarmLedger, list[tuple[str, int]]]:
@@ -222,7 +232,7 @@ def test_every_warmed_object_ends_at_most_once_and_the_books_balance(events):
     assert len(ledger) == 0
 
 
-async def test_warming_reads_playlists_and_warms_the_planned_rungs_and_depths():
+async def test_warming_reads_playlists_and_warms_the_planned_rungs_and_positions():
     objects = {
         MASTER_KEY: MASTER.encode(),
         f"tracks/{TRACK}/v1/aac_256/index.m3u8": MEDIA.encode(),
@@ -236,10 +246,10 @@ async def test_warming_reads_playlists_and_warms_the_planned_rungs_and_depths():
     async def warm(key: str) -> None:
         warmed.append(key)
 
-    wanted = {TRACK: {"aac_48": 2}, "f" * 16: {"aac_48": 1}, "../../x": {"aac_48": 1}}
+    wanted = {TRACK: {"aac_48": [0, 2]}, "f" * 16: {"aac_48": [0]}, "../../x": {"aac_48": [0]}}
     asked = await warm_tracks(wanted, 60, obtain, warm)
     assert asked == len(warmed) == 3
     assert warmed == [
         f"tracks/{TRACK}/v1/aac_48/{name}"
-        for name in ("init.mp4", "seg_00000.m4s", "seg_00001.m4s")
+        for name in ("init.mp4", "seg_00000.m4s", "seg_00002.m4s")
     ]

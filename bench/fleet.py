@@ -1,54 +1,65 @@
 """``cadenza bench fleet``: the whole system on loopback under many virtual players.
 
 It starts an origin, edges in two regions and the locator (each its own process, see
-``bench.deploy``), ingests a generated catalog, then runs virtual players for a bounded time.
-Each player listens in sessions: it picks tracks by Zipf popularity, often skips a track after a
-segment or two, and downloads over a link shaped by a real mobile network trace. Meanwhile the
-edges' and the origin's counters are sampled every second. The report (Markdown, JSON and PNG
+``bench.deploy``), ingests a generated catalog, then runs one step per player count
+(``--players 10,100,1000``) on that one fleet. A step runs its virtual players in several
+load-generator processes (``bench.loadgen``) for a warm-up and then the measured time; counters
+(edges, origin, the fleet's CPU time) are read at the measure's start and end and sampled every
+second, and plays count when they started within it. Each step's report (Markdown, JSON, PNG
 plots) gives startup p50/p95, stall ratio, average bitrate, edge hit ratio, origin offload,
-segment latency percentiles and how evenly the edges were loaded.
+origin requests per play, the fleet's CPU seconds per hour played, segment latency percentiles,
+what pre-positioning warmed and wasted, and how evenly the edges were loaded; the top report
+puts the steps side by side with plots of each figure against the load.
 """
 
 import argparse
 import asyncio
 import json
-import os
 import random
 import statistics
+import subprocess
 import time
 from collections import Counter
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from bench import loadgen
 from bench.catalog import MasterSpec, write_master
+from bench.cpu import cpu_seconds, machine
 from bench.deploy import DEFAULT_EDGES, Deployment, EdgeOptions, deploy
-from bench.fleet_report import write_report
+from bench.fleet_report import write_report, write_scaling
 from cadenza.errors import ConfigError
 from player.abr import DEFAULT_RULE, RULES
 from player.qoe import QoE
-from player.session import PlaybackFailed, play
-from player.traces import ATTRIBUTION, DEFAULT_TRACES, Trace, load_folder
+from player.traces import ATTRIBUTION, DEFAULT_TRACES, load_folder
 
 SAMPLE_SECONDS = 1.0
-CLIENTS = {  # where virtual players are, by region: (lat, lon, territory)
-    "eu-west": (48.85, 2.35, "FR"),
-    "us-east": (40.71, -74.0, "US"),
-}
+TRACK_SECONDS = (14.0, 26.0)  # short tracks keep the ingest of a large catalog bounded
+RENDERED = 8  # masters rendered; the others are copies of them with their own tags
+MAX_PLAYERS = 1000
+SETTLED_SHARE = 0.05  # a warm-up ends once the origin sends at most this share of edge egress
+SETTLED_S = 5  # ... over this many seconds (samples one second apart)
+MAX_STEPS = 6
+CLIENTS = loadgen.CLIENTS
 
 
 @dataclass(frozen=True)
 class FleetPlan:
     players: int
-    seconds: float
+    seconds: float  # measured, after the warm-up
     tracks: int
     zipf: float
     skip: float  # share of plays skipped after one or two segments
     speed: float
     rule: str
     seed: int
+    warmup: float = 0.0  # seconds of load at least before the counters are read ...
+    warmup_max: float = 0.0  # ... and at most, waiting for the fleet to settle (SETTLED_SHARE)
+    generators: int = 0  # load-generator processes; 0: from the players and the cores
 
 
 def add_parser(benches: Any) -> None:
@@ -58,12 +69,34 @@ def add_parser(benches: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--players", type=int, default=12, help="virtual players (12)")
-    parser.add_argument("--seconds", type=float, default=60.0, help="wall time of the load (60)")
+    parser.add_argument(
+        "--players",
+        type=player_counts,
+        default=(12,),
+        help=f"virtual players; a list (10,100,1000) runs one step per count (12; at most "
+        f"{MAX_PLAYERS})",
+    )
+    parser.add_argument("--seconds", type=float, default=60.0, help="measured time a step (60)")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=20.0,
+        help="load before each step's measure, at least (20 s)",
+    )
+    parser.add_argument(
+        "--warmup-max",
+        type=float,
+        default=90.0,
+        help="... and at most, until the origin sends under 5%% of the edges' bytes (90 s)",
+    )
     parser.add_argument("--tracks", type=int, default=10, help="catalog size (10)")
     parser.add_argument("--zipf", type=float, default=0.9, help="popularity exponent (0.9)")
     parser.add_argument("--skip", type=float, default=0.3, help="share of early skips (0.3)")
-    parser.add_argument("--speed", type=float, default=4.0, help="playback speed-up (4)")
+    parser.add_argument("--speed", type=float, default=1.0, help="playback speed-up (1: real time)")
+    parser.add_argument(
+        "--generators", type=int, default=0, help="load-generator processes (0: one per 250 "
+        "players, at most one per core)",
+    )  # fmt: skip
     parser.add_argument("--memory-mb", type=int, default=64, help="each edge's memory tier")
     parser.add_argument("--policy", default="s3fifo", choices=("s3fifo", "lru", "wtinylfu"))
     parser.add_argument("--edge-workers", type=int, default=1, help="processes per edge (1)")
@@ -71,7 +104,10 @@ def add_parser(benches: Any) -> None:
         "--preposition-tracks",
         type=int,
         default=20,
-        help="hot tracks each edge warms at every rung each minute (20; 0: none)",
+        help="hot tracks each edge may warm each round (20; 0: none)",
+    )
+    parser.add_argument(
+        "--preposition-interval", type=float, default=15.0, help="seconds between rounds (15)"
     )
     parser.add_argument("--abr", default=DEFAULT_RULE, choices=sorted(RULES), help="ABR rule")
     parser.add_argument("--traces", type=Path, default=DEFAULT_TRACES, help="trace folder")
@@ -81,118 +117,252 @@ def add_parser(benches: Any) -> None:
     parser.set_defaults(run=run)
 
 
+def player_counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give whole numbers, e.g. 10,100,1000"
+        ) from None
+    if not 1 <= len(counts) <= MAX_STEPS or not all(1 <= c <= MAX_PLAYERS for c in counts):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: 1 to {MAX_STEPS} counts, each from 1 to {MAX_PLAYERS}"
+        )
+    return counts
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.preposition_tracks < 0:
-        raise ConfigError("--preposition-tracks must be 0 or more")
-    if min(args.players, args.tracks, args.memory_mb, args.edge_workers) < 1:
-        raise ConfigError("--players, --tracks, --memory-mb and --edge-workers: 1 or more")
-    if args.seconds <= 0 or args.speed <= 0 or not 0 <= args.skip <= 1:
-        raise ConfigError("--seconds and --speed must be positive, --skip between 0 and 1")
-    traces = load_folder(args.traces / "3g")
-    plan = FleetPlan(
-        args.players, args.seconds, args.tracks, args.zipf, args.skip, args.speed, args.abr,
-        args.seed,
-    )  # fmt: skip
+    if args.preposition_tracks < 0 or args.generators < 0:
+        raise ConfigError("--preposition-tracks and --generators must be 0 or more")
+    if min(args.tracks, args.memory_mb, args.edge_workers) < 1:
+        raise ConfigError("--tracks, --memory-mb and --edge-workers: 1 or more")
+    if args.seconds <= 0 or args.speed <= 0 or args.warmup < 0 or not 0 <= args.skip <= 1:
+        raise ConfigError(
+            "--seconds and --speed must be positive, --warmup 0 or more, --skip between 0 and 1"
+        )
+    if args.preposition_interval <= 0:
+        raise ConfigError("--preposition-interval must be positive")
+    if not (args.traces / "3g").is_dir():
+        raise ConfigError(f"--traces {args.traces}: no 3g folder of traces there")
+    players = args.players if isinstance(args.players, tuple) else (args.players,)
+    plans = [
+        FleetPlan(
+            n, args.seconds, args.tracks, args.zipf, args.skip, args.speed, args.abr, args.seed,
+            args.warmup, max(args.warmup, args.warmup_max), args.generators,
+        )
+        for n in players
+    ]  # fmt: skip
     options = EdgeOptions(
         workers=args.edge_workers,
         memory_bytes=args.memory_mb << 20,
         policy=args.policy,
-        extra={"preposition_tracks": args.preposition_tracks},
+        extra={
+            "preposition_tracks": args.preposition_tracks,
+            "preposition_interval_seconds": args.preposition_interval
+            if args.preposition_tracks
+            else 0.0,
+        },
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    summary = measure(args.out, plan, options, traces)
-    paths = write_report(args.out, summary)
+    summary = measure(args.out, plans, options, args.traces / "3g")
+    paths = write_scaling(args.out, summary)
     if args.json:
-        print(json.dumps(summary["figures"], indent=2))
+        print(json.dumps([step["figures"] for step in summary["steps"]], indent=2))
     else:
         print((args.out / "report.md").read_text())
         print("report: " + ", ".join(str(p) for p in paths))
     return 0
 
 
+def masters(folder: Path, tracks: int, seed: int) -> list[Path]:
+    """The generated catalog's masters. Rendering a master costs seconds of CPU, so a few are
+    rendered (in parallel) and every track is a copy of one with its own tags: its own track
+    id and version, and its own objects at the origin and the edges, whatever the sound. Files
+    already there (seed, number and length in their names) are kept, so reruns skip this."""
+    rng = random.Random(seed)
+    bases = []
+    for n in range(1, min(tracks, RENDERED) + 1):
+        seconds = round(rng.uniform(*TRACK_SECONDS), 1)
+        spec = MasterSpec(seconds, seed=seed * 1000 + n, tags={"artist": "Cadenza Bench"})
+        bases.append((folder / "rendered" / f"{n:02d}-s{seed}-{seconds:g}s.flac", spec))
+    with ThreadPoolExecutor(max_workers=loadgen.cores()) as pool:
+        list(pool.map(lambda item: write_master(*item), [b for b in bases if not b[0].exists()]))
+    paths = []
+    for n in range(1, tracks + 1):
+        base = bases[(n - 1) % len(bases)][0]
+        path = folder / f"{n:03d}-{base.stem}.flac"
+        if not path.exists():
+            _tagged_copy(base, path, {"title": f"Fleet {n}", "artist": "Cadenza Bench"})
+        paths.append(path)
+    return paths
+
+
+def _tagged_copy(source: Path, path: Path, tags: dict[str, str]) -> None:
+    metadata = [arg for k, v in tags.items() for arg in ("-metadata", f"{k}={v}")]
+    command = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(source), "-c", "copy"]
+    subprocess.run([*command, *metadata, str(path)], check=True, timeout=60)
+
+
 def measure(
-    out: Path, plan: FleetPlan, options: EdgeOptions, traces: list[Trace]
+    out: Path, plans: list[FleetPlan], options: EdgeOptions, traces: Path
 ) -> dict[str, Any]:
-    rng = random.Random(plan.seed)
-    masters = [
-        write_master(
-            out / "masters" / f"{n:02d}.flac",
-            MasterSpec(rng.uniform(20, 40), seed=plan.seed * 100 + n,
-                       tags={"title": f"Fleet {n}", "artist": "Cadenza Bench"}),
-        )
-        for n in range(1, plan.tracks + 1)
-    ]  # fmt: skip
+    """One deployment, one ingest, then one step per plan: the steps' summaries."""
+    paths = masters(out / "masters", plans[0].tracks, plans[0].seed)
+    about = machine()
     with deploy(out / "deployment", DEFAULT_EDGES, options) as deployment:
-        tracks = deployment.ingest(masters, jobs=os.cpu_count())
+        ingest_started = time.monotonic()
+        tracks = deployment.ingest(paths, jobs=loadgen.cores())
+        ingest_s = time.monotonic() - ingest_started
         catalog = [t["track_id"] for t in tracks if t["status"] == "ok"]
         if not catalog:
             raise ConfigError(f"no track of the generated catalog was ingested: {tracks}")
-        return asyncio.run(_load(deployment, catalog, plan, traces))
-
-
-async def _load(
-    deployment: Deployment, catalog: list[str], plan: FleetPlan, traces: list[Trace]
-) -> dict[str, Any]:
-    samples: list[dict[str, Any]] = []
-    deadline = time.monotonic() + plan.seconds
-    sampler = asyncio.create_task(_sample(deployment, samples))
-    plays: list[tuple[str, QoE]] = []
-    errors: list[str] = []
-    started = time.monotonic()
-    try:
-        await asyncio.gather(
-            *(
-                _listener(n, deployment, catalog, plan, traces, deadline, plays, errors)
-                for n in range(plan.players)
+        steps = []
+        for plan in plans:
+            step = asyncio.run(
+                _step(deployment, catalog, plan, traces, out / f"players-{plan.players}")
             )
+            write_report(out / f"players-{plan.players}", step)
+            steps.append(step)
+    return {
+        "machine": about,
+        "catalog": catalog,
+        "ingest_s": round(ingest_s, 1),
+        "steps": steps,
+        "traces": ATTRIBUTION,
+        "links": f"{len(loadgen.usable(load_folder(traces)))} of {len(load_folder(traces))}",
+    }
+
+
+async def _step(
+    deployment: Deployment, catalog: list[str], plan: FleetPlan, traces: Path, folder: Path
+) -> dict[str, Any]:
+    """Players for the warm-up and the measured time; counters read at the measure's start
+    and end, plays counted when they started within it."""
+    count = plan.generators or loadgen.generators(plan.players)
+    plan = replace(plan, generators=count)
+    latest = time.time() + max(plan.warmup, plan.warmup_max) + plan.seconds
+    jobs = [
+        loadgen.Job(
+            deployment.locator.url, tuple(catalog), first, n, latest, plan.zipf, plan.skip,
+            plan.speed, plan.rule, plan.seed, str(traces), ramp_s=max(5.0, plan.warmup * 0.75),
         )
+        for first, n in loadgen.split(plan.players, count)
+    ]  # fmt: skip
+    services = [deployment.origin, deployment.locator, *deployment.edges.values()]
+    pids = [service.pid for service in services]
+    generators = loadgen.start(jobs, folder)
+    samples: list[dict[str, Any]] = []
+    try:
+        started = time.monotonic()
+        await asyncio.sleep(plan.warmup)
+        share = await _until_settled(deployment, plan.warmup_max - plan.warmup)
+        warmed_s = time.monotonic() - started
+        window = time.time()
+        deadline = window + plan.seconds
+        loadgen.end_early(generators, deadline)
+        before, cpu_before = await _counters(deployment), cpu_seconds(pids)
+        sampler = asyncio.create_task(_sample(deployment, samples))
+        try:
+            got = await asyncio.to_thread(loadgen.collect, generators, deadline)
+        finally:
+            sampler.cancel()
+            await asyncio.gather(sampler, return_exceptions=True)
+        after, cpu_after = await _counters(deployment), cpu_seconds(pids)
+        elapsed = time.time() - window
     finally:
-        sampler.cancel()
-        await asyncio.gather(sampler, return_exceptions=True)
-    elapsed = time.monotonic() - started
+        loadgen.stop(generators)
+    measured = [(region, qoe) for at, region, qoe in got.plays if at >= window]
+    f = figures(measured, samples, got.errors, plan, elapsed)
+    f["failed_plays"] = sum(at >= window for at in got.failures)
+    f.update(step_figures(measured, before, after, cpu_after - cpu_before, count))
+    f.update(
+        warmup_s=round(warmed_s, 1),
+        warmup_origin_share=None if share is None else round(share, 4),
+        generators_cpu_s=round(got.cpu_s, 1),
+    )
+    errors = got.errors
     return {
         "plan": plan.__dict__,
         "catalog": catalog,
         "elapsed_s": elapsed,
-        "plays": [{"region": region, **qoe.to_json()} for region, qoe in plays],
+        "plays": [{"region": region, **qoe.to_json()} for region, qoe in measured],
         "errors": errors,
         "samples": samples,
-        "figures": figures(plays, samples, errors, plan, elapsed),
+        "figures": f,
         "traces": ATTRIBUTION,
     }
 
 
-async def _listener(
-    n: int,
-    deployment: Deployment,
-    catalog: list[str],
-    plan: FleetPlan,
-    traces: list[Trace],
-    deadline: float,
+def settled_share(window: list[tuple[float, float]]) -> float | None:
+    """The origin's bytes as a share of the edges' over ``window`` (origin bytes out, edge bytes
+    served, cumulative, oldest first); None while the edges have served nothing in it."""
+    if len(window) < 2:
+        return None
+    served = window[-1][1] - window[0][1]
+    return (window[-1][0] - window[0][0]) / served if served > 0 else None
+
+
+async def _until_settled(deployment: Deployment, most_s: float) -> float | None:
+    """Wait (at most ``most_s``) until the origin has sent at most ``SETTLED_SHARE`` of what
+    the edges served over the last ``SETTLED_S`` seconds: caches warm for this load. Returns
+    the share last seen."""
+    deadline = time.monotonic() + most_s
+    window: list[tuple[float, float]] = []
+    share = None
+    while time.monotonic() < deadline:
+        totals = await _counters(deployment)
+        window = [*window, (totals["origin_bytes"], totals["edge_bytes"])][-SETTLED_S - 1 :]
+        share = settled_share(window) if len(window) > SETTLED_S else None
+        if share is not None and share <= SETTLED_SHARE:
+            break
+        await asyncio.sleep(SAMPLE_SECONDS)
+    return share
+
+
+async def _counters(deployment: Deployment) -> dict[str, float]:
+    """The origin's requests and bytes, and the edges' pre-positioning counters, summed."""
+    timeout = aiohttp.ClientTimeout(total=5)
+    totals: dict[str, float] = {}
+    async with aiohttp.ClientSession(timeout=timeout) as client:
+        async with client.get(f"{deployment.origin.url}/metrics") as response:
+            text = await response.text()
+        totals["origin_requests"] = _sum(text, "cadenza_origin_requests_total")
+        totals["origin_bytes"] = _sum(text, "cadenza_origin_bytes_out_total")
+        for edge in deployment.edges.values():
+            async with client.get(f"{edge.url}/metrics") as response:
+                text = await response.text()
+            totals["edge_bytes"] = totals.get("edge_bytes", 0.0) + _sum(
+                text, "cadenza_edge_bytes_served_total"
+            )
+            for what in ("objects", "bytes"):
+                for outcome in ("warmed", "used", "wasted"):
+                    name = f"cadenza_edge_preposition_{what}_total"
+                    key = f"preposition_{what}_{outcome}"
+                    totals[key] = totals.get(key, 0.0) + _sum(text, name, f'outcome="{outcome}"')
+    return totals
+
+
+def step_figures(
     plays: list[tuple[str, QoE]],
-    errors: list[str],
-) -> None:
-    """One virtual player: sessions of plays until the deadline, on one shaped link."""
-    rng = random.Random(plan.seed * 1000 + n)
-    region = list(CLIENTS)[n % len(CLIENTS)]
-    lat, lon, territory = CLIENTS[region]
-    trace = traces[rng.randrange(len(traces))] if traces else None
-    weights = [1 / (rank + 1) ** plan.zipf for rank in range(len(catalog))]
-    while time.monotonic() < deadline - 1:
-        track = rng.choices(catalog, weights)[0]
-        segments = rng.choice((1, 2)) if rng.random() < plan.skip else None
-        try:
-            qoe = await asyncio.wait_for(
-                play(
-                    track, deployment.locator.url, territory=territory, lat=lat, lon=lon,
-                    rule=plan.rule, trace=trace, speed=plan.speed, max_segments=segments,
-                ),
-                timeout=max(1.0, deadline - time.monotonic() + 30),
-            )  # fmt: skip
-        except (PlaybackFailed, TimeoutError) as e:
-            errors.append(f"player {n}, track {track}: {e or type(e).__name__}")
-            continue
-        plays.append((region, qoe))
+    before: dict[str, float],
+    after: dict[str, float],
+    cpu_s: float,
+    generators: int,
+) -> dict[str, Any]:
+    """What a step adds to ``figures``: origin requests per play, the fleet's CPU per played
+    hour, and what pre-positioning warmed, and used or wasted."""
+    delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    played_h = sum(q.duration_s for _, q in plays) / 3600
+    return {
+        "generators": generators,
+        "origin_requests_per_play": round(delta["origin_requests"] / len(plays), 2)
+        if plays
+        else 0.0,
+        "fleet_cpu_s": round(cpu_s, 1),
+        "cpu_s_per_played_hour": round(cpu_s / played_h, 1) if played_h else 0.0,
+        "preposition": {k.removeprefix("preposition_"): int(v) for k, v in delta.items()
+                        if k.startswith("preposition_")},
+    }  # fmt: skip
 
 
 async def _sample(deployment: Deployment, samples: list[dict[str, Any]]) -> None:
@@ -222,6 +392,15 @@ async def _sample(deployment: Deployment, samples: list[dict[str, Any]]) -> None
                 pass
             samples.append(sample)
             await asyncio.sleep(SAMPLE_SECONDS)
+
+
+def _sum(text: str, name: str, label: str = "") -> float:
+    """The sum of every sample of counter ``name`` (with ``label`` among its labels)."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith((name + " ", name + "{")) and label in line.split(" ")[0]:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def _counter(text: str, name: str) -> float:

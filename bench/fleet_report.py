@@ -1,8 +1,9 @@
 """The fleet benchmark's report: Markdown for people, JSON for scripts, PNG plots for both.
 
-matplotlib draws the plots off-screen (the Agg backend): hit ratio and origin egress over time
-from the counter samples, the distribution of the plays' startup time and bitrate, and the
-segments each edge served.
+matplotlib draws the plots off-screen (the Agg backend). Per step: hit ratio and origin egress
+over time from the counter samples, the distribution of the plays' startup time and bitrate,
+and the segments each edge served. Over the steps (``write_scaling``): one table with a column
+per player count, and each figure plotted against the load.
 """
 
 import itertools
@@ -41,6 +42,124 @@ ROWS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
 )
 
 
+STEP_ROWS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
+    ("origin requests per play", lambda f: f"{f['origin_requests_per_play']:.2f}"),
+    (
+        "fleet CPU per hour played",
+        lambda f: f"{f['cpu_s_per_played_hour']:.1f} s ({f['fleet_cpu_s']:.1f} s in all)",
+    ),
+    ("pre-positioned (used, wasted)", lambda f: _prepositioned(f["preposition"])),
+    ("warm-up (origin share at its end)", lambda f: _warmup_figure(f)),
+    (
+        "load generators",
+        lambda f: f"{f['generators']} processes, {f.get('generators_cpu_s', 0):.0f} s CPU",
+    ),
+)
+# The scaling table: the figures that show how the fleet copes as the load grows.
+SCALING: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
+    ("plays (failed)", "plays", lambda f: f"{f['plays']} ({f['failed_plays']})"),
+    ("startup p95", "startup_p95_s", lambda f: f"{f['startup_p95_s']:.2f} s"),
+    ("stall ratio", "stall_ratio", lambda f: f"{f['stall_ratio']:.2%}"),
+    ("average bitrate", "average_kbps", lambda f: f"{f['average_kbps']:.0f} kbit/s"),
+    ("edge hit ratio", "edge_hit_ratio", lambda f: f"{f['edge_hit_ratio']:.1%}"),
+    ("origin offload", "origin_offload", lambda f: f"{f['origin_offload']:.1%}"),
+    (
+        "origin requests per play",
+        "origin_requests_per_play",
+        lambda f: f"{f['origin_requests_per_play']:.2f}",
+    ),
+    (
+        "fleet CPU s per hour played",
+        "cpu_s_per_played_hour",
+        lambda f: f"{f['cpu_s_per_played_hour']:.1f}",
+    ),
+    ("segment time p95", "segment_ms_p95", lambda f: f"{f['segment_ms_p95']:.0f} ms"),
+    ("pre-positioned (used, wasted)", "", lambda f: _prepositioned(f["preposition"])),
+    ("warm-up (origin share at its end)", "", lambda f: _warmup_figure(f)),
+    ("load-generator processes", "", lambda f: str(f["generators"])),
+)
+
+
+def _warmup_figure(f: dict[str, Any]) -> str:
+    share = f.get("warmup_origin_share")
+    return f"{f.get('warmup_s', 0):.0f} s ({'-' if share is None else f'{share:.1%}'})"
+
+
+def _prepositioned(p: dict[str, int]) -> str:
+    mb = p.get("bytes_warmed", 0) / 1e6
+    return (
+        f"{p.get('objects_warmed', 0)} objects, {mb:.1f} MB "
+        f"({p.get('objects_used', 0)}, {p.get('objects_wasted', 0)})"
+    )
+
+
+def write_scaling(out: Path, summary: dict[str, Any]) -> list[Path]:
+    """The top report of a run of steps: report.md, report.json and scaling.png in ``out``."""
+    (out / "report.json").write_text(json.dumps(_without_detail(summary), indent=2))
+    plot = _plot_scaling(out / "scaling.png", summary["steps"])
+    (out / "report.md").write_text(scaling_markdown(summary, plot))
+    return [out / "report.md", out / "report.json", plot]
+
+
+def _without_detail(summary: dict[str, Any]) -> dict[str, Any]:
+    """Each step's plays and samples stay in its own report.json."""
+    steps = [{"plan": s["plan"], "figures": s["figures"]} for s in summary["steps"]]
+    return {**summary, "steps": steps}
+
+
+def scaling_markdown(summary: dict[str, Any], plot: Path) -> str:
+    steps, m = summary["steps"], summary["machine"]
+    plan = steps[0]["plan"]
+    counts = [s["plan"]["players"] for s in steps]
+    lines = [
+        "# Fleet benchmark: scaling",
+        "",
+        f"Machine: {m['cores']} cores, {m['cpu']}; load average {m['load_average'][0]:g} at "
+        "the start (a shared machine runs other work too). One origin, three edges in two "
+        "regions and the locator, each one process, on loopback.",
+        "",
+        f"{len(summary['catalog'])} tracks ({summary['ingest_s']:.0f} s to ingest), Zipf "
+        f"{plan['zipf']:g}, {plan['skip']:.0%} early skips, ABR rule {plan['rule']}, playback "
+        f"at {plan['speed']:g}x; each step warms up for {plan['warmup']:g} s and then until the "
+        f"origin sends under 5% of the edges' bytes (at most {plan.get('warmup_max', 0):g} s), "
+        f"then measures {plan['seconds']:g} s, on the same fleet as the steps before; links "
+        f"shaped by {summary.get('links', 'the')} 3G traces (those averaging 0.2 Mbit/s or more; "
+        f"{summary['traces']}).",
+        "",
+        "| players | " + " | ".join(str(n) for n in counts) + " |",
+        "|---|" + "---|" * len(counts),
+        *(
+            f"| {name} | " + " | ".join(render(s["figures"]) for s in steps) + " |"
+            for name, _, render in SCALING
+        ),
+        "",
+        f"![{plot.stem}]({plot.name})",
+        "",
+        "Each step's own report: "
+        + ", ".join(f"[{n} players](players-{n}/report.md)" for n in counts),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _plot_scaling(path: Path, steps: list[dict[str, Any]]) -> Path:
+    plotted = [(name, key) for name, key, _ in SCALING if key and key != "plays"]
+    figure, grid = plt.subplots(2, (len(plotted) + 1) // 2, figsize=(12, 5))
+    counts = [s["plan"]["players"] for s in steps]
+    for axes, (name, key) in zip(grid.flat, plotted, strict=False):
+        axes.plot(counts, [s["figures"][key] for s in steps], marker="o")
+        if len(set(counts)) > 1:
+            axes.set_xscale("log")
+        axes.set_xlabel("players")
+        axes.set_title(name, fontsize=9)
+        axes.grid(alpha=0.3)
+    for axes in list(grid.flat)[len(plotted) :]:
+        axes.set_visible(False)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
 def write_report(out: Path, summary: dict[str, Any]) -> list[Path]:
     """report.md, report.json and the plots in ``out``; returns their paths."""
     (out / "report.json").write_text(json.dumps(summary, indent=2))
@@ -61,20 +180,25 @@ def markdown(summary: dict[str, Any], plots: list[Path]) -> str:
     lines = [
         "# Fleet benchmark",
         "",
-        f"{plan['players']} virtual players for {plan['seconds']:g} s (playback sped up "
-        f"{plan['speed']:g}x), {len(summary['catalog'])} tracks, Zipf {plan['zipf']:g}, "
+        f"{plan['players']} virtual players for {plan['seconds']:g} s{_warmup(plan)} (playback "
+        f"sped up {plan['speed']:g}x), {len(summary['catalog'])} tracks, Zipf {plan['zipf']:g}, "
         f"{plan['skip']:.0%} early skips, ABR rule {plan['rule']}; links shaped by 3G traces "
         f"({summary['traces']}).",
         "",
         "| figure | value |",
         "|---|---|",
         *(f"| {name} | {render(f)} |" for name, render in ROWS),
+        *(f"| {name} | {render(f)} |" for name, render in STEP_ROWS if "preposition" in f),
         "",
         *(f"![{p.stem}]({p.name})" for p in plots),
     ]
     if summary["errors"]:
         lines += ["", "Failed plays:", *(f"- {e}" for e in summary["errors"][:20])]
     return "\n".join(lines) + "\n"
+
+
+def _warmup(plan: dict[str, Any]) -> str:
+    return " after a warm-up" if plan.get("warmup") else ""
 
 
 def _deltas(samples: list[dict[str, Any]]) -> list[tuple[float, dict[str, Any], dict[str, Any]]]:

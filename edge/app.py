@@ -8,6 +8,7 @@ Segments also start readahead of the ones that follow.
 import asyncio
 import contextlib
 import functools
+import math
 import os
 import secrets
 import time
@@ -57,7 +58,14 @@ from edge.memory import Entry, MemoryTier
 from edge.metrics import EdgeMetrics, sum_expositions
 from edge.peers import PEER_PREFIX, Peers, combine, socket_path
 from edge.policy import make_policy
-from edge.preposition import PlayCounts, hot_from_locator, preposition
+from edge.preposition import (
+    WASTE_ROUNDS,
+    PlayCounts,
+    WarmLedger,
+    hot_from_locator,
+    plan,
+    preposition,
+)
 from edge.purge import Denials, follow_events
 from edge.readahead import allowed, following_segments, listed_segments
 from edge.send import CORS_FIELDS, count, failed, refuse, send_entry, send_fill
@@ -69,6 +77,7 @@ __all__ = ["DENIALS", "MEMORY", "METRICS", "PLAYS", "SETTINGS", "count", "create
 logger = get_logger("edge")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 AHEAD_SECONDS = 1.0
+FIRST_SEGMENT_S = 6.0  # the ladder's segment length: pre-positioning's depth, in segments
 
 MAX_PREFETCHES = 16  # readahead fetches under way at once, per worker
 
@@ -87,7 +96,9 @@ def create_app(settings: EdgeSettings) -> web.Application:
     app[STATE] = {"active": 0, "draining": 0}
     app[PREFETCHED] = set()
     app[AHEAD] = {}
-    app[PLAYS] = PlayCounts()
+    window = WASTE_ROUNDS * settings.preposition_interval
+    ledger = WarmLedger(window, app[METRICS].prepositioned) if window > 0 else None
+    app[PLAYS] = PlayCounts(ledger=ledger)
     app[TASKS] = set()
     app[FOR_PEERS] = False
     app.cleanup_ctx.append(_disk)
@@ -188,15 +199,25 @@ async def _purge(app: web.Application) -> None:
 
 
 async def _preposition(app: web.Application) -> None:
-    """One worker warms the hot tracks; the others find them on the shared disk tier."""
+    """One worker warms what its players will ask for; the others find it on the shared disk
+    tier. It learns from the requests it serves itself, a sample of the edge's."""
     s = app[SETTINGS]
+    most = max(1, math.ceil(s.preposition_seconds / FIRST_SEGMENT_S))
 
-    async def hot_list() -> list[str]:
+    async def candidates() -> list[str]:
         if s.locator:
             return await hot_from_locator(
                 app[FETCHER].client, s.locator, s.region, s.preposition_tracks
             )
-        return app[PLAYS].take_top(s.preposition_tracks)
+        return []
+
+    def choose(hot: list[str]) -> dict[str, dict[str, list[int]]]:
+        plays = app[PLAYS]
+        if plays.ledger is not None:
+            plays.ledger.expire(time.monotonic())
+        demand = plays.take()
+        tracks = hot or demand.most_played(s.preposition_tracks)
+        return plan(demand, tracks, s.preposition_tracks, most)
 
     async def obtain(key: str) -> bytes | None:
         entry = app[MEMORY].peek(key) or await _from_disk(app, key)
@@ -213,12 +234,18 @@ async def _preposition(app: web.Application) -> None:
         if key in app[INFLIGHT] or app[MEMORY].peek(key) or await app[DISK].has(key):
             return
         fill, first = music_fill(app, key)
-        if first:
-            app[PREFETCHED].add(key)
-            app[METRICS].prefetches.labels("issued").inc()
+        ledger = app[PLAYS].ledger
+        if not first or ledger is None:
+            return await _settle(fill)
+        ledger.filling(key)
         await _settle(fill)
+        entry = app[MEMORY].peek(key) or await app[DISK].get(key)
+        stored = entry is not None and entry.status == 200
+        ledger.warmed(key, len(entry.body) if stored and entry else None, time.monotonic())
 
-    await preposition(s.preposition_interval, hot_list, s.preposition_seconds, obtain, warm)
+    await preposition(
+        s.preposition_interval, candidates, choose, s.preposition_seconds, obtain, warm
+    )
 
 
 async def _drain(app: web.Application) -> None:

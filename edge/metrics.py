@@ -70,8 +70,21 @@ class EdgeMetrics:
         )
         self.prefetches = Counter(
             "cadenza_edge_prefetches",
-            "Readahead and pre-positioning fetches by outcome: issued, used (a client asked for "
-            "the object before it left memory), wasted (evicted unused)",
+            "Readahead fetches by outcome: issued, used (a client asked for the object before "
+            "it left memory), wasted (evicted unused)",
+            ["outcome"],
+            registry=r,
+        )
+        self.preposition_objects = Counter(
+            "cadenza_edge_preposition_objects",
+            "Objects pre-positioning fetched (warmed), then asked for by a player (used) or not "
+            "within two rounds (wasted)",
+            ["outcome"],
+            registry=r,
+        )
+        self.preposition_bytes = Counter(
+            "cadenza_edge_preposition_bytes",
+            "Bytes of cadenza_edge_preposition_objects, by the same outcomes",
             ["outcome"],
             registry=r,
         )
@@ -121,6 +134,11 @@ class EdgeMetrics:
 
     def events_answered(self) -> None:
         self.events_answered_at.set(time.time())
+
+    def prepositioned(self, outcome: str, nbytes: int) -> None:
+        """A warmed object's outcome: warmed, used or wasted (edge.preposition.WarmLedger)."""
+        self.preposition_objects.labels(outcome).inc()
+        self.preposition_bytes.labels(outcome).inc(nbytes)
 
     def lane_served(self) -> None:
         self.lane_answered += 1

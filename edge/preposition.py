@@ -1,45 +1,186 @@
-"""Pre-positioning: warm the first seconds of the region's most popular tracks at every rung.
+"""Pre-positioning: warm what this edge's players will ask for next, and count what was wasted.
 
-Every ``interval`` the edge takes a hot list (the locator's ``/v1/hot`` for its region when a
-locator is configured, else its own recent play counts), reads each track's master playlist
-and media playlists through its own cache, and fetches the init segment and the first segments
-of every rendition in the background, so that a play of a popular track starts from memory.
-The plan (which keys) is pure; ``preposition`` is the loop that fetches.
+The edge learns from its own requests (``PlayCounts``): which tracks are played here (requests
+for a track's first segment; init segments would count every switch of rung too), and how
+often a play asks for each position in a track at each rung (players start low, climb, and
+skip). Every ``interval`` it takes the tracks to consider (the locator's ``/v1/hot`` for
+its region when a locator is configured, else its own most played), and ``plan`` keeps, per
+track, only the segments (rung and position) of which at least ``MIN_EXPECTED`` requests are
+expected before the next round. Warming an object nobody then asks for costs the origin a fetch for
+nothing, so ``WarmLedger`` counts every warmed object as used (a player asked for it) or
+wasted (nobody did within ``WASTE_ROUNDS`` rounds).
+The plan and the ledger are pure; ``preposition`` is the loop that fetches.
 """
 
 import asyncio
 import contextlib
 import posixpath
+import re
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import aiohttp
 
 from cadenza import http
-from cadenza.layout import INIT_SEGMENT
 from cadenza.log import get_logger
 from encoder.playlist import parse_media_playlist
 
 logger = get_logger("edge.preposition")
 
+MIN_EXPECTED = 1.0  # requests expected before the next round for an object to be worth warming
+WASTE_ROUNDS = 2  # a warmed object nobody asked for within this many rounds is wasted
+MAX_LEDGER = 100_000  # warmed objects remembered at once; the oldest leave as wasted
+SEGMENT = re.compile(r"seg_(\d{1,9})\.m4s")
+
+K = TypeVar("K")
+Outcome = Callable[[str, int], None]  # ("warmed" | "used" | "wasted", bytes)
+
+
+class WarmLedger:
+    """Warmed objects not yet asked for, oldest first; each ends as used or wasted, once."""
+
+    def __init__(self, window_s: float, report: Outcome, max_objects: int = MAX_LEDGER) -> None:
+        if not window_s > 0 or max_objects < 1:
+            raise ValueError(f"window {window_s!r} s and size {max_objects!r} must be positive")
+        self.window_s = window_s
+        self.max_objects = max_objects
+        self._report = report
+        self._pending: dict[str, tuple[float, int]] = {}  # key: (warmed at, bytes)
+        self._filling: dict[str, bool] = {}  # key: asked for while it was being fetched
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def filling(self, key: str) -> None:
+        """Pre-positioning starts fetching ``key`` (its size is known once it is in)."""
+        self._filling.setdefault(key, False)
+
+    def warmed(self, key: str, nbytes: int | None, now: float) -> None:
+        """The fetch of ``key`` ended, with ``nbytes`` stored (``None``: it failed)."""
+        asked = self._filling.pop(key, False)
+        if nbytes is None or key in self._pending:
+            return
+        self._report("warmed", nbytes)
+        if asked:
+            self._report("used", nbytes)
+            return
+        if len(self._pending) >= self.max_objects:
+            oldest = next(iter(self._pending))
+            self._report("wasted", self._pending.pop(oldest)[1])
+        self._pending[key] = (now, nbytes)
+
+    def requested(self, key: str) -> None:
+        """A player asked for ``key``: if it was warmed and waiting, it was worth it."""
+        if key in self._filling:
+            self._filling[key] = True
+        held = self._pending.pop(key, None)
+        if held is not None:
+            self._report("used", held[1])
+
+    def expire(self, now: float) -> None:
+        """Objects warmed more than the window ago that nobody asked for are wasted."""
+        while self._pending:
+            key, (warmed_at, nbytes) = next(iter(self._pending.items()))
+            if now - warmed_at < self.window_s:
+                return
+            del self._pending[key]
+            self._report("wasted", nbytes)
+
 
 @dataclass
 class PlayCounts:
-    """Plays per track on this edge (init segment requests), halved after each round."""
+    """What this edge's players asked for, decayed: plays per track, and segment requests per
+    rung and position in the track. Every count halves when a round takes them."""
 
-    counts: Counter[str] = field(default_factory=Counter)
+    plays: Counter[str] = field(default_factory=Counter)
+    positions: Counter[tuple[str, int]] = field(default_factory=Counter)  # (rung, number)
+    ledger: WarmLedger | None = None
+    first: int | None = None  # the lowest segment number asked for (the encoder's 0)
 
     def record(self, key: str) -> None:
+        if self.ledger is not None:
+            self.ledger.requested(key)
         parts = key.split("/")
-        if len(parts) > 2 and parts[-1] == INIT_SEGMENT:
-            self.counts[parts[1]] += 1
+        if len(parts) != 5:
+            return
+        if (match := SEGMENT.fullmatch(parts[4])) is None:
+            return
+        index = int(match[1])
+        self.positions[parts[3], index] += 1
+        if self.first is None or index < self.first:
+            self.first = index
+        if index == self.first:  # a play asks for its first segment once, at one rung
+            self.plays[parts[1]] += 1
 
-    def take_top(self, n: int) -> list[str]:
-        """The ``n`` most played tracks; then every count halves, so old fame fades."""
-        top = [track for track, _ in self.counts.most_common(n)]
-        self.counts = Counter({t: c // 2 for t, c in self.counts.items() if c > 1})
-        return top
+    def take(self) -> "Demand":
+        """The demand as of now; then every count halves, so old habits fade."""
+        demand = Demand(dict(self.plays), dict(self.positions))
+        self.plays, self.positions = _halved(self.plays), _halved(self.positions)
+        return demand
+
+
+def _halved(counts: "Counter[K]") -> "Counter[K]":
+    return Counter({k: c // 2 for k, c in counts.items() if c > 1})
+
+
+@dataclass(frozen=True)
+class Demand:
+    plays: Mapping[str, float]
+    positions: Mapping[tuple[str, int], float]  # segment requests by (rung, number)
+
+    def rungs(self) -> list[str]:
+        return sorted({rung for rung, _ in self.positions})
+
+    def most_played(self, n: int) -> list[str]:
+        """The ``n`` most played tracks, ties to the smaller id."""
+        return sorted(self.plays, key=lambda t: (-self.plays[t], t))[:n]
+
+    def chance(self, rung: str, position: int) -> float:
+        """How often a play asks for the segment at ``position`` in its playlist at ``rung``:
+        its requests over those of every first segment (the lowest number asked for). Players
+        start low and climb, so a rung's share differs from one position to the next."""
+        if not self.positions:
+            return 0.0
+        first = min(number for _, number in self.positions)
+        plays = sum(c for (_, number), c in self.positions.items() if number == first)
+        asked = self.positions.get((rung, first + position), 0.0)
+        return min(1.0, asked / plays) if plays > 0 else 0.0
+
+
+def plan(
+    demand: Demand,
+    candidates: Iterable[str],
+    tracks: int,
+    max_segments: int,
+    min_expected: float = MIN_EXPECTED,
+) -> dict[str, dict[str, list[int]]]:
+    """Per track, per rung, the positions of the first ``max_segments`` segments to warm (with
+    the rung's init segment).
+
+    A track is considered only when it was played here. Counts halve every round, so a
+    steady ``r`` plays a round make a count of ``2 r``: the segment at position ``i`` of rung
+    ``s`` of track ``t`` is expected ``plays(t) / 2 * chance(s, i)`` times in the next round,
+    and is kept when that is at least ``min_expected``. At most ``tracks`` tracks, in
+    candidate order.
+    """
+    chosen: dict[str, dict[str, list[int]]] = {}
+    rungs = demand.rungs()
+    for track in candidates:
+        if len(chosen) >= tracks:
+            break
+        plays = demand.plays.get(track, 0.0) / 2
+        if plays <= 0 or track in chosen:
+            continue
+        wanted = {}
+        for rung in rungs:
+            at = [i for i in range(max_segments) if plays * demand.chance(rung, i) >= min_expected]
+            if at:
+                wanted[rung] = at
+        if wanted:
+            chosen[track] = wanted
+    return chosen
 
 
 def relative_key(base_key: str, uri: str) -> str | None:
@@ -56,18 +197,23 @@ def variant_keys(master_key: str, text: str) -> list[str]:
     return [key for uri in uris if (key := relative_key(master_key, uri)) is not None]
 
 
-def first_keys(playlist_key: str, text: str, seconds: float) -> list[str]:
-    """The init segment and the segments covering the first ``seconds`` of a rendition."""
+def first_keys(
+    playlist_key: str, text: str, seconds: float, positions: Iterable[int] | None = None
+) -> list[str]:
+    """The init segment and the segments starting within the first ``seconds`` of a
+    rendition, only those at ``positions`` when given."""
     try:
         playlist = parse_media_playlist(text)
     except ValueError:
         return []
+    wanted = None if positions is None else set(positions)
     uris = [playlist.init_uri]
     covered = 0.0
-    for segment in playlist.segments:
+    for i, segment in enumerate(playlist.segments):
         if covered >= seconds:
             break
-        uris.append(segment.uri)
+        if wanted is None or i in wanted:
+            uris.append(segment.uri)
         covered += segment.duration
     return [key for uri in uris if (key := relative_key(playlist_key, uri)) is not None]
 
@@ -76,11 +222,14 @@ Obtain = Callable[[str], Awaitable[bytes | None]]
 Warm = Callable[[str], Awaitable[None]]
 
 
-async def warm_tracks(tracks: Iterable[str], seconds: float, obtain: Obtain, warm: Warm) -> int:
-    """Read the playlists of ``tracks`` with ``obtain`` and ``warm`` their first segments, one
-    at a time (low priority: players' own misses go first); returns how many were warmed."""
+async def warm_tracks(
+    wanted: Mapping[str, Mapping[str, list[int]]], seconds: float, obtain: Obtain, warm: Warm
+) -> int:
+    """Read the playlists of the ``wanted`` tracks with ``obtain`` and ``warm`` their first
+    segments at the planned rungs and positions (at most ``seconds`` deep), one at a time (low
+    priority: players' own misses go first); returns how many were asked for."""
     asked = 0
-    for track in tracks:
+    for track, rungs in wanted.items():
         master_key = f"tracks/{track}/master.m3u8"
         if http.object_key("/" + master_key) is None:
             continue
@@ -88,10 +237,14 @@ async def warm_tracks(tracks: Iterable[str], seconds: float, obtain: Obtain, war
         if master is None:
             continue
         for playlist_key in variant_keys(master_key, master.decode(errors="replace")):
+            rung = playlist_key.split("/")[-2]
+            if rung not in rungs:
+                continue
             playlist = await obtain(playlist_key)
             if playlist is None:
                 continue
-            for key in first_keys(playlist_key, playlist.decode(errors="replace"), seconds):
+            text = playlist.decode(errors="replace")
+            for key in first_keys(playlist_key, text, seconds, rungs[rung]):
                 await warm(key)
                 asked += 1
     return asked
@@ -112,19 +265,21 @@ async def hot_from_locator(
 
 async def preposition(
     interval: float,
-    hot_list: Callable[[], Awaitable[list[str]]],
+    candidates: Callable[[], Awaitable[list[str]]],
+    choose: Callable[[list[str]], Mapping[str, Mapping[str, list[int]]]],
     seconds: float,
     obtain: Obtain,
     warm: Warm,
 ) -> None:
-    """Every ``interval`` seconds, warm the first ``seconds`` of the hot list's tracks."""
+    """Every ``interval`` seconds, warm what ``choose`` plans for the candidate tracks."""
     while True:
         await asyncio.sleep(interval)
         try:
-            tracks = await hot_list()
+            tracks = await candidates()
         except (aiohttp.ClientError, TimeoutError, KeyError, TypeError, ValueError) as e:
             logger.warning("no hot list this round (%s)", e)
             continue
+        wanted = choose(tracks)
         with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-            asked = await warm_tracks(tracks, seconds, obtain, warm)
-            logger.info("pre-positioning %d objects of %d hot tracks", asked, len(tracks))
+            asked = await warm_tracks(wanted, seconds, obtain, warm)
+            logger.info("pre-positioning %d objects of %d tracks", asked, len(wanted))

@@ -4,7 +4,9 @@ import argparse
 import json
 from pathlib import Path
 
-from bench.fleet import FleetPlan, figures, run
+import pytest
+
+from bench.fleet import FleetPlan, figures, player_counts, run, settled_share, step_figures
 from player.qoe import QoE, SegmentRecord
 from player.traces import DEFAULT_TRACES
 
@@ -44,19 +46,54 @@ def test_figures_combine_the_plays_and_the_counter_samples():
     assert f["startup_p50_s"] == 3.0 and f["segment_ms_p99"] == 400.0
 
 
-def test_a_short_run_writes_the_report(tmp_path: Path):
+def test_a_step_adds_origin_requests_per_play_cpu_per_hour_and_pre_positioning():
+    plays = [("eu-west", qoe("a", 1.0, 0.0, 256, 800_000))] * 3  # 72 s of media
+    before = {"origin_requests": 10.0, "preposition_objects_warmed": 4.0}
+    after = {"origin_requests": 16.0, "preposition_objects_warmed": 9.0}
+    f = step_figures(plays, before, after, cpu_s=2.0, generators=2)
+    assert f["origin_requests_per_play"] == 2.0
+    assert f["cpu_s_per_played_hour"] == 100.0  # 2 s for 72 s of audio
+    assert f["preposition"] == {"objects_warmed": 5}
+    assert f["generators"] == 2
+    assert step_figures([], before, after, 0.0, 1)["origin_requests_per_play"] == 0.0
+
+
+def test_the_origins_share_of_the_edges_bytes_over_a_window():
+    assert settled_share([(100.0, 1000.0), (110.0, 1200.0)]) == 0.05
+    assert settled_share([(100.0, 1000.0), (150.0, 1000.0)]) is None  # the edges served nothing
+    assert settled_share([(100.0, 1000.0)]) is None
+
+
+def test_player_counts_are_a_bounded_list():
+    assert player_counts("10,100,1000") == (10, 100, 1000)
+    assert player_counts("12") == (12,)
+    for bad in ("", "ten", "0", "1001", "1,2,3,4,5,6,7", "5,-1"):
+        with pytest.raises(argparse.ArgumentTypeError, match=r"1000|whole numbers"):
+            player_counts(bad)
+
+
+def test_a_short_run_of_two_steps_writes_the_reports(tmp_path: Path):
     args = argparse.Namespace(
-        players=3, seconds=8.0, tracks=2, zipf=0.9, skip=0.3, speed=4.0, memory_mb=32,
-        policy="s3fifo", edge_workers=1, preposition_tracks=20, abr="cadenza",
-        traces=DEFAULT_TRACES, out=tmp_path / "report", seed=1, json=True,
+        players=(2, 3), seconds=4.0, warmup=2.0, warmup_max=4.0, tracks=2, zipf=0.9, skip=0.3,
+        speed=4.0, generators=0, memory_mb=32, policy="s3fifo", edge_workers=1,
+        preposition_tracks=20, preposition_interval=2.0, abr="cadenza", traces=DEFAULT_TRACES,
+        out=tmp_path / "report", seed=1, json=True,
     )  # fmt: skip
     assert run(args) == 0
-    report = json.loads((tmp_path / "report" / "report.json").read_text())
-    f = report["figures"]
-    assert f["plays"] >= 3 and f["failed_plays"] == 0
-    assert 0 < f["edge_hit_ratio"] <= 1 and f["average_kbps"] > 0
+    out = tmp_path / "report"
+    top = json.loads((out / "report.json").read_text())
+    assert [s["plan"]["players"] for s in top["steps"]] == [2, 3]
+    assert top["machine"]["cores"] >= 1
+    for step in top["steps"]:
+        f = step["figures"]
+        assert f["plays"] >= 1 and f["failed_plays"] == 0 and f["generators"] == 1
+        assert 0 < f["edge_hit_ratio"] <= 1 and f["average_kbps"] > 0
+        assert f["fleet_cpu_s"] > 0 and f["origin_requests_per_play"] > 0
+        assert f["warmup_s"] >= 2.0 and f["generators_cpu_s"] > 0
+    assert b"| origin offload |" in (out / "report.md").read_bytes()
+    assert (out / "scaling.png").read_bytes().startswith(b"\x89PNG")
     for name in ("report.md", "hit_ratio.png", "origin_egress.png", "qoe.png", "edge_load.png"):
-        data = (tmp_path / "report" / name).read_bytes()
+        data = (out / "players-3" / name).read_bytes()
         assert (
             data.startswith(b"\x89PNG") if name.endswith(".png") else b"| edge hit ratio |" in data
         )

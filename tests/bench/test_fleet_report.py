@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from bench.fleet_report import write_report
+from bench.fleet_report import write_report, write_scaling
 
 FIGURES = {
     "players": 2, "plays": 5, "failed_plays": 1, "elapsed_s": 10.0, "played_media_s": 60.0,
@@ -42,3 +42,47 @@ def test_the_report_names_every_figure_and_draws_the_plots(tmp_path: Path):
         assert expected in text
     assert json.loads((tmp_path / "report.json").read_text())["figures"] == FIGURES
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in paths[2:])
+
+
+STEP_FIGURES = {
+    **FIGURES, "origin_requests_per_play": 2.5, "fleet_cpu_s": 12.0,
+    "cpu_s_per_played_hour": 30.0, "generators": 2,
+    "preposition": {"objects_warmed": 10, "objects_used": 7, "objects_wasted": 2,
+                    "bytes_warmed": 1_500_000},
+}  # fmt: skip
+
+
+def test_a_step_report_adds_the_step_figures(tmp_path: Path):
+    write_report(tmp_path, {**SUMMARY, "figures": STEP_FIGURES})
+    text = (tmp_path / "report.md").read_text()
+    assert "| origin requests per play | 2.50 |" in text
+    assert "| fleet CPU per hour played | 30.0 s (12.0 s in all) |" in text
+    assert "| pre-positioned (used, wasted) | 10 objects, 1.5 MB (7, 2) |" in text
+
+
+def test_the_scaling_report_puts_the_steps_side_by_side(tmp_path: Path):
+    steps = [
+        {"plan": {**SUMMARY["plan"], "players": n, "warmup": 20}, "figures": STEP_FIGURES,
+         "plays": [], "samples": []}
+        for n in (10, 100)
+    ]  # fmt: skip
+    summary = {
+        "machine": {"cores": 2, "cpu": "Some CPU", "load_average": [0.5, 0.4, 0.3]},
+        "catalog": ["a", "b"], "ingest_s": 12.0, "steps": steps, "traces": "example traces",
+    }  # fmt: skip
+    paths = write_scaling(tmp_path, summary)
+    assert [p.name for p in paths] == ["report.md", "report.json", "scaling.png"]
+    text = (tmp_path / "report.md").read_text()
+    for expected in (
+        "Machine: 2 cores, Some CPU; load average 0.5",
+        "| players | 10 | 100 |",
+        "| stall ratio | 1.25% | 1.25% |",
+        "| origin offload | 88.0% | 88.0% |",
+        "| fleet CPU s per hour played | 30.0 | 30.0 |",
+        "![scaling](scaling.png)",
+        "[100 players](players-100/report.md)",
+    ):
+        assert expected in text
+    top = json.loads((tmp_path / "report.json").read_text())
+    assert top["steps"][1] == {"plan": steps[1]["plan"], "figures": STEP_FIGURES}
+    assert paths[2].read_bytes().startswith(b"\x89PNG")

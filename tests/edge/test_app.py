@@ -275,24 +275,42 @@ async def test_playlists_are_stored_and_served_as_plain_text(fleet: Fleet):
 
 
 @pytest.mark.parametrize(
-    "fleet", [{"preposition_interval": 0.2, "readahead_seconds": 0}], indirect=True
+    "fleet", [{"preposition_interval": 1.0, "readahead_seconds": 0}], indirect=True
 )
-async def test_the_most_played_tracks_are_pre_positioned_at_every_rung(fleet: Fleet):
-    init = f"/tracks/{TRACK}/{VERSION}/aac_96/init.mp4"
-    for _ in range(3):  # plays of this track, as the edge counts them
-        assert (await _get(fleet, init))[0] == 200
-    firsts = [
-        f"/tracks/{TRACK}/{VERSION}/{rung}/{name}"
-        for rung in RUNGS
-        for name in ("init.mp4", "seg_00001.m4s", "seg_00002.m4s")
+async def test_pre_positioning_warms_the_rungs_and_depth_players_ask_for_and_counts_use(
+    fleet: Fleet,
+):
+    other = "fedcba9876543210"
+    for _ in range(4):  # four plays of this track begin ...
+        assert (await _get(fleet, f"/tracks/{TRACK}/{VERSION}/aac_96/seg_00001.m4s"))[0] == 200
+    for n in (1, 2) * 4:  # ... and half of the edge's plays go on to a second segment
+        assert (await _get(fleet, f"/tracks/{other}/{VERSION}/aac_96/seg_{n:05d}.m4s"))[0] == 200
+    warmed = [  # both tracks are played here: their inits, and the second segment of TRACK
+        f"/tracks/{TRACK}/{VERSION}/aac_96/init.mp4",
+        f"/tracks/{TRACK}/{VERSION}/aac_96/seg_00002.m4s",
+        f"/tracks/{other}/{VERSION}/aac_96/init.mp4",
     ]
-    await _until(lambda: all(fleet.origin.requests[p] for p in firsts))
-    for path in firsts:
+    await _until(lambda: all(fleet.origin.requests[p] for p in warmed))
+    for path in warmed:
         await _until_cached(fleet, path)
-        status, headers, body = await _get(fleet, path)
-        assert (status, headers["X-Cache"], body) == (200, "HIT", body_of(path))
+    # asked for within two rounds (2 s) of its warming, so it counts as used
+    status, headers, _ = await _get(fleet, warmed[1])
+    assert (status, headers["X-Cache"]) == (200, "HIT")
     assert fleet.origin.requests[f"/tracks/{TRACK}/{VERSION}/aac_96/seg_00003.m4s"] == 0
+    assert not [p for p in fleet.origin.requests if "aac_256" in p]  # nobody plays it
     assert all(n == 1 for n in fleet.origin.requests.values())
+    used = 'cadenza_edge_preposition_objects_total{outcome="used"} 1.0'
+    deadline = time.monotonic() + 5
+    text = ""
+    while used not in text and time.monotonic() < deadline:  # counted once the fetch has ended
+        async with fleet.client.get(f"{fleet.edge}/metrics") as response:
+            text = await response.text()
+        await asyncio.sleep(0.05)
+    assert used in text
+    assert 'cadenza_edge_preposition_objects_total{outcome="warmed"} 3.0' in text
+    assert (
+        f'cadenza_edge_preposition_bytes_total{{outcome="used"}} {len(body_of(warmed[1]))}' in text
+    )
 
 
 async def test_readahead_makes_the_next_segments_hits(fleet: Fleet):

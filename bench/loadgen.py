@@ -1,0 +1,291 @@
+"""Virtual players in several processes, so one event loop is not what limits the load.
+
+``cadenza bench fleet`` splits its players over ``generators(players)`` processes, each
+``python -m bench.loadgen`` reading one ``Job`` (JSON) on stdin and writing its plays (JSON) on
+stdout when the job's wall-clock deadline has passed (``end_early`` moves it closer while the
+job runs: the benchmark ends a warm-up once the fleet has settled). A virtual player listens
+in sessions: it picks tracks by Zipf popularity, often skips a track after a segment or two,
+and downloads over a link shaped by a real mobile network trace. Player ``n`` behaves the
+same whichever process runs it, so a run is the same for any number of processes.
+
+A listener's link goes on from play to play: each play starts where the trace was when it
+began (``from_offset``), rather than every play meeting the trace's first seconds again. As
+Pensieve's authors did with the same HSDPA logs (Mao et al., SIGCOMM 2017, section 5.1),
+traces whose average throughput is under 0.2 Mbit/s are left out (``usable``): no delivery can
+keep a stream going on them, and their stalls would measure the trace, not the fleet.
+"""
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+from bench.processes import STOP_SECONDS, ServiceFailed
+from player.abr import RULES
+from player.qoe import Failure, QoE, SegmentRecord
+from player.session import PlaybackFailed, play
+from player.traces import Trace, load_folder
+
+PLAYERS_PER_GENERATOR = 250  # what one event loop plays comfortably, playlists and shaping
+MIN_TRACE_KBPS = 200.0  # average throughput under which a trace is left out
+FOLLOW_S = 0.5  # how often a generator looks for a closer deadline
+MAX_ERRORS = 200  # error lines kept per process; the count is kept whole
+CLIENTS = {  # where virtual players are, by region: (lat, lon, territory)
+    "eu-west": (48.85, 2.35, "FR"),
+    "us-east": (40.71, -74.0, "US"),
+}
+PLAY_GRACE_S = 60.0  # a play under way at the deadline may end this much later (a track)
+FAILURE_PAUSE_S = 1.0  # a player whose play failed waits before the next
+Timed = tuple[float, str, QoE]  # the play's start (time.time), region, QoE
+
+
+@dataclass(frozen=True)
+class Job:
+    """The players ``first`` to ``first + count - 1`` of a run, until ``deadline`` (time.time)."""
+
+    locator: str
+    catalog: tuple[str, ...]
+    first: int
+    count: int
+    deadline: float
+    zipf: float
+    skip: float
+    speed: float
+    rule: str
+    seed: int
+    traces: str  # a folder of traces, "" for unshaped links
+    ramp_s: float = 5.0  # players join at random times over these first seconds
+    deadline_file: str = ""  # once it exists: a closer deadline (see ``end_early``)
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def generators(players: int, available: int | None = None) -> int:
+    """How many processes for ``players``: one per ``PLAYERS_PER_GENERATOR``, at most one per
+    core (they share the cores with the fleet itself), at least one."""
+    return max(1, min(available or cores(), math.ceil(players / PLAYERS_PER_GENERATOR)))
+
+
+def split(players: int, parts: int) -> list[tuple[int, int]]:
+    """(first, count) of each part: contiguous, sizes differing by at most one."""
+    parts = max(1, min(parts, players))
+    size, extra = divmod(players, parts)
+    spans, first = [], 0
+    for i in range(parts):
+        count = size + (i < extra)
+        spans.append((first, count))
+        first += count
+    return spans
+
+
+@dataclass
+class Generator:
+    process: "subprocess.Popen[bytes]"
+    out: Path  # its plays, as JSON, once it ends
+    log: Path  # what its players logged (failovers)
+
+
+def start(jobs: Sequence[Job], folder: Path) -> list[Generator]:
+    """One ``python -m bench.loadgen`` per job, its job on stdin, its answer in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    started = []
+    for i, job in enumerate(jobs):
+        out, log = folder / f"plays-{i}.json", folder / f"players-{i}.log"
+        job = replace(job, deadline_file=str(out.with_suffix(".deadline")))
+        with out.open("wb") as stdout, log.open("wb") as stderr:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "bench.loadgen"],
+                stdin=subprocess.PIPE, stdout=stdout, stderr=stderr,
+            )  # fmt: skip
+        assert process.stdin is not None
+        process.stdin.write(json.dumps(asdict(job)).encode())
+        process.stdin.close()
+        started.append(Generator(process, out, log))
+    return started
+
+
+def end_early(generators: Sequence[Generator], deadline: float) -> None:
+    """Tell running generators to stop starting plays at ``deadline`` (time.time)."""
+    for g in generators:
+        path = g.out.with_suffix(".deadline")
+        staged = path.with_suffix(".tmp")
+        staged.write_text(repr(deadline))
+        staged.replace(path)  # atomic: a generator never reads half a number
+
+
+@dataclass
+class Collected:
+    plays: list[Timed] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # the first ones of each process
+    failures: list[float] = field(default_factory=list)  # when each failed play began
+    cpu_s: float = 0.0  # the generators' own CPU time
+
+
+def collect(generators: Sequence[Generator], deadline: float) -> Collected:
+    """Every process's plays (with their wall-clock start), errors and CPU time, waiting until
+    ``deadline`` (time.time) plus a grace for plays under way; a process still running then is
+    killed and named."""
+    got = Collected()
+    for g in generators:
+        wait = max(1.0, deadline - time.time()) + PLAY_GRACE_S + STOP_SECONDS
+        try:
+            g.process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            g.process.kill()
+            g.process.wait(timeout=STOP_SECONDS)
+            raise ServiceFailed(f"load generator {g.process.pid} did not end in time") from None
+        text = g.out.read_text()
+        if g.process.returncode != 0 or not text.strip():
+            tail = g.log.read_text(errors="replace").strip()[-2000:]
+            raise ServiceFailed(f"load generator {g.process.pid} failed: {tail}")
+        doc = json.loads(text)
+        got.plays += [(p["started_at"], p["region"], qoe_from_json(p)) for p in doc["plays"]]
+        got.errors += doc["errors"]
+        got.failures += doc["failures"]
+        got.cpu_s += doc["cpu_s"]
+    return got
+
+
+def stop(generators: Sequence[Generator]) -> None:
+    """Kill whatever is still running (after an error elsewhere), bounded."""
+    for g in generators:
+        if g.process.poll() is None:
+            g.process.kill()
+            g.process.wait(timeout=STOP_SECONDS)
+
+
+def qoe_from_json(doc: dict[str, Any]) -> QoE:
+    fields = {k: v for k, v in doc.items() if k not in ("region", "started_at")}
+    fields["pathways"] = tuple(fields["pathways"])
+    fields["segments"] = tuple(SegmentRecord(**s) for s in fields["segments"])
+    fields["failures"] = tuple(Failure(**f) for f in fields["failures"])
+    return QoE(**fields)
+
+
+def mean_kbps(trace: Trace) -> float:
+    return sum(p.kbps * p.duration_s for p in trace.periods) / trace.seconds
+
+
+def usable(traces: Sequence[Trace]) -> list[Trace]:
+    """The traces that carry at least ``MIN_TRACE_KBPS`` on average."""
+    return [t for t in traces if mean_kbps(t) >= MIN_TRACE_KBPS]
+
+
+def from_offset(trace: Trace, offset_s: float) -> Trace:
+    """``trace`` as met ``offset_s`` seconds in (around the end, it starts again): it begins
+    with the period under way then, whole."""
+    at = offset_s % trace.seconds
+    elapsed = 0.0
+    for i, period in enumerate(trace.periods):
+        if elapsed + period.duration_s > at:
+            return replace(trace, periods=trace.periods[i:] + trace.periods[:i])
+        elapsed += period.duration_s
+    return trace
+
+
+class Deadline:
+    """The job's deadline, which the benchmark may bring closer while the job runs."""
+
+    def __init__(self, at: float, file: str) -> None:
+        self.at = at
+        self.file = Path(file) if file else None
+
+    async def follow(self) -> None:
+        while self.file is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.at = min(self.at, float(self.file.read_text()))
+                return
+            await asyncio.sleep(FOLLOW_S)
+
+
+async def run_job(job: Job) -> dict[str, Any]:
+    traces = usable(load_folder(Path(job.traces))) if job.traces else []
+    plays: list[Timed] = []
+    errors: list[tuple[float, str]] = []
+    deadline = Deadline(job.deadline, job.deadline_file)
+    follower = asyncio.create_task(deadline.follow())
+    try:
+        await asyncio.gather(
+            *(
+                _listener(n, job, deadline, traces, plays, errors)
+                for n in range(job.first, job.first + job.count)
+            )
+        )
+    finally:
+        follower.cancel()
+        await asyncio.gather(follower, return_exceptions=True)
+    return {
+        "plays": [
+            {"started_at": at, "region": region, **qoe.to_json()} for at, region, qoe in plays
+        ],
+        "errors": [error for _, error in errors[:MAX_ERRORS]],
+        "failures": [at for at, _ in errors],
+        "cpu_s": time.process_time(),
+    }
+
+
+async def _listener(
+    n: int,
+    job: Job,
+    deadline: Deadline,
+    traces: list[Trace],
+    plays: list[Timed],
+    errors: list[tuple[float, str]],
+) -> None:
+    """One virtual player: sessions of plays until the deadline, on one shaped link."""
+    rng = random.Random(job.seed * 1000 + n)
+    region = list(CLIENTS)[n % len(CLIENTS)]
+    lat, lon, territory = CLIENTS[region]
+    link = traces[rng.randrange(len(traces))] if traces else None
+    weights = [1 / (rank + 1) ** job.zipf for rank in range(len(job.catalog))]
+    # Players join over the ramp, as listeners do, not in one burst of connections.
+    await asyncio.sleep(rng.uniform(0, min(job.ramp_s, max(0.0, deadline.at - time.time()) / 4)))
+    joined = time.monotonic()
+    while time.time() < deadline.at - 1:
+        trace = link and from_offset(link, (time.monotonic() - joined) * job.speed)
+        track = rng.choices(job.catalog, weights)[0]
+        segments = rng.choice((1, 2)) if rng.random() < job.skip else None
+        started = time.time()
+        try:
+            qoe = await asyncio.wait_for(
+                play(
+                    track, job.locator, territory=territory, lat=lat, lon=lon, rule=job.rule,
+                    trace=trace, speed=job.speed, max_segments=segments,
+                ),
+                timeout=max(1.0, deadline.at - time.time() + PLAY_GRACE_S),
+            )  # fmt: skip
+        except (PlaybackFailed, TimeoutError) as e:
+            errors.append((started, f"player {n}, track {track}: {str(e) or type(e).__name__}"))
+            await asyncio.sleep(FAILURE_PAUSE_S)
+            continue
+        plays.append((started, region, qoe))
+
+
+def main() -> int:
+    job = Job(**json.loads(sys.stdin.read()))
+    job = Job(**{**asdict(job), "catalog": tuple(job.catalog)})
+    if job.rule not in RULES or not job.catalog or job.count < 1 or not job.speed > 0:
+        print(f"not a job to run: rule {job.rule!r}, {len(job.catalog)} tracks, "
+              f"{job.count} players, speed {job.speed}", file=sys.stderr)  # fmt: skip
+        return 2
+    result = uvloop.run(run_job(job))
+    json.dump(result, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,5 +1,8 @@
 """The ``cadenza`` command itself: version, help and usage errors."""
 
+import subprocess
+import sys
+
 import pytest
 
 from cadenza import __version__
@@ -34,3 +37,24 @@ def test_a_configuration_error_exits_2_without_traceback(
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("cadenza: error: ") and str(ladder) in err and "not valid TOML" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "absent"),
+    [
+        (["fleet", "status"], {"bench", "edge", "matplotlib", "aiohttp"}),
+        (["-v", "edge", "--help"], {"bench", "encoder.cli", "matplotlib", "locator"}),
+    ],
+)
+def test_a_command_imports_only_its_component(argv, absent):
+    """A service started by systemd or `fleet up` does not pay for the benchmarks' imports."""
+    script = (
+        "import sys\nfrom cadenza.cli import build_parser\n"
+        f"build_parser({argv!r})\n"
+        f"print(sorted(m for m in {sorted(absent)!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -48,24 +48,27 @@ async def listening(app: web.Application, folder: str, worker: int) -> AsyncIter
 
 
 class Peers:
-    """Clients for the other workers of this service."""
+    """Clients for the other workers of this service (``sessions`` by worker index)."""
 
-    def __init__(self, folder: str, worker: int, workers: int) -> None:
+    def __init__(
+        self, folder: str, worker: int, workers: int, *, limit: int = 16, decompress: bool = True
+    ) -> None:
         self.worker = worker
         self.workers = workers
-        self._sessions = [
-            aiohttp.ClientSession(
-                connector=aiohttp.UnixConnector(path=socket_path(folder, i), limit=16)
+        self.sessions = {
+            i: aiohttp.ClientSession(
+                connector=aiohttp.UnixConnector(path=socket_path(folder, i), limit=limit),
+                auto_decompress=decompress,
             )
             for i in range(workers)
             if i != worker
-        ]
+        }
 
     async def ask_all(self, path: str) -> list[bytes]:
         """``GET PEER_PREFIX + path`` of every other worker: the bodies of those that answered
         in time, with 200."""
         answers = await asyncio.gather(
-            *(self._ask(s, path) for s in self._sessions), return_exceptions=True
+            *(self._ask(s, path) for s in self.sessions.values()), return_exceptions=True
         )
         return [a for a in answers if isinstance(a, bytes)]
 
@@ -76,4 +79,4 @@ class Peers:
             return await r.read()
 
     async def close(self) -> None:
-        await asyncio.gather(*(s.close() for s in self._sessions))
+        await asyncio.gather(*(s.close() for s in self.sessions.values()))

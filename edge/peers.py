@@ -8,7 +8,6 @@ edge's peer folder, a private temporary folder that the edge command makes and r
 channel carries ``/status`` and ``/metrics``, so any worker can answer for the whole edge.
 """
 
-import asyncio
 import hashlib
 import json
 from collections.abc import Iterable
@@ -18,10 +17,8 @@ import aiohttp
 
 from cadenza import workers
 from cadenza.status import CacheTier, EdgeStatus
-from cadenza.workers import socket_path as socket_path  # edge.app finds it here
-
-PEER_PREFIX = "/_peer"
-STATUS_TIMEOUT = 0.5
+from cadenza.workers import PEER_PREFIX as PEER_PREFIX  # the edge's modules find them here
+from cadenza.workers import socket_path as socket_path
 
 
 def owner(key: str, workers: int) -> int:
@@ -38,47 +35,24 @@ def make_folder() -> str:
     return workers.make_folder(FOLDER_PREFIX)
 
 
-class Peers:
-    """Clients for the other workers of this edge."""
+class Peers(workers.Peers):
+    """Clients for the other workers of this edge: they stream the objects they own (as the
+    origin sent them, compressed or not) and answer for their own status and metrics."""
 
-    def __init__(self, folder: str, worker: int, workers: int) -> None:
-        self.worker = worker
-        self.workers = workers
-        self._sessions = {
-            i: aiohttp.ClientSession(
-                connector=aiohttp.UnixConnector(path=socket_path(folder, i), limit=64),
-                auto_decompress=False,
-            )
-            for i in range(workers)
-            if i != worker
-        }
+    def __init__(self, folder: str, worker: int, count: int) -> None:
+        super().__init__(folder, worker, count, limit=64, decompress=False)
 
     def route(self, key: str) -> aiohttp.ClientSession | None:
         """The session to the owner of ``key``; None when this worker owns it."""
-        return self._sessions.get(owner(key, self.workers))
+        return self.sessions.get(owner(key, self.workers))
 
     async def statuses(self) -> list[EdgeStatus]:
         """The other workers' own statuses (those that answer in time)."""
-        return [EdgeStatus.from_json(json.loads(a)) for a in await self._ask_all("status")]
+        return [EdgeStatus.from_json(json.loads(a)) for a in await self.ask_all("/status")]
 
     async def expositions(self) -> list[bytes]:
         """The other workers' own metrics in Prometheus' text format (those that answer in time)."""
-        return await self._ask_all("metrics")
-
-    async def _ask_all(self, what: str) -> list[bytes]:
-        answers = await asyncio.gather(
-            *(self._ask(s, what) for s in self._sessions.values()), return_exceptions=True
-        )
-        return [a for a in answers if isinstance(a, bytes)]
-
-    async def _ask(self, session: aiohttp.ClientSession, what: str) -> bytes:
-        timeout = aiohttp.ClientTimeout(total=STATUS_TIMEOUT)
-        async with session.get(f"http://peer{PEER_PREFIX}/{what}", timeout=timeout) as r:
-            r.raise_for_status()
-            return await r.read()
-
-    async def close(self) -> None:
-        await asyncio.gather(*(s.close() for s in self._sessions.values()))
+        return await self.ask_all("/metrics")
 
 
 def combine(own: EdgeStatus, others: Iterable[EdgeStatus]) -> EdgeStatus:

@@ -11,11 +11,11 @@ import logging
 import socket
 import time
 from collections.abc import Mapping, Sequence
-from urllib.parse import urlsplit
 
 import aiohttp
 
 from cadenza.errors import ConfigError
+from cadenza.http import authority
 from cadenza.upstreams import DOWN_SECONDS, Health
 
 ATTEMPTS = 2  # the first replica, then one retry on the next
@@ -87,10 +87,8 @@ def require_any_reachable(urls: Sequence[str], seconds: float, what: str, flag: 
     problems: dict[str, str] = {}
     while True:
         for url in urls:
-            parts = urlsplit(url)
-            port = parts.port or (443 if parts.scheme == "https" else 80)
             try:
-                with socket.create_connection((parts.hostname, port), timeout=min(1.0, seconds)):
+                with socket.create_connection(authority(url), timeout=min(1.0, seconds)):
                     return
             except OSError as e:
                 problems[url] = e.strerror or type(e).__name__

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cadenza.errors import ConfigError
+from cadenza.http import host_port
 from cadenza.settings import check_keys, read_toml, typed
 
 _ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
@@ -183,7 +184,7 @@ def _origin(t: Mapping[str, Any], where: str) -> OriginMember:
     return OriginMember(
         id=_id(typed(t, "id", str, where, "origin"), where),
         url=url,
-        listen=typed(t, "listen", str, where, _listen_of(url)),
+        listen=typed(t, "listen", str, where, host_port(url)),
         config=_path(t, "config", where),
         data_dir=_path(t, "data_dir", where),
     )
@@ -194,7 +195,7 @@ def _locator(t: Mapping[str, Any], where: str) -> LocatorMember:
     url = _url(t, where)
     return LocatorMember(
         url=url,
-        listen=typed(t, "listen", str, where, _listen_of(url)),
+        listen=typed(t, "listen", str, where, host_port(url)),
         config=_path(t, "config", where),
     )
 
@@ -217,7 +218,7 @@ def _edge(t: Mapping[str, Any], where: str) -> EdgeMember:
         latitude=latitude,
         longitude=longitude,
         capacity_bps=capacity,
-        listen=typed(t, "listen", str, where, _listen_of(url)),
+        listen=typed(t, "listen", str, where, host_port(url)),
         config=_path(t, "config", where),
         cache_dir=_path(t, "cache_dir", where),
         workers=workers,
@@ -284,13 +285,6 @@ def _url(t: Mapping[str, Any], where: str) -> str:
     except ValueError:
         raise ConfigError(f"{where}: url {url!r} has a bad port") from None
     return url
-
-
-def _listen_of(url: str) -> str:
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    host = parts.hostname or ""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _path(t: Mapping[str, Any], key: str, where: str) -> Path | None:

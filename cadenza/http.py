@@ -7,6 +7,7 @@ import itertools
 import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from urllib.parse import urlsplit
 
 MAX_RANGES = 4  # more ranges than this in one request is treated as abuse (416)
 MAX_PATH = 1024
@@ -152,6 +153,19 @@ def object_key(raw_path: str) -> str | None:
     if any(s in {"", ".", ".."} for s in segments):
         return None
     return "/".join(segments)
+
+
+def authority(url: str) -> tuple[str, int]:
+    """The host and port ``url`` connects to (the scheme's port when it names none); ValueError
+    for a port that is not a number in range."""
+    parts = urlsplit(url)
+    return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def host_port(url: str) -> str:
+    """``HOST:PORT`` of ``url``, an IPv6 host in brackets: a listen address, a scrape target."""
+    host, port = authority(url)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @dataclass(frozen=True)

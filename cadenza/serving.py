@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import uvloop
 from aiohttp import http_writer, web
@@ -431,26 +430,3 @@ class _Connection(web.RequestHandler):
         if self._head_bytes:
             self.transport.write(REQUEST_TIMEOUT)
         self.force_close()
-
-
-def require_reachable(url: str, seconds: float, what: str, setting: str) -> None:
-    """Wait up to ``seconds`` for ``url``'s host to take a TCP connection; else a ConfigError
-    saying which service could not be reached (a service that would start blind exits 2).
-    Nothing is checked when ``seconds`` is 0."""
-    if seconds <= 0:
-        return
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            with socket.create_connection((parts.hostname, port), timeout=min(1.0, seconds)):
-                return
-        except OSError as e:
-            problem = e.strerror or type(e).__name__
-        if time.monotonic() >= deadline:
-            raise ConfigError(
-                f"cannot reach {what} at {url} ({problem}) for {seconds:g} s: start it first, "
-                f"or fix {setting}"
-            )
-        time.sleep(0.2)

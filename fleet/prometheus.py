@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from cadenza.errors import ConfigError
 from cadenza.fleet import Fleet
+from cadenza.http import host_port
 
 ORIGIN_JOB = "cadenza-origin"
 EDGE_JOB = "cadenza-edge"
@@ -31,14 +32,13 @@ def target(url: str, labels: Iterable[tuple[str, str]] = ()) -> Target:
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
         raise ConfigError(f"{url!r} is not http(s)://HOST[:PORT]; fix it in the fleet file")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        address = host_port(url)
     except ValueError as e:
         raise ConfigError(f"{url!r} has a bad port ({e}); fix it in the fleet file") from None
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     meta = []
     if parts.scheme == "https":
         meta.append(("__scheme__", "https"))
-    return Target(f"{host}:{port}", (*labels, *meta))
+    return Target(address, (*labels, *meta))
 
 
 def scrape_jobs(fleet: Fleet) -> dict[str, list[Target]]:

@@ -8,8 +8,10 @@ from cadenza.http import (
     ByteRange,
     RangeNotSatisfiable,
     accepts_gzip,
+    authority,
     content_type,
     etag_for,
+    host_port,
     if_range_allows,
     none_match,
     object_key,
@@ -221,3 +223,21 @@ def test_safe_paths_become_keys():
 )
 def test_unsafe_paths_are_refused(raw):
     assert object_key(raw) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "address"),
+    [
+        ("http://127.0.0.1:8081", "127.0.0.1:8081"),
+        ("https://edge.example", "edge.example:443"),
+        ("http://edge.example", "edge.example:80"),
+        ("http://[::1]:9000", "[::1]:9000"),
+    ],
+)
+def test_the_address_a_url_connects_to(url, address):
+    assert host_port(url) == address
+
+
+def test_a_port_out_of_range_is_a_value_error():
+    with pytest.raises(ValueError):
+        authority("http://127.0.0.1:99999")

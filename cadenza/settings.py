@@ -283,22 +283,18 @@ def _scalar(kind: type, raw: Any, key: str, where: str, text: bool) -> Any:
     return typed({key: raw}, key, kind, where)
 
 
-def environment(
-    cls: type, prefix: str, environ: Mapping[str, str], shared: Mapping[str, str] = {}
-) -> Layer:
+def environment(cls: type, prefix: str, environ: Mapping[str, str]) -> Layer:
     """The keys of ``cls`` set in ``environ``: ``PREFIX_KEY`` (``CADENZA_EDGE_ORIGIN``), or the
-    variable a field names, or one of ``shared`` (key -> variable, as ``CADENZA_TOKEN_KEYS``)."""
-    table = {}
-    for f in _fields(cls):
-        if f.key in ("host", "port") or not _textual(f):
-            continue
-        name = f.spec.env or shared.get(f.key) or f"{prefix}{f.key.upper()}"
-        if name in environ:
-            table[f.key] = environ[name]
-    listen = f"{prefix}LISTEN"
-    if listen in environ and {"host", "port"} <= {f.name for f in _fields(cls)}:
-        table["listen"] = environ[listen]
-    return Layer(table, "environment", text=True)
+    variable a field names (``CADENZA_TOKEN_KEYS``, shared by services)."""
+    names = {f.key: f.spec.env or f"{prefix}{f.key.upper()}" for f in _fields(cls) if _textual(f)}
+    if "listen" in keys_of(cls):
+        names = {k: v for k, v in names.items() if k not in ("host", "port")}
+        names["listen"] = f"{prefix}LISTEN"
+    return Layer(
+        {key: environ[name] for key, name in names.items() if name in environ},
+        "environment",
+        text=True,
+    )
 
 
 def _textual(f: _Field) -> bool:

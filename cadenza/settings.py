@@ -334,5 +334,18 @@ def flags(args: argparse.Namespace, keys: Sequence[str]) -> Layer:
     return Layer({k: str(v) for k, v in given.items()}, "command line", text=True)
 
 
+def load_service(
+    cls: type[Settings],
+    prefix: str,
+    files: Sequence[Layer],
+    environ: Mapping[str, str],
+    flags: Mapping[str, Any],
+) -> Settings:
+    """A service's settings: its files (its own, then its part of the fleet file), then the
+    ``prefix`` variables of ``environ``, then the flags that were given."""
+    command_line = Layer(flags, "command line", text=True)
+    return load(cls, [*files, environment(cls, prefix, environ), command_line])
+
+
 def file_layers(config: Path | None) -> list[Layer]:
     return [Layer(read_toml(config), str(config))] if config else []

@@ -12,9 +12,9 @@ from cadenza.fleet import load_fleet
 from cadenza.settings import (
     ENV_TOKEN_KEYS,
     Layer,
-    environment,
     file_layers,
     load,
+    load_service,
     non_negative,
     one_of,
     positive,
@@ -151,9 +151,9 @@ def load_settings(
         ]
     elif edge_id is not None:
         raise ConfigError("--id names an edge of a fleet file: give --fleet FILE too")
-    env = environment(EdgeSettings, ENV_PREFIX, environ)
-    command_line = Layer(flags, "command line", text=True)
-    return load(EdgeSettings, [*file_layers(config), *fleet_layers, env, command_line])
+    return load_service(
+        EdgeSettings, ENV_PREFIX, file_layers(config) + fleet_layers, environ, flags
+    )
 
 
 def require_runnable(settings: EdgeSettings) -> None:

@@ -14,9 +14,9 @@ from cadenza.settings import (
     Layer,
     at_least,
     check_keys,
-    environment,
     file_layers,
     load,
+    load_service,
     non_negative,
     positive,
     setting,
@@ -169,24 +169,19 @@ def load_settings(
 ) -> LocatorSettings:
     """Settings from the file (or defaults), the fleet file's part, then the environment, then
     non-None flags."""
-    layers = []
-    if fleet is not None:
+    if fleet is None:
+        files = file_layers(config)
+    else:
         members = load_fleet(fleet)
         config = config or members.locator.config
-        layers = file_layers(config)
-        if config is not None and "edge" in layers[0].table:
+        files = file_layers(config)
+        if config is not None and "edge" in files[0].table:
             raise ConfigError(
                 f"{config}: the edges come from the fleet file {fleet}; remove the [[edge]] "
                 "tables here so that they are written once"
             )
-        layers.append(Layer(members.locator_table(), f"{fleet}: locator"))
-    else:
-        layers = file_layers(config)
-    layers += [
-        environment(LocatorSettings, ENV_PREFIX, environ),
-        Layer(flags, "command line", True),
-    ]
-    settings = _checked(load(LocatorSettings, layers))
+        files.append(Layer(members.locator_table(), f"{fleet}: locator"))
+    settings = _checked(load_service(LocatorSettings, ENV_PREFIX, files, environ, flags))
     if not settings.token_keys:
         raise ConfigError(
             f"the locator signs playback tokens: set [token_keys] in the config or "

@@ -12,9 +12,9 @@ from cadenza.fleet import load_fleet
 from cadenza.settings import (
     Layer,
     check_keys,
-    environment,
     file_layers,
     load,
+    load_service,
     non_negative,
     positive,
     setting,
@@ -141,7 +141,6 @@ def load_settings(
         fleet_layers = [Layer(members.origin_table(origin_id), where)]
     elif origin_id is not None:
         raise ConfigError("--id names an origin of a fleet file: give --fleet FILE too")
-    env = environment(OriginSettings, ENV_PREFIX, environ)
-    layers = [*file_layers(config), *fleet_layers, env, Layer(flags, "command line", True)]
-    settings = load(OriginSettings, layers)
+    files = file_layers(config) + fleet_layers
+    settings = load_service(OriginSettings, ENV_PREFIX, files, environ, flags)
     return settings.with_data_dir(settings.data_dir)

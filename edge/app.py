@@ -96,16 +96,17 @@ def create_app(settings: EdgeSettings) -> web.Application:
     app[STATE] = {"active": 0, "draining": 0}
     app[PREFETCHED] = set()
     app[AHEAD] = {}
+    prepositions = settings.worker == 0 and settings.preposition_interval > 0
     window = WASTE_ROUNDS * settings.preposition_interval
-    ledger = WarmLedger(window, app[METRICS].prepositioned) if window > 0 else None
-    app[PLAYS] = PlayCounts(ledger=ledger)
+    ledger = WarmLedger(window, app[METRICS].prepositioned) if prepositions else None
+    app[PLAYS] = PlayCounts(ledger=ledger, learning=prepositions)
     app[TASKS] = set()
     app[FOR_PEERS] = False
     app.cleanup_ctx.append(_disk)
     app.cleanup_ctx.append(_client)
     if settings.peer_folder and settings.workers > 1:
         app.cleanup_ctx.append(_peers)
-    if settings.worker == 0 and settings.preposition_interval > 0:
+    if prepositions:
         app.cleanup_ctx.append(background("preposition", _preposition, restart=True, logger=logger))
     app.cleanup_ctx.append(background("purge", _purge, restart=True, logger=logger))
     app.on_shutdown.append(_drain)

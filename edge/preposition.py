@@ -98,8 +98,13 @@ class PlayCounts:
     positions: Counter[tuple[str, int]] = field(default_factory=Counter)  # (rung, number)
     ledger: WarmLedger | None = None
     first: int | None = None  # the lowest segment number asked for (the encoder's 0)
+    # Only the worker that pre-positions learns: in the others nothing would ever take (and
+    # halve) the counts, which would grow with every track played.
+    learning: bool = True
 
     def record(self, key: str) -> None:
+        if not self.learning:
+            return
         if self.ledger is not None:
             self.ledger.requested(key)
         parts = key.split("/")

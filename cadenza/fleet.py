@@ -78,11 +78,6 @@ class Fleet:
     edges: tuple[EdgeMember, ...]
 
     @property
-    def origin_url(self) -> str:
-        """The first origin named: the one preferred."""
-        return self.origins[0].url
-
-    @property
     def origin_urls(self) -> list[str]:
         """Every origin, in the order named: services fail over from one to the next."""
         return [o.url for o in self.origins]

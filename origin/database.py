@@ -84,6 +84,9 @@ SCHEMA = (
 )
 
 
+POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")  # a catalog URL of either selects it
+
+
 def connect(where: Path | str, create: bool = True) -> Connection:
     """The catalog at ``where``: a SQLite file, or a PostgreSQL URL. ``create`` makes (or
     checks) the schema; a second connection to a PostgreSQL catalog skips that."""

@@ -94,10 +94,6 @@ SCHEMA = (
 )
 
 
-def is_url(where: str) -> bool:
-    return where.startswith(("postgresql://", "postgres://"))
-
-
 def describe(url: str) -> str:
     """The database a URL names, for messages: never its password."""
     try:

@@ -20,6 +20,7 @@ from cadenza.settings import (
     setting,
     typed,
 )
+from origin.database import POSTGRESQL_SCHEMES
 from origin.storage import StorageConfig
 
 SECONDS = 1
@@ -34,7 +35,7 @@ DEFAULT_KEEPALIVE_TIMEOUT = 75.0 * SECONDS
 
 
 def _catalog_url(value: Any) -> str | None:
-    if value.startswith(("postgresql://", "postgres://")):
+    if value.startswith(POSTGRESQL_SCHEMES):
         return None
     return "must be a postgresql://USER@HOST/DATABASE URL (leave it out for SQLite)"
 

@@ -29,7 +29,7 @@ def test_the_shipped_fleet_has_three_edges_in_two_regions():
     assert [e.id for e in fleet.edges] == ["eu-west-1", "eu-west-2", "us-east-1"]
     assert fleet.regions == ("eu-west", "us-east")
     assert [e.listen for e in fleet.edges] == [f"127.0.0.1:{p}" for p in (8081, 8082, 8083)]
-    assert fleet.origin_url == "http://127.0.0.1:8080"
+    assert fleet.origin_urls == ["http://127.0.0.1:8080"]
     assert fleet.locator.listen == "127.0.0.1:8070"
 
 
@@ -39,7 +39,7 @@ def test_each_service_reads_the_same_place_for_an_edge():
     (seen,) = [e for e in fleet.locator_table()["edge"] if e["id"] == "eu-west-2"]
     for key in ("region", "latitude", "longitude", "capacity_bps"):
         assert edge[key] == seen[key]
-    assert edge["locator"] == fleet.locator.url and edge["origin"] == [fleet.origin_url]
+    assert edge["locator"] == fleet.locator.url and edge["origin"] == fleet.origin_urls
     assert seen["url"] == "http://127.0.0.1:8082"
 
 

@@ -40,6 +40,25 @@ DEFAULT_EDGES = (
     EdgeSpec("eu-west-2", "eu-west", 50.11, 8.68),  # Frankfurt
     EdgeSpec("us-east-1", "us-east", 38.90, -77.04),  # Washington
 )
+MORE_EDGES = (  # after the default three, in the order that ``edge_specs`` adds them
+    EdgeSpec("us-east-2", "us-east", 40.71, -74.01),  # New York
+    EdgeSpec("eu-west-3", "eu-west", 51.51, -0.13),  # London
+    EdgeSpec("us-east-3", "us-east", 42.36, -71.06),  # Boston
+    EdgeSpec("eu-west-4", "eu-west", 52.37, 4.90),  # Amsterdam
+    EdgeSpec("us-east-4", "us-east", 33.75, -84.39),  # Atlanta
+    EdgeSpec("eu-west-5", "eu-west", 40.42, -3.70),  # Madrid
+    EdgeSpec("us-east-5", "us-east", 39.95, -75.17),  # Philadelphia
+    EdgeSpec("eu-west-6", "eu-west", 45.46, 9.19),  # Milan
+    EdgeSpec("us-east-6", "us-east", 35.23, -80.84),  # Charlotte
+)
+MAX_EDGES = len(DEFAULT_EDGES) + len(MORE_EDGES)
+
+
+def edge_specs(count: int) -> tuple[EdgeSpec, ...]:
+    """``count`` edges in the two regions (the default three first), one city each."""
+    if not 1 <= count <= MAX_EDGES:
+        raise ValueError(f"{count} edges: from 1 to {MAX_EDGES}")
+    return (DEFAULT_EDGES + MORE_EDGES)[:count]
 
 
 @dataclass(frozen=True)
@@ -71,19 +90,44 @@ class Deployment:
 
     def ingest(self, paths: Sequence[Path], *, jobs: int | None = None) -> list[dict[str, Any]]:
         """Encode and upload masters through the origin; the per-track results."""
-        command = [
-            sys.executable, "-m", "cadenza", "ingest", *map(str, paths), "--origin",
-            self.origin.url, "--label", "bench", "--api-key", self.api_key, "--json",
-        ]  # fmt: skip
-        if jobs:
-            command += ["--jobs", str(jobs)]
-        done = subprocess.run(
-            command, capture_output=True, text=True, env=self.env, timeout=INGEST_SECONDS
-        )
-        if done.returncode not in (0, 1) or not done.stdout.strip():
-            raise ServiceFailed(f"ingest failed: {done.stderr.strip()[-2000:]}")
-        tracks: list[dict[str, Any]] = json.loads(done.stdout)["tracks"]
-        return tracks
+        return ingest(self.origin.url, self.api_key, self.env, paths, jobs=jobs)
+
+
+def ingest(
+    origin: str,
+    api_key: str,
+    env: dict[str, str],
+    paths: Sequence[Path],
+    *,
+    jobs: int | None = None,
+) -> list[dict[str, Any]]:
+    """``cadenza ingest`` of ``paths`` through ``origin`` for the label "bench": per track."""
+    command = [
+        sys.executable, "-m", "cadenza", "ingest", *map(str, paths), "--origin", origin,
+        "--label", "bench", "--api-key", api_key, "--json",
+    ]  # fmt: skip
+    if jobs:
+        command += ["--jobs", str(jobs)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=INGEST_SECONDS)
+    if done.returncode not in (0, 1) or not done.stdout.strip():
+        raise ServiceFailed(f"ingest failed: {done.stderr.strip()[-2000:]}")
+    tracks: list[dict[str, Any]] = json.loads(done.stdout)["tracks"]
+    return tracks
+
+
+@dataclass
+class OriginRun:
+    """A running origin with its label's API key, and the environment every service shares."""
+
+    folder: Path
+    service: Service
+    api_key: str
+    operator_key: str
+    env: dict[str, str]
+
+    def ingest(self, paths: Sequence[Path], *, jobs: int | None = None) -> list[dict[str, Any]]:
+        """Encode and upload masters through the origin; the per-track results."""
+        return ingest(self.service.url, self.api_key, self.env, paths, jobs=jobs)
 
 
 @contextmanager
@@ -94,6 +138,16 @@ def deploy(
     locator_extra: dict[str, Any] | None = None,
 ) -> Iterator[Deployment]:
     """Start origin, edges and locator under ``folder``; stop them all when the block ends."""
+    with (
+        run_origin(folder) as origin,
+        run_edges(folder, origin, specs, options, locator_extra) as deployment,
+    ):
+        yield deployment
+
+
+@contextmanager
+def run_origin(folder: Path) -> Iterator[OriginRun]:
+    """An origin under ``folder`` with a label "bench", and the token keys of its fleet."""
     folder.mkdir(parents=True, exist_ok=True)
     operator_key = secrets.token_urlsafe(16)
     token_keys = f"k1:{secrets.token_urlsafe(24)}"
@@ -106,11 +160,29 @@ def deploy(
     )  # fmt: skip
     if label.returncode != 0:
         raise ServiceFailed(f"cannot make the label: {label.stderr.strip()}")
-    api_key = label.stdout.strip()
+    origin = start_cadenza("origin", "--listen", "127.0.0.1:0", "--data-dir", data, env=env)
+    try:
+        yield OriginRun(folder, origin, label.stdout.strip(), operator_key, env)
+    finally:
+        origin.stop()
+
+
+@contextmanager
+def run_edges(
+    folder: Path,
+    origin: OriginRun,
+    specs: Sequence[EdgeSpec] = DEFAULT_EDGES,
+    options: EdgeOptions = EdgeOptions(),
+    locator_extra: dict[str, Any] | None = None,
+) -> Iterator[Deployment]:
+    """Edges (and their parents) with their caches under ``folder``, and a locator that knows
+    them, in front of ``origin``; stopped when the block ends. Several of these may follow each
+    other on one origin, each starting from cold caches when its folder is new."""
+    folder.mkdir(parents=True, exist_ok=True)
+    env = origin.env
+    origin_url = origin.service.url
     locator_port = free_port()
     with ExitStack() as running:
-        origin = start_cadenza("origin", "--listen", "127.0.0.1:0", "--data-dir", data, env=env)
-        running.callback(origin.stop)
         locator_url = f"http://127.0.0.1:{locator_port}"
         parents = {}
         for n in range(1, options.parents + 1):
@@ -118,7 +190,7 @@ def deploy(
             config = _write(
                 folder / f"edge-{spec.id}.toml", _edge_config(spec, options, folder, locator_url)
             )
-            parent = start_cadenza("edge", "--config", config, "--origin", origin.url, env=env)
+            parent = start_cadenza("edge", "--config", config, "--origin", origin_url, env=env)
             running.callback(parent.stop)
             parents[spec.id] = parent
         edges = {}
@@ -127,19 +199,20 @@ def deploy(
             if parents:
                 table["parents"] = [p.url for p in parents.values()]
             config = _write(folder / f"edge-{spec.id}.toml", table)
-            edge = start_cadenza("edge", "--config", config, "--origin", origin.url, env=env)
+            edge = start_cadenza("edge", "--config", config, "--origin", origin_url, env=env)
             running.callback(edge.stop)
             edges[spec.id] = edge
         locator_config = _write(
             folder / "locator.toml",
-            _locator_config(specs, edges, origin.url, locator_port, options, locator_extra),
+            _locator_config(specs, edges, origin_url, locator_port, options, locator_extra),
         )
         locator = start_cadenza("locator", "--config", locator_config, env=env)
         running.callback(locator.stop)
         _until_edges_up(locator.url, len(specs))
         yield Deployment(
-            folder, origin, edges, locator, api_key, operator_key, env, tuple(specs), parents
-        )
+            folder, origin.service, edges, locator, origin.api_key, origin.operator_key, env,
+            tuple(specs), parents,
+        )  # fmt: skip
 
 
 def _until_edges_up(locator: str, count: int) -> None:

@@ -10,12 +10,18 @@ plots) gives startup p50/p95, stall ratio, average bitrate, edge hit ratio, orig
 origin requests per play, the fleet's CPU seconds per hour played, segment latency percentiles,
 what pre-positioning warmed and wasted, and how evenly the edges were loaded; the top report
 puts the steps side by side with plots of each figure against the load.
+
+``--edges 3,9 --parents 1`` compares cache tiers: for each number of edges, the same steps run
+without and then with a parent tier in front of the edges, each from cold caches on the same
+origin and catalog, and the top report sets the origin's requests and bytes per hour played
+(and the stalls) of each side by side.
 """
 
 import argparse
 import asyncio
 import json
 import random
+import shutil
 import statistics
 import subprocess
 import time
@@ -30,8 +36,15 @@ import aiohttp
 from bench import loadgen
 from bench.catalog import MasterSpec, write_master
 from bench.cpu import cpu_seconds, machine
-from bench.deploy import DEFAULT_EDGES, Deployment, EdgeOptions, deploy
-from bench.fleet_report import write_report, write_scaling
+from bench.deploy import (
+    MAX_EDGES,
+    Deployment,
+    EdgeOptions,
+    edge_specs,
+    run_edges,
+    run_origin,
+)
+from bench.fleet_report import write_report, write_scaling, write_tiers
 from cadenza.errors import ConfigError
 from player.abr import DEFAULT_RULE, RULES
 from player.qoe import QoE
@@ -44,6 +57,7 @@ MAX_PLAYERS = 1000
 SETTLED_SHARE = 0.05  # a warm-up ends once the origin sends at most this share of edge egress
 SETTLED_S = 5  # ... over this many seconds (samples one second apart)
 MAX_STEPS = 6
+MAX_PARENTS = 4
 CLIENTS = loadgen.CLIENTS
 
 
@@ -76,12 +90,27 @@ def add_parser(benches: Any) -> None:
         help=f"virtual players; a list (10,100,1000) runs one step per count (12; at most "
         f"{MAX_PLAYERS})",
     )
+    parser.add_argument(
+        "--edges",
+        type=edge_counts,
+        default=(3,),
+        help=f"edges in front of the origin, in two regions; a list (3,9) runs the steps on "
+        f"each fleet (3; at most {MAX_EDGES})",
+    )
+    parser.add_argument(
+        "--parents",
+        type=int,
+        default=0,
+        help="compare cache tiers: run each fleet without and with this many parent edges in "
+        f"front of its edges, from cold caches (0: no comparison; at most {MAX_PARENTS})",
+    )
     parser.add_argument("--seconds", type=float, default=60.0, help="measured time a step (60)")
     parser.add_argument(
         "--warmup",
         type=float,
-        default=20.0,
-        help="load before each step's measure, at least (20 s)",
+        default=None,
+        help="load before each step's measure, at least (20 s; 0 with --parents, whose "
+        "comparison counts the caches' filling)",
     )
     parser.add_argument(
         "--warmup-max",
@@ -131,7 +160,40 @@ def player_counts(text: str) -> tuple[int, ...]:
     return counts
 
 
+def edge_counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give whole numbers, e.g. 3,9") from None
+    if not 1 <= len(counts) <= MAX_STEPS or not all(1 <= c <= MAX_EDGES for c in counts):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: 1 to {MAX_STEPS} counts, each from 1 to {MAX_EDGES}"
+        )
+    return counts
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One fleet of a run: its edges, and the parent edges in front of them (0: none)."""
+
+    edges: int
+    parents: int
+
+    @property
+    def name(self) -> str:
+        return f"edges-{self.edges}" + (f"-parents-{self.parents}" if self.parents else "")
+
+
+def tiers(edges: tuple[int, ...], parents: int) -> list[Tier]:
+    """The fleets a run measures, in order: each edge count alone, then with its parents."""
+    return [Tier(n, p) for n in edges for p in ((0, parents) if parents else (0,))]
+
+
 def run(args: argparse.Namespace) -> int:
+    if not 0 <= args.parents <= MAX_PARENTS:
+        raise ConfigError(f"--parents must be from 0 to {MAX_PARENTS}")
+    if args.warmup is None:
+        args.warmup = 0.0 if args.parents else 20.0
     if args.preposition_tracks < 0 or args.generators < 0:
         raise ConfigError("--preposition-tracks and --generators must be 0 or more")
     if min(args.tracks, args.memory_mb, args.edge_workers) < 1:
@@ -164,14 +226,29 @@ def run(args: argparse.Namespace) -> int:
         },
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    summary = measure(args.out, plans, options, args.traces / "3g")
-    paths = write_scaling(args.out, summary)
+    edges = args.edges if isinstance(args.edges, tuple) else (args.edges,)
+    fleets = tiers(edges, args.parents)
+    summaries = measure(args.out, plans, options, args.traces / "3g", fleets)
+    if len(fleets) == 1:
+        paths = write_scaling(args.out, summaries[0])
+    else:
+        paths = [p for s in summaries for p in write_scaling(args.out / s["tier"]["name"], s)]
+        paths = [*write_tiers(args.out, summaries), *paths]
     if args.json:
-        print(json.dumps([step["figures"] for step in summary["steps"]], indent=2))
+        print(json.dumps(_json_summary(summaries), indent=2))
     else:
         print((args.out / "report.md").read_text())
         print("report: " + ", ".join(str(p) for p in paths))
     return 0
+
+
+def _json_summary(summaries: list[dict[str, Any]]) -> Any:
+    """``--json``: each step's figures; per fleet when a run measured several."""
+    if len(summaries) == 1:
+        return [step["figures"] for step in summaries[0]["steps"]]
+    return [
+        {"tier": s["tier"], "steps": [step["figures"] for step in s["steps"]]} for s in summaries
+    ]
 
 
 def masters(folder: Path, tracks: int, seed: int) -> list[Path]:
@@ -204,33 +281,52 @@ def _tagged_copy(source: Path, path: Path, tags: dict[str, str]) -> None:
 
 
 def measure(
-    out: Path, plans: list[FleetPlan], options: EdgeOptions, traces: Path
-) -> dict[str, Any]:
-    """One deployment, one ingest, then one step per plan: the steps' summaries."""
+    out: Path,
+    plans: list[FleetPlan],
+    options: EdgeOptions,
+    traces: Path,
+    fleets: list[Tier] | None = None,
+) -> list[dict[str, Any]]:
+    """One origin, one ingest, then for each fleet (edges and parents from cold caches) one
+    step per plan: each fleet's summary. With one fleet its reports go in ``out`` itself."""
+    fleets = fleets or [Tier(3, 0)]
     paths = masters(out / "masters", plans[0].tracks, plans[0].seed)
     about = machine()
-    with deploy(out / "deployment", DEFAULT_EDGES, options) as deployment:
+    folder = out / "deployment"
+    shutil.rmtree(folder, ignore_errors=True)  # a rerun starts from empty caches too
+    summaries = []
+    with run_origin(folder) as origin:
         ingest_started = time.monotonic()
-        tracks = deployment.ingest(paths, jobs=loadgen.cores())
+        tracks = origin.ingest(paths, jobs=loadgen.cores())
         ingest_s = time.monotonic() - ingest_started
         catalog = [t["track_id"] for t in tracks if t["status"] == "ok"]
         if not catalog:
             raise ConfigError(f"no track of the generated catalog was ingested: {tracks}")
-        steps = []
-        for plan in plans:
-            step = asyncio.run(
-                _step(deployment, catalog, plan, traces, out / f"players-{plan.players}")
+        for tier in fleets:
+            reports = out if len(fleets) == 1 else out / tier.name
+            fleet_options = replace(options, parents=tier.parents)
+            steps = []
+            with run_edges(
+                folder / tier.name, origin, edge_specs(tier.edges), fleet_options
+            ) as deployment:
+                for plan in plans:
+                    step_out = reports / f"players-{plan.players}"
+                    step = asyncio.run(_step(deployment, catalog, plan, traces, step_out))
+                    write_report(step_out, step)
+                    steps.append(step)
+            summaries.append(
+                {
+                    "machine": about,
+                    "tier": {**tier.__dict__, "name": tier.name},
+                    "catalog": catalog,
+                    "ingest_s": round(ingest_s, 1),
+                    "steps": steps,
+                    "traces": ATTRIBUTION,
+                    "links": f"{len(loadgen.usable(load_folder(traces)))} of "
+                    f"{len(load_folder(traces))}",
+                }
             )
-            write_report(out / f"players-{plan.players}", step)
-            steps.append(step)
-    return {
-        "machine": about,
-        "catalog": catalog,
-        "ingest_s": round(ingest_s, 1),
-        "steps": steps,
-        "traces": ATTRIBUTION,
-        "links": f"{len(loadgen.usable(load_folder(traces)))} of {len(load_folder(traces))}",
-    }
+    return summaries
 
 
 async def _step(
@@ -248,7 +344,12 @@ async def _step(
         )
         for first, n in loadgen.split(plan.players, count)
     ]  # fmt: skip
-    services = [deployment.origin, deployment.locator, *deployment.edges.values()]
+    services = [
+        deployment.origin,
+        deployment.locator,
+        *deployment.edges.values(),
+        *deployment.parents.values(),
+    ]
     pids = [service.pid for service in services]
     generators = loadgen.start(jobs, folder)
     samples: list[dict[str, Any]] = []
@@ -327,6 +428,9 @@ async def _counters(deployment: Deployment) -> dict[str, float]:
         async with client.get(f"{deployment.origin.url}/metrics") as response:
             text = await response.text()
         totals["origin_requests"] = _sum(text, "cadenza_origin_requests_total")
+        totals["origin_object_requests"] = _sum(
+            text, "cadenza_origin_requests_total", 'route="tracks"'
+        )
         totals["origin_bytes"] = _sum(text, "cadenza_origin_bytes_out_total")
         for edge in deployment.edges.values():
             async with client.get(f"{edge.url}/metrics") as response:
@@ -349,14 +453,22 @@ def step_figures(
     cpu_s: float,
     generators: int,
 ) -> dict[str, Any]:
-    """What a step adds to ``figures``: origin requests per play, the fleet's CPU per played
-    hour, and what pre-positioning warmed, and used or wasted."""
+    """What a step adds to ``figures``: origin requests per play, the origin's object requests
+    and bytes per played hour, the fleet's CPU per played hour, and what pre-positioning
+    warmed, and used or wasted."""
     delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
     played_h = sum(q.duration_s for _, q in plays) / 3600
     return {
         "generators": generators,
         "origin_requests_per_play": round(delta["origin_requests"] / len(plays), 2)
         if plays
+        else 0.0,
+        "origin_object_requests": int(delta.get("origin_object_requests", 0.0)),
+        "origin_requests_per_played_hour": round(
+            delta.get("origin_object_requests", 0.0) / played_h, 1
+        ) if played_h else 0.0,
+        "origin_mb_per_played_hour": round(delta.get("origin_bytes", 0.0) / 1e6 / played_h, 2)
+        if played_h
         else 0.0,
         "fleet_cpu_s": round(cpu_s, 1),
         "cpu_s_per_played_hour": round(cpu_s / played_h, 1) if played_h else 0.0,

@@ -69,6 +69,11 @@ SCALING: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
         lambda f: f"{f['origin_requests_per_play']:.2f}",
     ),
     (
+        "origin requests per hour played",
+        "origin_requests_per_played_hour",
+        lambda f: f"{f.get('origin_requests_per_played_hour', 0):.0f}",
+    ),
+    (
         "fleet CPU s per hour played",
         "cpu_s_per_played_hour",
         lambda f: f"{f['cpu_s_per_played_hour']:.1f}",
@@ -78,6 +83,13 @@ SCALING: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
     ("warm-up (origin share at its end)", "", lambda f: _warmup_figure(f)),
     ("load-generator processes", "", lambda f: str(f["generators"])),
 )
+
+
+def _fleet_words(summary: dict[str, Any]) -> str:
+    tier = summary.get("tier", {"edges": 3, "parents": 0})
+    parents = tier["parents"]
+    tiered = f" behind {parents} parent edge{'s' if parents > 1 else ''}" if parents else ""
+    return f"One origin, {tier['edges']} edges in two regions{tiered} and the locator"
 
 
 def _warmup_figure(f: dict[str, Any]) -> str:
@@ -115,8 +127,8 @@ def scaling_markdown(summary: dict[str, Any], plot: Path) -> str:
         "# Fleet benchmark: scaling",
         "",
         f"Machine: {m['cores']} cores, {m['cpu']}; load average {m['load_average'][0]:g} at "
-        "the start (a shared machine runs other work too). One origin, three edges in two "
-        "regions and the locator, each one process, on loopback.",
+        f"the start (a shared machine runs other work too). {_fleet_words(summary)}, each one "
+        "process, on loopback.",
         "",
         f"{len(summary['catalog'])} tracks ({summary['ingest_s']:.0f} s to ingest), Zipf "
         f"{plan['zipf']:g}, {plan['skip']:.0%} early skips, ABR rule {plan['rule']}, playback "
@@ -146,7 +158,7 @@ def _plot_scaling(path: Path, steps: list[dict[str, Any]]) -> Path:
     figure, grid = plt.subplots(2, (len(plotted) + 1) // 2, figsize=(12, 5))
     counts = [s["plan"]["players"] for s in steps]
     for axes, (name, key) in zip(grid.flat, plotted, strict=False):
-        axes.plot(counts, [s["figures"][key] for s in steps], marker="o")
+        axes.plot(counts, [s["figures"].get(key, 0) for s in steps], marker="o")
         if len(set(counts)) > 1:
             axes.set_xscale("log")
         axes.set_xlabel("players")
@@ -263,3 +275,104 @@ def _plot_edges(path: Path, per_edge: dict[str, int]) -> Path:
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+# The tier comparison: per step, one row per fleet.
+TIER_COLUMNS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
+    ("origin requests / h played", lambda f: f"{f['origin_requests_per_played_hour']:.0f}"),
+    ("origin MB / h played", lambda f: f"{f['origin_mb_per_played_hour']:.1f}"),
+    ("stall ratio", lambda f: f"{f['stall_ratio']:.2%}"),
+    ("edge hit ratio", lambda f: f"{f['edge_hit_ratio']:.1%}"),
+    ("startup p95", lambda f: f"{f['startup_p95_s']:.2f} s"),
+    ("plays (failed)", lambda f: f"{f['plays']} ({f['failed_plays']})"),
+)
+
+
+def tier_rows(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per step and fleet: the fleet's figures, and for a fleet with parents how many times
+    fewer origin requests and bytes it caused than the same edges alone (None without them)."""
+    alone = {
+        s["tier"]["edges"]: [step["figures"] for step in s["steps"]]
+        for s in summaries
+        if not s["tier"]["parents"]
+    }
+    rows = []
+    for summary in summaries:
+        tier = summary["tier"]
+        for n, step in enumerate(summary["steps"]):
+            f = step["figures"]
+            base = alone.get(tier["edges"]) if tier["parents"] else None
+            rows.append(
+                {
+                    "players": step["plan"]["players"],
+                    **tier,
+                    "figures": f,
+                    "fewer_requests": _times(base, n, f, "origin_requests_per_played_hour"),
+                    "fewer_bytes": _times(base, n, f, "origin_mb_per_played_hour"),
+                }
+            )
+    return rows
+
+
+def _times(
+    base: list[dict[str, Any]] | None, step: int, tiered: dict[str, Any], key: str
+) -> float | None:
+    """How many times ``base`` (the edges alone) exceeds ``tiered`` in ``key``."""
+    if base is None or not tiered[key]:
+        return None
+    times: float = round(base[step][key] / tiered[key], 2)
+    return times
+
+
+def write_tiers(out: Path, summaries: list[dict[str, Any]]) -> list[Path]:
+    """The comparison of fleets with and without parents: report.md and report.json."""
+    rows = tier_rows(summaries)
+    (out / "report.json").write_text(
+        json.dumps({"fleets": [_without_detail(s) for s in summaries], "rows": rows}, indent=2)
+    )
+    (out / "report.md").write_text(tiers_markdown(summaries, rows))
+    return [out / "report.md", out / "report.json"]
+
+
+def tiers_markdown(summaries: list[dict[str, Any]], rows: list[dict[str, Any]]) -> str:
+    first, m = summaries[0], summaries[0]["machine"]
+    plan = first["steps"][0]["plan"]
+    lines = [
+        "# Fleet benchmark: cache tiers",
+        "",
+        f"Machine: {m['cores']} cores, {m['cpu']}; load average {m['load_average'][0]:g} at "
+        "the start. One origin and one ingest; each fleet (edges in two regions, with or "
+        "without parent edges in front of them, and a locator) then starts from empty caches "
+        f"and plays the same load: {len(first['catalog'])} tracks, Zipf {plan['zipf']:g}, "
+        f"{plan['skip']:.0%} early skips, ABR rule {plan['rule']}, playback at "
+        f"{plan['speed']:g}x, {plan['warmup']:g} s of warm-up, then {plan['seconds']:g} s "
+        f"measured; links shaped by {first.get('links', 'the')} 3G traces ({first['traces']}). "
+        "Origin requests are object requests (`/tracks/...`); hours played are the measured "
+        "plays' media time.",
+        "",
+    ]
+    for players in dict.fromkeys(r["players"] for r in rows):
+        lines += [
+            f"## {players} players",
+            "",
+            "| edges | parents | "
+            + " | ".join(name for name, _ in TIER_COLUMNS)
+            + " | fewer origin requests | fewer origin bytes |",
+            "|---|---|" + "---|" * (len(TIER_COLUMNS) + 2),
+        ]
+        for r in (r for r in rows if r["players"] == players):
+            lines.append(
+                f"| {r['edges']} | {r['parents']} | "
+                + " | ".join(render(r["figures"]) for _, render in TIER_COLUMNS)
+                + f" | {_fewer(r['fewer_requests'])} | {_fewer(r['fewer_bytes'])} |"
+            )
+        lines.append("")
+    lines.append(
+        "Each fleet's own report: "
+        + ", ".join(f"[{s['tier']['name']}]({s['tier']['name']}/report.md)" for s in summaries)
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _fewer(times: float | None) -> str:
+    return "-" if times is None else f"{times:.2f}x"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.deploy import DEFAULT_EDGES, EdgeOptions, deploy
+from bench.deploy import DEFAULT_EDGES, EdgeOptions, deploy, edge_specs, run_edges, run_origin
 from cadenza.tokens import TokenClaims, sign
 
 
@@ -37,3 +37,27 @@ def test_edges_fetch_their_misses_through_the_parent(tmp_path: Path):
         asked = 'cadenza_edge_upstream_fetches_total{kind="parent",result="404"'
         assert asked in _metrics(edge.url)
         assert 'cadenza_edge_origin_fetches_total{result="404"} 1.0' in _metrics(parent.url)
+
+
+def test_edge_specs_add_cities_to_both_regions_after_the_default_three():
+    assert edge_specs(3) == DEFAULT_EDGES
+    nine = edge_specs(9)
+    assert len({spec.id for spec in nine}) == 9
+    assert sum(spec.region == "eu-west" for spec in nine) == 5
+    assert len({(spec.latitude, spec.longitude) for spec in nine}) == 9
+    with pytest.raises(ValueError, match="from 1 to 12"):
+        edge_specs(13)
+
+
+def test_fleets_follow_each_other_on_one_origin_each_with_its_own_caches(tmp_path: Path):
+    with run_origin(tmp_path / "fleet") as origin:
+        urls = []
+        for n in (1, 2):
+            folder = tmp_path / "fleet" / f"run-{n}"
+            with run_edges(folder, origin, DEFAULT_EDGES[:n]) as fleet:
+                assert fleet.origin is origin.service and len(fleet.edges) == n
+                assert (folder / "cache-eu-west-1").is_dir()
+                urls.append(fleet.locator.url)
+            with pytest.raises(urllib.error.URLError):  # stopped with its block
+                urllib.request.urlopen(f"{urls[-1]}/v1/edges", timeout=2)
+        assert 'cadenza_origin_requests_total{route="events"' in _metrics(origin.service.url)

@@ -6,7 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from bench.fleet import FleetPlan, figures, player_counts, run, settled_share, step_figures
+from bench.fleet import (
+    FleetPlan,
+    Tier,
+    edge_counts,
+    figures,
+    player_counts,
+    run,
+    settled_share,
+    step_figures,
+    tiers,
+)
 from player.qoe import QoE, SegmentRecord
 from player.traces import DEFAULT_TRACES
 
@@ -48,10 +58,15 @@ def test_figures_combine_the_plays_and_the_counter_samples():
 
 def test_a_step_adds_origin_requests_per_play_cpu_per_hour_and_pre_positioning():
     plays = [("eu-west", qoe("a", 1.0, 0.0, 256, 800_000))] * 3  # 72 s of media
-    before = {"origin_requests": 10.0, "preposition_objects_warmed": 4.0}
-    after = {"origin_requests": 16.0, "preposition_objects_warmed": 9.0}
+    before = {"origin_requests": 10.0, "origin_object_requests": 5.0, "origin_bytes": 1e6,
+              "preposition_objects_warmed": 4.0}  # fmt: skip
+    after = {"origin_requests": 16.0, "origin_object_requests": 9.0, "origin_bytes": 3e6,
+             "preposition_objects_warmed": 9.0}  # fmt: skip
     f = step_figures(plays, before, after, cpu_s=2.0, generators=2)
     assert f["origin_requests_per_play"] == 2.0
+    assert f["origin_object_requests"] == 4
+    assert f["origin_requests_per_played_hour"] == 200.0  # 4 in 72 s of audio
+    assert f["origin_mb_per_played_hour"] == 100.0  # 2 MB in 72 s
     assert f["cpu_s_per_played_hour"] == 100.0  # 2 s for 72 s of audio
     assert f["preposition"] == {"objects_warmed": 5}
     assert f["generators"] == 2
@@ -72,12 +87,25 @@ def test_player_counts_are_a_bounded_list():
             player_counts(bad)
 
 
+def test_edge_counts_are_a_bounded_list():
+    assert edge_counts("3,9") == (3, 9)
+    for bad in ("", "three", "0", "13", "3,-1"):
+        with pytest.raises(argparse.ArgumentTypeError, match=r"12|whole numbers"):
+            edge_counts(bad)
+
+
+def test_a_tier_comparison_runs_each_edge_count_alone_and_then_with_its_parents():
+    assert tiers((3, 9), 1) == [Tier(3, 0), Tier(3, 1), Tier(9, 0), Tier(9, 1)]
+    assert tiers((3,), 0) == [Tier(3, 0)]
+    assert [t.name for t in tiers((9,), 2)] == ["edges-9", "edges-9-parents-2"]
+
+
 def test_a_short_run_of_two_steps_writes_the_reports(tmp_path: Path):
     args = argparse.Namespace(
         players=(2, 3), seconds=4.0, warmup=2.0, warmup_max=4.0, tracks=2, zipf=0.9, skip=0.3,
         speed=4.0, generators=0, memory_mb=32, policy="s3fifo", edge_workers=1,
         preposition_tracks=20, preposition_interval=2.0, abr="cadenza", traces=DEFAULT_TRACES,
-        out=tmp_path / "report", seed=1, json=True,
+        out=tmp_path / "report", seed=1, json=True, edges=(3,), parents=0,
     )  # fmt: skip
     assert run(args) == 0
     out = tmp_path / "report"
@@ -97,3 +125,34 @@ def test_a_short_run_of_two_steps_writes_the_reports(tmp_path: Path):
         assert (
             data.startswith(b"\x89PNG") if name.endswith(".png") else b"| edge hit ratio |" in data
         )
+
+
+def test_a_tier_comparison_starts_each_fleet_cold_and_compares_them(tmp_path: Path):
+    args = argparse.Namespace(
+        players=(2,), seconds=4.0, warmup=None, warmup_max=0.0, tracks=2, zipf=0.9, skip=0.3,
+        speed=4.0, generators=0, memory_mb=32, policy="s3fifo", edge_workers=1,
+        preposition_tracks=0, preposition_interval=15.0, abr="cadenza", traces=DEFAULT_TRACES,
+        out=tmp_path / "report", seed=1, json=True, edges=(2,), parents=1,
+    )  # fmt: skip
+    assert run(args) == 0
+    out = tmp_path / "report"
+    top = json.loads((out / "report.json").read_text())
+    assert [(f["tier"]["edges"], f["tier"]["parents"]) for f in top["fleets"]] == [(2, 0), (2, 1)]
+    alone, tiered = (r for r in top["rows"])
+    for row in (alone, tiered):
+        f = row["figures"]
+        assert f["plays"] >= 1 and f["failed_plays"] == 0
+        assert f["warmup_s"] < 2.0  # from cold: no warm-up unless asked for
+        assert f["origin_object_requests"] > 0  # empty caches fetch from the origin
+    assert alone["fewer_requests"] is None
+    f_alone, f_tiered = alone["figures"], tiered["figures"]
+    expected = round(
+        f_alone["origin_requests_per_played_hour"] / f_tiered["origin_requests_per_played_hour"], 2
+    )
+    assert tiered["fewer_requests"] == expected
+    text = (out / "report.md").read_text()
+    assert "# Fleet benchmark: cache tiers" in text and "| 2 | 1 |" in text
+    for fleet in ("edges-2", "edges-2-parents-1"):
+        assert "| origin requests per hour played |" in (out / fleet / "report.md").read_text()
+        assert (out / "deployment" / fleet / "cache-eu-west-1").is_dir()
+    assert (out / "deployment" / "edges-2-parents-1" / "cache-parent-1").is_dir()

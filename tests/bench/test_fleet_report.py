@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from bench.fleet_report import write_report, write_scaling
+from bench.fleet_report import tier_rows, write_report, write_scaling, write_tiers
 
 FIGURES = {
     "players": 2, "plays": 5, "failed_plays": 1, "elapsed_s": 10.0, "played_media_s": 60.0,
@@ -86,3 +86,37 @@ def test_the_scaling_report_puts_the_steps_side_by_side(tmp_path: Path):
     top = json.loads((tmp_path / "report.json").read_text())
     assert top["steps"][1] == {"plan": steps[1]["plan"], "figures": STEP_FIGURES}
     assert paths[2].read_bytes().startswith(b"\x89PNG")
+
+
+def _fleet(edges: int, parents: int, requests: float, mb: float) -> dict:
+    figures = {**STEP_FIGURES, "origin_requests_per_played_hour": requests,
+               "origin_mb_per_played_hour": mb}  # fmt: skip
+    name = f"edges-{edges}" + (f"-parents-{parents}" if parents else "")
+    return {
+        "machine": {"cores": 2, "cpu": "Some CPU", "load_average": [0.5, 0.4, 0.3]},
+        "tier": {"edges": edges, "parents": parents, "name": name},
+        "catalog": ["a", "b"], "ingest_s": 12.0, "traces": "example traces",
+        "steps": [{"plan": {**SUMMARY["plan"], "players": 100, "warmup": 0},
+                   "figures": figures, "plays": [], "samples": []}],
+    }  # fmt: skip
+
+
+def test_the_tier_rows_say_how_many_times_fewer_origin_requests_the_parents_cause():
+    rows = tier_rows([_fleet(3, 0, 600, 30), _fleet(3, 1, 300, 12), _fleet(9, 0, 1200, 50),
+                      _fleet(9, 1, 300, 12.5)])  # fmt: skip
+    assert [(r["edges"], r["parents"], r["fewer_requests"], r["fewer_bytes"]) for r in rows] == [
+        (3, 0, None, None), (3, 1, 2.0, 2.5), (9, 0, None, None), (9, 1, 4.0, 4.0)
+    ]  # fmt: skip
+    assert tier_rows([_fleet(3, 1, 0, 0)])[0]["fewer_requests"] is None  # nothing to compare
+
+
+def test_the_tier_report_sets_the_fleets_side_by_side(tmp_path: Path):
+    paths = write_tiers(tmp_path, [_fleet(9, 0, 1200, 50), _fleet(9, 1, 300, 12.5)])
+    assert [p.name for p in paths] == ["report.md", "report.json"]
+    text = (tmp_path / "report.md").read_text()
+    assert "## 100 players" in text
+    assert "| 9 | 0 | 1200 | 50.0 | 1.25% |" in text
+    assert text.count("| 4.00x | 4.00x |") == 1
+    assert "[edges-9-parents-1](edges-9-parents-1/report.md)" in text
+    top = json.loads((tmp_path / "report.json").read_text())
+    assert [r["fewer_requests"] for r in top["rows"]] == [None, 4.0]

@@ -4,7 +4,7 @@ A token rides in the request path, ``/p/{token}/tracks/{track_id}/...``, so rela
 playlists keep it, and it grants only paths under its ACL until it expires. Format, version 1::
 
     token   = b64url(payload) "." b64url(HMAC-SHA256(secret, b64url(payload))[:18])
-    payload = "v1" "|" kid "|" expires "|" territory "|" acl          (ASCII)
+    payload = "v1" "|" kid "|" expires "|" territory "|" acl [ "|" listener ]   (ASCII)
 
 ``b64url`` is URL-safe base64 without padding; the MAC covers the *encoded* payload, so any change
 to a character of it breaks the MAC. It is truncated to 18 bytes (144 bits, a multiple of three
@@ -20,6 +20,9 @@ is thus made only of ``[A-Za-z0-9_-]`` and one ``.``, safe in a path segment, an
 - ``acl``: a path prefix that starts and ends with ``/``, such as ``/tracks/{track_id}/``, made of
   non-empty segments of ``[A-Za-z0-9._~-]`` other than ``.`` and ``..``; it grants a request path
   when the path starts with it, so it matches on segment boundaries only.
+- ``listener`` (optional): the listener the play is for, ``[A-Za-z0-9_-]{1,64}``, as the locator
+  learnt it from a trusted front end; play events and licences are credited to it. Edges ignore
+  it. A token without one carries no sixth field, so its spelling is unchanged.
 
 Worked example: with secret ``b"cadenza-example-secret-0123456789"`` the claims
 ``TokenClaims(acl="/tracks/0123456789abcdef/", expires=1767225600, kid="k1", territory="SE")``
@@ -58,6 +61,7 @@ _TOKEN = re.compile(rf"({_B64}+)\.({_B64}{{{4 * MAC_BYTES // 3}}})")
 _KID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _EXPIRES = re.compile(r"0|[1-9][0-9]{0,12}")
 _TERRITORY = re.compile(r"[A-Z]{2}")
+LISTENER = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # A canonical absolute path: "/" alone, or non-empty segments of unreserved characters.
 _PATH = re.compile(r"/|(/[A-Za-z0-9._~-]+)+/?")
 _DOT_SEGMENT = re.compile(r"/\.\.?(/|\Z)")
@@ -87,6 +91,7 @@ class TokenClaims:
     expires: int
     kid: str
     territory: str
+    listener: str = ""  # "" when the play is anonymous
 
     def __post_init__(self) -> None:
         if not is_canonical_path(self.acl) or not self.acl.endswith("/"):
@@ -97,12 +102,18 @@ class TokenClaims:
             raise ValueError(f"key id {self.kid!r} is not 1 to 32 of [A-Za-z0-9_-]")
         if not _TERRITORY.fullmatch(self.territory):
             raise ValueError(f"territory {self.territory!r} is not an ISO alpha-2 code")
+        if self.listener and not LISTENER.fullmatch(self.listener):
+            raise ValueError(f"listener {self.listener[:80]!r} is not 1 to 64 of [A-Za-z0-9_-]")
 
 
 def sign(claims: TokenClaims, secret: bytes) -> str:
     """The token for ``claims`` under ``secret``, the key that ``claims.kid`` names."""
     _check_secret(claims.kid, secret)
-    fields = (VERSION, claims.kid, str(claims.expires), claims.territory, claims.acl)
+    fields: tuple[str, ...] = (
+        VERSION, claims.kid, str(claims.expires), claims.territory, claims.acl
+    )  # fmt: skip
+    if claims.listener:
+        fields += (claims.listener,)
     payload = _b64encode(_FIELD_SEPARATOR.join(fields).encode("ascii"))
     token = f"{payload}.{_mac(secret, payload)}"
     if len(token) > MAX_TOKEN_LENGTH:
@@ -182,17 +193,21 @@ def _fields(payload: str) -> list[str]:
     except (binascii.Error, UnicodeDecodeError):
         raise TokenError("malformed", "the token's payload is not base64url ASCII") from None
     fields = text.split(_FIELD_SEPARATOR)
-    if len(fields) != 5 or fields[0] != VERSION:
+    if len(fields) not in (5, 6) or fields[0] != VERSION:
         raise TokenError("malformed", f"the token's payload is not a {VERSION} payload")
     return fields
 
 
 def _claims(fields: list[str]) -> TokenClaims:
-    _, kid, expires, territory, acl = fields
+    _, kid, expires, territory, acl, *listener = fields
     if not _EXPIRES.fullmatch(expires):
         raise TokenError("malformed", f"the token's expiry {expires!r} is not unix seconds")
+    if listener == [""]:
+        raise TokenError("malformed", "the token's listener field is empty")
     try:
-        return TokenClaims(acl=acl, expires=int(expires), kid=kid, territory=territory)
+        return TokenClaims(
+            acl=acl, expires=int(expires), kid=kid, territory=territory, listener="".join(listener)
+        )
     except ValueError as e:
         raise TokenError("malformed", str(e)) from None
 

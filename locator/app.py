@@ -36,6 +36,7 @@ from locator import steering
 from locator.decision import EdgeView, choose_edges
 from locator.fleet import Fleet, Rights, RightsCache, Session, pathway_priority, rights_from_origin
 from locator.geo import GeoIPDatabase, Location, distance_km, locate
+from locator.listeners import listener_of
 from locator.metrics import OLDEST, LocatorMetrics
 from locator.poller import Poller
 from locator.popularity import HotTracks, merge_top
@@ -282,6 +283,12 @@ async def _admit(request: web.Request) -> tuple[str, Location, tuple[EdgeView, .
     app, settings = request.app, request.app[SETTINGS]
     track_id = _track_id(request)
     client = _client_location(request)
+    listener = listener_of(
+        request.headers,
+        request.query,
+        header=settings.listener_header,
+        from_query=settings.listener_query,
+    )
     region = client.region or "unknown"
     territory = client.territory
     if territory is None and not settings.fail_open:
@@ -302,6 +309,7 @@ async def _admit(request: web.Request) -> tuple[str, Location, tuple[EdgeView, .
         expires=now + int(settings.token_ttl),
         kid=kid,
         territory=territory or "ZZ",  # ZZ: unknown, when rights fail open
+        listener=listener,
     )
     return track_id, client, chosen, sign(claims, secret)
 

@@ -105,6 +105,10 @@ class LocatorSettings:
     token_ttl: float = setting(6 * HOUR, key="token_ttl_seconds", check=positive)
     rights_ttl: float = setting(30 * SECONDS, key="rights_ttl_seconds", check=non_negative)
     fail_open: bool = False  # rights when the client's territory is unknown
+    # Who listens (see locator.listeners): a header that a trusted front end sets, and in labs
+    # ?listener= on the play URL; plays are anonymous otherwise.
+    listener_header: str = setting("", help="header a trusted front end sets to the listener id")
+    listener_query: bool = setting(False, help="labs: take the listener id from ?listener=")
     poll_interval: float = setting(0.5 * SECONDS, key="poll_interval_seconds", check=positive)
     poll_timeout: float = setting(0.4 * SECONDS, key="poll_timeout_seconds", check=positive)
     # Whole seconds, as the manifest's TTL says.

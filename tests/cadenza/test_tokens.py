@@ -72,6 +72,14 @@ def test_a_forged_token_in_the_documented_format_verifies() -> None:
     assert verify(_forge(f"v1|k1|{EXPIRES}|SE|{ACL}"), KEYS, SEGMENT, NOW) == CLAIMS
 
 
+def test_a_listener_rides_as_an_optional_sixth_field() -> None:
+    claims = TokenClaims(acl=ACL, expires=EXPIRES, kid="k1", territory="SE", listener="alice_01")
+    token = sign(claims, SECRET)
+    assert token == _forge(f"v1|k1|{EXPIRES}|SE|{ACL}|alice_01")
+    assert verify(token, KEYS, SEGMENT, NOW) == claims
+    assert verify(sign(CLAIMS, SECRET), KEYS, SEGMENT, NOW).listener == ""  # anonymous
+
+
 def test_token_error_is_an_input_error_answered_with_403() -> None:
     error = TokenError("expired", "expired at 0")
     assert isinstance(error, InputError)
@@ -155,7 +163,10 @@ def test_overlong_tokens_are_rejected_before_anything_else() -> None:
     [
         f"v2|k1|{EXPIRES}|SE|{ACL}",
         f"v1|k1|{EXPIRES}|SE",
-        f"v1|k1|{EXPIRES}|SE|{ACL}|extra",
+        f"v1|k1|{EXPIRES}|SE|{ACL}|",
+        f"v1|k1|{EXPIRES}|SE|{ACL}|a b",
+        f"v1|k1|{EXPIRES}|SE|{ACL}|{'a' * 65}",
+        f"v1|k1|{EXPIRES}|SE|{ACL}|alice|extra",
         f"v1|k1|0{EXPIRES}|SE|{ACL}",
         f"v1|k1|-{EXPIRES}|SE|{ACL}",
         f"v1|k1|{EXPIRES}.5|SE|{ACL}",
@@ -317,6 +328,9 @@ def test_claims_refuse_acls_that_would_not_match_safely() -> None:
         ("territory", "se"),
         ("territory", "S"),
         ("territory", "SE|"),
+        ("listener", "a|b"),
+        ("listener", "a" * 65),
+        ("listener", "alice smith"),
     ],
 )
 def test_claims_refuse_fields_outside_the_format(field: str, value: object) -> None:
@@ -376,6 +390,7 @@ _claims = st.builds(
     expires=st.integers(0, 2**40 - 1),
     kid=st.from_regex(r"[A-Za-z0-9_-]{1,32}", fullmatch=True),
     territory=st.from_regex(r"[A-Z]{2}", fullmatch=True),
+    listener=st.one_of(st.just(""), st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True)),
 )
 _secrets = st.binary(min_size=16, max_size=64)
 

@@ -204,6 +204,35 @@ async def test_fail_open_plays_with_an_unknown_territory(world: World):
     assert status == 200 and _pathways(text)[0] in {"paris", "frankfurt"}
 
 
+def _claims(world: World, text: str):
+    uri = m3u8.loads(text).playlists[0].uri
+    base = next(url for url in world.urls.values() if uri.startswith(url))
+    token, path = split_token_path(uri.removeprefix(base))
+    assert token is not None
+    return verify(token, KEYS, path, time.time())
+
+
+@pytest.mark.parametrize(
+    "world", [{"listener_header": "X-Cadenza-Listener", "listener_query": True}], indirect=True
+)
+async def test_the_token_carries_the_listener_that_the_front_end_or_the_lab_names(world: World):
+    _, text, _ = await world.get(f"/v1/play/{TRACK}", **IN_PARIS, listener="lab_listener")
+    assert _claims(world, text).listener == "lab_listener"
+    async with world.client.get(
+        f"{world.locator}/v1/play/{TRACK}",
+        params={**IN_PARIS, "listener": "mallory"},
+        headers={"X-Cadenza-Listener": "alice"},
+    ) as response:
+        assert _claims(world, await response.text()).listener == "alice"
+    status, text, _ = await world.get(f"/v1/play/{TRACK}", **IN_PARIS, listener="not valid")
+    assert status == 400 and "listener" in text
+
+
+async def test_without_a_configured_source_plays_are_anonymous(world: World):
+    _, text, _ = await world.get(f"/v1/play/{TRACK}", **IN_PARIS, listener="mallory")
+    assert _claims(world, text).listener == ""
+
+
 async def test_rights_are_cached_and_forgotten_on_a_takedown(world: World):
     for _ in range(3):
         assert (await world.get(f"/v1/play/{TRACK}", **IN_PARIS))[0] == 200

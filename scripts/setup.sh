@@ -13,6 +13,8 @@ command -v nginx >/dev/null || missing+=(nginx-light)
 # The PostgreSQL catalog's tests start a temporary cluster of their own (no service is used).
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 command -v wrk >/dev/null || missing+=(wrk)
+# The play-event log of fleets (Redis Streams); its tests start a redis-server of their own.
+command -v redis-server >/dev/null || missing+=(redis-server)
 # The monitoring test: a real Prometheus, and promtool for the rules (both in Debian's package).
 command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)
 # The standard-player test: hls.js from npm, played in headless Chromium.

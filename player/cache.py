@@ -45,6 +45,26 @@ class ObjectSource(Protocol):
     def put(self, key: str, data: bytes) -> None: ...
 
 
+class Layers:
+    """Several sources looked at in order (the offline store, then the local cache); what the
+    network brings is kept in the last."""
+
+    def __init__(self, *sources: ObjectSource) -> None:
+        if not sources:
+            raise ValueError("layers need at least one source")
+        self.sources = sources
+
+    def get(self, key: str) -> bytes | None:
+        for source in self.sources:
+            data = source.get(key)
+            if data is not None:
+                return data
+        return None
+
+    def put(self, key: str, data: bytes) -> None:
+        self.sources[-1].put(key, data)
+
+
 def object_key(url: str) -> str | None:
     """The cache key of a media object's URL: its path from ``tracks/``, without scheme, host,
     token (``/p/{token}``) or query; None when the object is not immutable (a master playlist,

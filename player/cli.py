@@ -12,7 +12,7 @@ from cadenza.errors import CadenzaError, ConfigError, InputError
 from player.abr import DEFAULT_RULE, RULES
 
 if TYPE_CHECKING:
-    from player.cache import LocalCache
+    from player.cache import Layers
     from player.qoe import QoE
 
 DESCRIPTION = """\
@@ -30,7 +30,8 @@ true peak at most -1 dBTP).
 
 Media playlists, init and segments of a track version are kept in a local cache (--cache-dir,
 default $XDG_CACHE_HOME/cadenza/player, at most --cache-size MB, least recently used out first)
-and read from it before the network; the locator is still asked for every play.
+and read from it, or from the tracks downloaded for offline listening (--store), before the
+network; the locator is still asked for every play (--no-cache: always the network).
 --offline plays a track downloaded with 'cadenza offline add' without any network, while its
 licence is valid (see 'cadenza offline --help').
 Exit status: 0 played to the end, 1 the play failed (refused, or no edge could serve),
@@ -77,7 +78,7 @@ def add_parser(commands: Any) -> None:
         "--offline", action="store_true", help="play a downloaded track with no network at all"
     )
     parser.add_argument(
-        "--store", type=Path, metavar="DIR", help="the offline store (with --offline)"
+        "--store", type=Path, metavar="DIR", help="the offline store (default: user data dir)"
     )
     parser.set_defaults(run=run)
 
@@ -132,12 +133,15 @@ def run(args: argparse.Namespace) -> int:
     return _report(args, qoe)
 
 
-def _local_cache(args: argparse.Namespace) -> "LocalCache":
-    from player.cache import MB, LocalCache
+def _local_cache(args: argparse.Namespace) -> "Layers":
+    """The tracks downloaded for offline listening, then the local cache of recent plays."""
+    from player.cache import MB, Layers, LocalCache
+    from player.offline import store_dir
+    from player.store import OfflineStore
 
     folder = args.cache_dir or _user_cache_dir() / "cadenza" / "player"
     try:
-        return LocalCache(folder, args.cache_size * MB)
+        return Layers(OfflineStore(store_dir(args.store)), LocalCache(folder, args.cache_size * MB))
     except OSError as e:
         raise ConfigError(f"cannot use the local cache {folder}: {e}; or give --no-cache") from e
 

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cadenza.fsio import TEMP_PREFIX
-from player.cache import LocalCache, SizeLru, object_key
+from player.cache import Layers, LocalCache, SizeLru, object_key
 
 VERSION = "tracks/0123456789abcdef/v0123456789ab"
 
@@ -120,3 +120,17 @@ def test_an_object_deleted_by_another_player_is_a_miss(tmp_path: Path):
     assert cache.get(_key(1)) is None and _key(1) not in cache.lru
     with pytest.raises(ValueError, match="immutable"):
         cache.put("tracks/0123456789abcdef/master.m3u8", b"#EXTM3U")
+
+
+def test_layers_read_in_order_and_keep_in_the_last(tmp_path: Path):
+    downloaded, recent = LocalCache(tmp_path / "a"), LocalCache(tmp_path / "b")
+    downloaded.put(_key(1), b"downloaded")
+    recent.put(_key(1), b"recent")
+    recent.put(_key(2), b"recent 2")
+    layers = Layers(downloaded, recent)
+    assert layers.get(_key(1)) == b"downloaded" and layers.get(_key(2)) == b"recent 2"
+    assert layers.get(_key(3)) is None
+    layers.put(_key(3), b"fetched")
+    assert recent.get(_key(3)) == b"fetched" and downloaded.get(_key(3)) is None
+    with pytest.raises(ValueError, match="at least one"):
+        Layers()

@@ -24,8 +24,10 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment
 
 @pytest.fixture(autouse=True)
 def _own_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Plays keep media in the user's cache folder by default: here, the test's own."""
+    """Plays keep media in the user's cache folder by default, and look in the user's offline
+    store: here, the test's own."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))  # the offline store
 
 
 def _closed_port() -> int:
@@ -83,7 +85,7 @@ def test_a_second_play_reads_media_from_the_local_cache(fleet, tmp_path):
     assert second.returncode == 0, second.stderr
     assert json.loads(second.stdout)["local_hits"] >= 2  # a media playlist, its init, ...
     assert cadenza(*play, "--no-cache").returncode == 0
-    assert not (tmp_path / "user-cache").exists()
+    assert not (tmp_path / "user-cache").exists() and not (tmp_path / "user-data").exists()
 
 
 def test_a_play_that_cannot_start_exits_1(fleet):

@@ -112,7 +112,7 @@ class LocatorSettings:
     listener_query: bool = setting(False, help="labs: take the listener id from ?listener=")
     # Offline licences (locator.licences) end this many days after they are issued or renewed.
     licence_days: float = setting(
-        float(DEFAULT_DAYS), check=positive, help="offline licence lifetime in days (default 30)"
+        float(DEFAULT_DAYS), check=positive, help="offline licence lifetime in days"
     )
     poll_interval: float = setting(0.5 * SECONDS, key="poll_interval_seconds", check=positive)
     poll_timeout: float = setting(0.4 * SECONDS, key="poll_timeout_seconds", check=positive)

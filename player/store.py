@@ -90,6 +90,7 @@ class OfflineStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._read: dict[str, tuple[int, int]] = {}  # play id: its journal file as read
 
     # -- the device --------------------------------------------------------------------------
 
@@ -206,14 +207,26 @@ class OfflineStore:
             if not _PLAY_ID.fullmatch(path.stem):
                 continue
             try:
+                info = path.stat()  # each write is a new file (renamed into place)
+                stamp = (info.st_ino, info.st_mtime_ns)
                 events = [PlayEvent.from_json(doc) for doc in json.loads(path.read_bytes())]
+            except FileNotFoundError:
+                continue  # settled by another process meanwhile
             except (ValueError, TypeError, PlayEventError) as e:
                 raise StoreError(f"the journal {path} is damaged ({e}); move it away") from None
+            self._read[path.stem] = stamp
             found.append((path.stem, events))
         return found
 
     def settle(self, play_ids: list[str]) -> None:
-        """The locator took these plays' events: drop them from the journal."""
+        """The locator took these plays' events (as ``pending`` read them): drop them from the
+        journal, unless a play still going on journaled more since, which the next report
+        sends again with the rest (the locator drops what it already has by id)."""
         for play_id in play_ids:
-            if _PLAY_ID.fullmatch(play_id):
-                (self.root / EVENTS / f"{play_id}.json").unlink(missing_ok=True)
+            if not _PLAY_ID.fullmatch(play_id):
+                continue
+            path = self.root / EVENTS / f"{play_id}.json"
+            with contextlib.suppress(FileNotFoundError):
+                info = path.stat()
+                if (info.st_ino, info.st_mtime_ns) == self._read.get(play_id):
+                    path.unlink()

@@ -17,7 +17,7 @@ from bench.deploy import DEFAULT_EDGES, OriginRun, run_edges, run_origin
 from bench.processes import start_cadenza
 from cadenza.licences import Licence, sign_licence
 from cadenza.plays import PlayEvent, batch_from_json
-from player.offline import ENV_NOW, PlayJournal, licence_clock, rung_picker
+from player.offline import ENV_NOW, PlayJournal, _progress, licence_clock, rung_picker
 from player.qoe import QoE
 from player.store import OfflineStore
 from tests.loopback import serve
@@ -105,8 +105,10 @@ def test_an_offline_track_plays_without_network_until_its_licence_ends_and_a_tak
                 assert done.returncode == 0, done.stderr
                 (renewed,) = _json(done)["licences"]
                 assert renewed["status"] == "ok" and renewed["expires"] >= entry["expires"]
-                # No plays endpoint on this locator yet: the events stay, and renewal goes on.
-                assert _json(done)["events"]["pending"] == 2
+                # The events are reported first; whether or not this locator takes them,
+                # renewal goes on, and none is lost.
+                events = _json(done)["events"]
+                assert events["sent"] + events["pending"] == 2
 
                 done = cadenza(
                     "catalog", "takedown", track, "--origin", restarted.url, env=origin.env
@@ -226,6 +228,16 @@ def test_rungs_are_picked_by_quality_or_rate():
     assert rung_picker("low", None)(rates) == 0
     assert rung_picker("high", 200)(rates) == 2
     assert rung_picker("high", 20)(rates) == 0  # nothing fits: the lowest
+
+
+def test_download_progress_draws_one_bar_per_track(capsys: pytest.CaptureFixture[str]):
+    with _progress(enabled=True) as update:
+        for done in range(4):
+            update("0123456789abcdef", done, 3)
+    assert "0123456789abcdef" in capsys.readouterr().err
+    with _progress(enabled=False) as update:
+        update("0123456789abcdef", 1, 3)
+    assert capsys.readouterr().err == ""
 
 
 def test_the_licence_clock_is_the_system_clock_unless_overridden():

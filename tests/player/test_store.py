@@ -81,7 +81,10 @@ def test_the_journal_keeps_each_plays_events_until_settled(tmp_path: Path):
     pending = dict(store.pending())
     assert [e.id for e in pending[first]] == [f"{first}0000", f"{first}0001"]
     assert len(pending[second]) == 1
-    store.settle([first, "../escape"])
-    assert [play for play, _ in store.pending()] == [second]
+    store.journal([_event(second, 2), _event(second, 3)])  # a play going on, after the read
+    store.settle([first, second, "../escape"])
+    assert [(play, len(events)) for play, events in store.pending()] == [(second, 2)]
+    store.settle([second])
+    assert store.pending() == []
     with pytest.raises(ValueError, match="exactly one play"):
         store.journal([_event(first, 0), _event(second, 1)])

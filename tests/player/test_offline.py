@@ -18,7 +18,7 @@ from bench.processes import start_cadenza
 from cadenza.licences import Licence, sign_licence
 from cadenza.plays import PlayEvent, batch_from_json
 from player.offline import ENV_NOW, PlayJournal, _progress, licence_clock, rung_picker
-from player.qoe import QoE
+from player.qoe import QoE, SegmentRecord
 from player.store import OfflineStore
 from tests.loopback import serve
 from tests.processes import cadenza
@@ -220,6 +220,21 @@ async def _cadenza(*args: Any) -> tuple[int, str, str]:
         raise
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
+
+
+def test_a_journal_reports_progress_every_30_s_heard_with_a_full_buffer_ahead(tmp_path: Path):
+    store = OfflineStore(tmp_path)
+    clock = iter(range(1_800_000_000, 1_800_001_000))
+    journal = PlayJournal(store, sign_licence(TERMS, KEY), TERMS, 47.6, 30.0, lambda: next(clock))
+    for n in range(20):  # 120 s arrive; the last 30 s are still in the buffer
+        journal.segment(SegmentRecord(n, 0, 48.0, "offline", 100, 0.0, 6.0, 0.0))
+    kinds = [(e.kind, e.played_ms) for e in journal.events]
+    assert kinds == [("start", 0), ("progress", 30_000), ("progress", 60_000), ("progress", 90_000)]
+    journal.failed()
+    ((play_id, events),) = store.pending()
+    assert play_id == journal.play_id and events[-1].kind == "skip"
+    assert len({e.id for e in events}) == 5 and {e.rung_kbps for e in events} == {48}
+    assert [e.at for e in events] == sorted(e.at for e in events)
 
 
 def test_rungs_are_picked_by_quality_or_rate():

@@ -124,7 +124,10 @@ def create_app(settings: LocatorSettings, worker: Worker | None = None) -> web.A
     r.add_get("/v1/steer/{session}", steer, name="steer")
     r.add_get("/v1/hot", hot, name="hot")
     r.add_get("/v1/edges", edges, name="edges")
-    licences.add_routes(app, licences.Admission(settings, _client_location, _rights, _master))
+    admission = licences.Admission(
+        settings, _client_location, _rights, _master, app[METRICS].registry
+    )
+    licences.add_routes(app, admission)
     r.add_route("OPTIONS", "/{tail:.*}", preflight(BROWSERS))
     r.add_get("/metrics", _metrics, name="metrics")
     return app

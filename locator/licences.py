@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter
 
 from cadenza import layout
 from cadenza.errors import HttpError
@@ -55,13 +56,22 @@ class Admission:
     locate: Callable[[web.Request], Location]  # where the client is
     rights: Callable[[web.Application, str, str], Awaitable[Rights]]  # the track's, cached
     master: Callable[[web.Application, str], Awaitable[str]]  # its current master playlist
+    registry: CollectorRegistry  # the worker's metrics
 
 
 ADMISSION = web.AppKey("licence_admission", Admission)
+COUNTS = web.AppKey("licence_counts", Counter)
 
 
 def add_routes(app: web.Application, admission: Admission) -> None:
     app[ADMISSION] = admission
+    app[COUNTS] = Counter(
+        "cadenza_locator_licences",
+        "Offline licences asked for, by action (issue, renew) and result (ok, or the refusal's "
+        "status)",
+        ["action", "result"],
+        registry=admission.registry,
+    )
     app.router.add_post("/v1/licences", issue, name="licences")
     app.router.add_post("/v1/licences/renew", renew, name="renew_licences")
 
@@ -97,7 +107,7 @@ async def issue(request: web.Request) -> web.Response:
             results.append(_granted(request, admission, licence))
         except HttpError as e:
             results.append(_refused(str(track_id)[:40], e))
-    return _answer(listener, device, territory, results)
+    return _answer(request, "issue", listener, device, territory, results)
 
 
 async def renew(request: web.Request) -> web.Response:
@@ -127,7 +137,7 @@ async def renew(request: web.Request) -> web.Response:
             results.append(_granted(request, admission, licence))
         except HttpError as e:
             results.append(_refused(track_id, e))
-    return _answer(listener, device, territory, results)
+    return _answer(request, "renew", listener, device, territory, results)
 
 
 def _listener(request: web.Request, settings: LocatorSettings) -> str:
@@ -223,6 +233,15 @@ def _refused(track_id: str | None, error: HttpError) -> dict[str, Any]:
     return {"track_id": track_id, "status": "refused", "code": error.status, "error": str(error)}
 
 
-def _answer(listener: str, device: str, territory: str, results: list[Any]) -> web.Response:
+def _answer(
+    request: web.Request,
+    action: str,
+    listener: str,
+    device: str,
+    territory: str,
+    results: list[dict[str, Any]],
+) -> web.Response:
+    for result in results:
+        request.app[COUNTS].labels(action, str(result.get("code", "ok"))).inc()
     doc = {"listener": listener, "device": device, "territory": territory, "licences": results}
     return web.json_response(doc, headers={"Cache-Control": "no-store"})

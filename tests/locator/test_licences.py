@@ -182,6 +182,11 @@ async def test_renewal_extends_while_the_track_may_be_played_and_says_why_not(wo
     )
     (taken_down,) = answer["licences"]
     assert taken_down["code"] == 410 and "withdrawn" in taken_down["error"]
+    async with world.client.get(f"{world.locator}/metrics") as response:
+        metrics = await response.text()
+    assert 'cadenza_locator_licences_total{action="issue",result="ok"} 2.0' in metrics
+    assert 'cadenza_locator_licences_total{action="renew",result="403"} 2.0' in metrics
+    assert 'cadenza_locator_licences_total{action="renew",result="410"} 1.0' in metrics
 
 
 async def test_renewal_is_refused_on_another_device_and_where_the_track_is_not_licensed(

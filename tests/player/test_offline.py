@@ -1,9 +1,12 @@
 """``cadenza offline`` and ``cadenza play --offline`` as processes, against a real fleet on
 loopback; the reporting of offline plays against a small plays endpoint (the outer edge)."""
 
+import asyncio
 import json
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -34,6 +37,27 @@ def _refuses_connections(url: str) -> bool:
         return probe.connect_ex((host, int(port))) != 0
 
 
+# Runs ``cadenza`` with an audit hook that stops the process at its first connection or name
+# lookup: what runs under it provably uses no network.
+NO_NETWORK = """
+import os, sys
+def refuse(event, args):
+    if event in ("socket.connect", "socket.getaddrinfo", "socket.sendto"):
+        print(f"network used: {event} {args}", file=sys.stderr)
+        os._exit(99)
+sys.addaudithook(refuse)
+from cadenza.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _without_network(*args: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", NO_NETWORK, *map(str, args)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
 def _json(done: Any) -> Any:
     assert done.stdout.strip(), done.stderr
     return json.loads(done.stdout)
@@ -62,8 +86,11 @@ def test_an_offline_track_plays_without_network_until_its_licence_ends_and_a_tak
         origin.service.stop()
         services.append(origin.service.url)
         assert all(_refuses_connections(url) for url in services)  # every service is down
+        done = _without_network("offline", "renew", "--locator", services[0], "--store", store)
+        assert done.returncode == 99 and "network used: socket.connect" in done.stderr
 
-        done = cadenza("play", track, "--offline", "--store", store, "--speed", "50", "--json")
+        done = _without_network("play", track, "--offline", "--store", store, "--speed", "50",
+                                "--json")  # fmt: skip
         assert done.returncode == 0, done.stderr
         played = _json(done)
         assert played["status"] == "ok" and played["stalls"] == 0
@@ -205,9 +232,6 @@ async def test_offline_plays_are_reported_and_kept_until_accepted(
 
 async def _cadenza(*args: Any) -> tuple[int, str, str]:
     """``cadenza`` as a process, without blocking the loop that serves the fake endpoint."""
-    import asyncio
-    import sys
-
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "cadenza", *map(str, args),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

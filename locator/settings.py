@@ -9,6 +9,7 @@ from typing import Any
 
 from cadenza.errors import ConfigError
 from cadenza.fleet import load_fleet
+from cadenza.licences import DEFAULT_DAYS
 from cadenza.settings import (
     ENV_TOKEN_KEYS,
     Layer,
@@ -109,6 +110,10 @@ class LocatorSettings:
     # ?listener= on the play URL; plays are anonymous otherwise.
     listener_header: str = setting("", help="header a trusted front end sets to the listener id")
     listener_query: bool = setting(False, help="labs: take the listener id from ?listener=")
+    # Offline licences (locator.licences) end this many days after they are issued or renewed.
+    licence_days: float = setting(
+        float(DEFAULT_DAYS), check=positive, help="offline licence lifetime in days"
+    )
     poll_interval: float = setting(0.5 * SECONDS, key="poll_interval_seconds", check=positive)
     poll_timeout: float = setting(0.4 * SECONDS, key="poll_timeout_seconds", check=positive)
     # Whole seconds, as the manifest's TTL says.

@@ -127,6 +127,28 @@ class SizeLru:
             self.total -= size
 
 
+class MemoryObjects:
+    """An ObjectSource in memory, LRU by size: where a player without a local cache keeps what
+    it fetched ahead for the next track of its queue."""
+
+    def __init__(self, max_bytes: int = 64 * MB) -> None:
+        self._lru = SizeLru(max_bytes)
+        self._data: dict[str, bytes] = {}
+
+    def get(self, key: str) -> bytes | None:
+        data = self._data.get(key)
+        if data is not None:
+            self._lru.touch(key)
+        return data
+
+    def put(self, key: str, data: bytes) -> None:
+        if not self._lru.admits(len(data)):
+            return
+        for old in self._lru.add(key, len(data)):
+            self._data.pop(old, None)
+        self._data[key] = data
+
+
 class LocalCache:
     """Media objects on disk under ``root``, at most ``max_bytes`` in all, LRU by size."""
 

@@ -34,6 +34,10 @@ and read from it, or from the tracks downloaded for offline listening (--store),
 network; the locator is still asked for every play (--no-cache: always the network).
 --offline plays a track downloaded with 'cadenza offline add' without any network, while its
 licence is valid (see 'cadenza offline --help').
+Several TRACK_IDs are a queue, played one after the other: while a track's buffer plays out
+its last seconds, the next track's play is asked for and its start (playlist, init, first
+segment) fetched ahead, so that it starts from the device; each change's gap (the previous
+track's end to the next one's first audio, on the play's clock) is reported.
 Exit status: 0 played to the end, 1 the play failed (refused, or no edge could serve),
 2 bad arguments.
 """
@@ -46,7 +50,7 @@ def add_parser(commands: Any) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("track_id", metavar="TRACK_ID")
+    parser.add_argument("track_ids", metavar="TRACK_ID", nargs="+", help="one track, or a queue")
     parser.add_argument("--locator", metavar="URL", help="the locator's base URL")
     parser.add_argument("--territory", metavar="CC", help="the listener's country, e.g. FR")
     parser.add_argument("--lat", type=float, metavar="X", help="the listener's latitude")
@@ -87,9 +91,12 @@ def run(args: argparse.Namespace) -> int:
     from player.session import PlaybackFailed, play
     from player.traces import load_trace
 
+    args.track_id = args.track_ids[0]
     if args.offline:
         from player import offline
 
+        if len(args.track_ids) > 1:
+            raise ConfigError("--offline plays one track at a time")
         try:
             qoe = offline.play_offline(
                 args.track_id,
@@ -112,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
         trace = load_trace(args.trace) if args.trace else None
     except InputError as e:
         raise ConfigError(str(e)) from e
+    if len(args.track_ids) > 1:
+        return _queue(args, trace)
     try:
         qoe = asyncio.run(
             play(
@@ -131,6 +140,41 @@ def run(args: argparse.Namespace) -> int:
     except PlaybackFailed as e:
         return _failed(args, e)
     return _report(args, qoe)
+
+
+def _queue(args: argparse.Namespace, trace: Any) -> int:
+    from player.queue import MAX_QUEUE, play_queue, render
+
+    if len(args.track_ids) > MAX_QUEUE:
+        raise ConfigError(f"a queue holds at most {MAX_QUEUE} tracks")
+    entries = asyncio.run(
+        play_queue(
+            args.track_ids,
+            args.locator,
+            territory=args.territory,
+            lat=args.lat,
+            lon=args.lon,
+            rule=args.abr,
+            trace=trace,
+            speed=args.speed,
+            max_buffer_s=args.max_buffer,
+            timeout_s=args.timeout,
+            cache=None if args.no_cache else _local_cache(args),
+        )
+    )
+    failed = sum(e.qoe is None for e in entries)
+    if args.json:
+        gaps = [e.gap_s for e in entries if e.gap_s is not None]
+        _print_json(
+            {
+                "status": "failed" if failed else "ok",
+                "longest_gap_ms": round(max(gaps) * 1e3, 1) if gaps else None,
+                "queue": [e.to_json() for e in entries],
+            }
+        )
+    else:
+        print(render(entries))
+    return 1 if failed else 0
 
 
 def _local_cache(args: argparse.Namespace) -> "Layers":

@@ -66,6 +66,7 @@ class _Play:
     on_segment: SegmentObserver | None
     cache: ObjectSource | None = None  # looked at first for every immutable media object
     local_only: bool = False  # offline: every object comes from ``cache``, none from the network
+    on_downloaded: Callable[[], None] | None = None
     bitrates: tuple[float, ...] = ()
     session_id: str = field(default_factory=lambda: secrets.token_hex(8))
     playback: Playback = field(default_factory=Playback)
@@ -108,6 +109,8 @@ async def play(
     on_segment: SegmentObserver | None = None,
     cache: ObjectSource | None = None,
     offline: hls.Multivariant | None = None,
+    prepared: hls.Multivariant | None = None,
+    on_downloaded: Callable[[], None] | None = None,
 ) -> QoE:
     """Play ``track_id`` as the locator at ``locator_url`` steers it; the play's QoE.
 
@@ -118,8 +121,11 @@ async def play(
     it arrives. Media objects are looked up in ``cache`` first (the player's local cache,
     ``player.cache``) and kept there. With ``offline``, the multivariant playlist of a
     downloaded track, the play asks no locator and fetches nothing: every object comes from
-    ``cache`` (the offline store). ConfigError for bad arguments, PlaybackFailed when the play
-    cannot go on.
+    ``cache`` (the offline store). ``prepared`` is the play's multivariant playlist when it was
+    asked for ahead (``prepare``, for a gapless queue): the locator is not asked again.
+    ``on_downloaded`` is called once every segment the listener will hear has arrived, while the
+    buffer still plays: the moment to prepare the next track. ConfigError for bad arguments,
+    PlaybackFailed when the play cannot go on.
     """
     _check(rule, lat, lon, speed, max_buffer_s, max_segments)
     if offline is not None and cache is None:
@@ -129,18 +135,84 @@ async def play(
     async with aiohttp.ClientSession(timeout=REQUEST_TIMEOUT) as http:
         try:
             async with asyncio.timeout(timeout_s):
-                master = offline or await _locate(http, clock, trace, url)
+                master = offline or prepared or await _locate(http, clock, trace, url)
                 p = _Play(
                     http, clock, trace, track_id, master,
                     hls.PathwayChoice(master.pathways, master.default_pathway),
                     make_rule(rule), max_buffer_s, max_segments, on_segment, cache,
-                    offline is not None,
+                    offline is not None, on_downloaded,
                 )  # fmt: skip
                 await _play_through(p)
         except TimeoutError:
             raise PlaybackFailed(f"the play did not end within {timeout_s} s") from None
     gain = loudness.gain_db(loudness.from_session_data(master.session_data))
     return p.playback.summary(track_id, rule, master.pathways, gain)
+
+
+async def prepare(
+    track_id: str,
+    locator_url: str,
+    cache: ObjectSource,
+    *,
+    territory: str | None = None,
+    lat: float | None = None,
+    lon: float | None = None,
+    rule: str = DEFAULT_RULE,
+    max_buffer_s: float = 30.0,
+    trace: Trace | None = None,
+    speed: float = 1.0,
+) -> hls.Multivariant:
+    """Ask for the play of ``track_id`` ahead, and put in ``cache`` what its start reads: the
+    lowest rung's media playlist (the first read, see ``_media_playlist``), and the playlist,
+    init and first segment of the rung that ``rule`` will choose first. ``play(...,
+    prepared=the answer, cache=cache)`` then starts from the device. A failure to fetch the
+    objects only costs the play its head start; a refused play raises PlaybackFailed."""
+    _check(rule, lat, lon, speed, max_buffer_s, None)
+    clock = PlayClock(speed)
+    url = _play_url(locator_url, track_id, {"lat": lat, "lon": lon, "territory": territory})
+    async with aiohttp.ClientSession(timeout=REQUEST_TIMEOUT) as http:
+        master = await _locate(http, clock, trace, url)
+        ladder = master.ladder(master.default_pathway or master.pathways[0])
+        try:
+            await _prefetch_start(http, clock, trace, cache, ladder, make_rule(rule), max_buffer_s)
+        except (aiohttp.ClientError, TimeoutError, ValueError, IndexError) as e:
+            logger.info("the start of %s could not be fetched ahead: %s", track_id, _describe(e))
+    return master
+
+
+async def _prefetch_start(
+    http: aiohttp.ClientSession,
+    clock: PlayClock,
+    trace: Trace | None,
+    cache: ObjectSource,
+    ladder: tuple[hls.Variant, ...],
+    rule: AbrRule,
+    max_buffer_s: float,
+) -> None:
+    async def fetch(url: str) -> bytes:
+        key = object_key(url)
+        held = cache.get(key) if key is not None else None
+        if held is not None:
+            return held
+        sent = clock.now()
+        async with http.get(URL(url, encoded=True)) as response:
+            body = await _read(response, clock, trace, sent)
+            if response.status != 200:
+                raise aiohttp.ClientError(f"{url}: {_reason(response, body)}")
+        if key is not None:
+            await asyncio.to_thread(_keep, cache, key, body)
+        return body
+
+    first = parse_media_playlist((await fetch(ladder[0].uri)).decode("utf-8", "replace"))
+    bitrates = tuple(v.kbps for v in ladder)
+    state = PlayerState(bitrates, 0.0, max_buffer_s, first.segments[0].duration, None, False)
+    rung = min(max(rule.choose(state), 0), len(ladder) - 1)
+    url = ladder[rung].uri
+    playlist = first if rung == 0 else parse_media_playlist(
+        (await fetch(url)).decode("utf-8", "replace")
+    )  # fmt: skip
+    await fetch(hls.resolve(url, playlist.init_uri))
+    await fetch(hls.resolve(url, playlist.segments[0].uri))
 
 
 def _check(
@@ -191,6 +263,8 @@ async def _play_through(p: _Play) -> None:
         while p.wants(index):
             await _fetch_next(p, index)
             index += 1
+        if p.on_downloaded is not None:
+            p.on_downloaded()
         await p.clock.sleep_until(p.playback.ends_at())
     finally:
         if steering is not None:

@@ -1,0 +1,142 @@
+"""A listening queue: tracks one after the other, each next one made ready while the current
+one's buffer plays out, so that the change between them is gapless.
+
+Once every segment of the current track that the listener will hear has arrived (its last
+segment, or the last before a skip), the player still has up to its buffer's worth of audio to
+play. That is when it asks the locator for the next track's play and fetches what that play
+reads first (``session.prepare``: the probe playlist, the first rung's playlist, init and first
+segment) into the local cache, or into memory without one. When the current track ends, the
+next play starts from the device: its startup is the gap the listener hears.
+
+The gap of a change is measured on the play's clock: the wait, if any, for the preparation to
+finish after the previous track ended, plus the next play's startup (from its start to its
+first segment in the buffer). A play that fails is reported and the queue goes on with the
+next track, as a player would.
+"""
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from player.abr import DEFAULT_RULE
+from player.cache import MemoryObjects, ObjectSource
+from player.qoe import QoE
+from player.session import PlaybackFailed, play, prepare
+from player.traces import Trace
+
+MAX_QUEUE = 100
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One track of a queue as it went: its QoE or the reason it failed, and the gap before
+    it (None for the first track)."""
+
+    track_id: str
+    qoe: QoE | None
+    error: str | None
+    gap_s: float | None
+    prepared: bool  # whether it started from what was fetched ahead
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "track_id": self.track_id,
+            "status": "ok" if self.qoe is not None else "failed",
+            "gap_ms": None if self.gap_s is None else round(self.gap_s * 1e3, 1),
+            "prepared": self.prepared,
+            **({"error": self.error} if self.error else {}),
+            **({"qoe": self.qoe.to_json()} if self.qoe is not None else {}),
+        }
+
+
+async def play_queue(
+    track_ids: Sequence[str],
+    locator_url: str,
+    *,
+    territory: str | None = None,
+    lat: float | None = None,
+    lon: float | None = None,
+    rule: str = DEFAULT_RULE,
+    trace: Trace | None = None,
+    speed: float = 1.0,
+    max_buffer_s: float = 30.0,
+    timeout_s: float | None = None,
+    cache: ObjectSource | None = None,
+    max_segments: Sequence[int | None] | None = None,
+) -> list[Entry]:
+    """Play ``track_ids`` in order, each next one prepared during the current one's last
+    buffer; one Entry per track. ``timeout_s`` bounds each play; ``max_segments`` (one per
+    track) makes the listener skip after that many segments."""
+    if not 1 <= len(track_ids) <= MAX_QUEUE:
+        raise ValueError(f"a queue holds 1 to {MAX_QUEUE} tracks, not {len(track_ids)}")
+    store = cache if cache is not None else MemoryObjects()
+    entries: list[Entry] = []
+    ahead: asyncio.Task[Any] | None = None
+    ended: float | None = None  # wall clock when the previous track ended
+    try:
+        for n, track_id in enumerate(track_ids):
+            master, waited = None, 0.0
+            if ahead is not None:
+                try:
+                    master = await asyncio.wait_for(ahead, timeout_s)
+                except (PlaybackFailed, TimeoutError):
+                    master = None  # the play itself asks again, and says why if it fails
+                ahead = None
+            if ended is not None:
+                waited = (time.monotonic() - ended) * speed
+            following = track_ids[n + 1] if n + 1 < len(track_ids) else None
+
+            def start_next(following: str | None = following) -> None:
+                nonlocal ahead
+                if following is not None and ahead is None:
+                    ahead = asyncio.create_task(
+                        prepare(
+                            following,
+                            locator_url,
+                            store,
+                            territory=territory,
+                            lat=lat,
+                            lon=lon,
+                            rule=rule,
+                            max_buffer_s=max_buffer_s,
+                            trace=trace,
+                            speed=speed,
+                        )
+                    )
+
+            try:
+                qoe = await play(
+                    track_id, locator_url, territory=territory, lat=lat, lon=lon, rule=rule,
+                    trace=trace, speed=speed, max_buffer_s=max_buffer_s, timeout_s=timeout_s,
+                    max_segments=max_segments[n] if max_segments else None, cache=store,
+                    prepared=master, on_downloaded=start_next,
+                )  # fmt: skip
+            except PlaybackFailed as e:
+                entries.append(Entry(track_id, None, str(e), None, master is not None))
+                ended = time.monotonic()
+                continue
+            gap = None if n == 0 else waited + qoe.startup_s
+            entries.append(Entry(track_id, qoe, None, gap, master is not None))
+            ended = time.monotonic()
+    finally:
+        if ahead is not None:
+            ahead.cancel()
+            await asyncio.gather(ahead, return_exceptions=True)
+    return entries
+
+
+def render(entries: Sequence[Entry]) -> str:
+    """The queue for people: each track's QoE, and the gap before it."""
+    blocks = []
+    for n, e in enumerate(entries, 1):
+        head = f"{n}. track {e.track_id}"
+        if e.gap_s is not None:
+            head += f", gap {e.gap_s * 1e3:.0f} ms" + (" (prepared)" if e.prepared else "")
+        body = e.qoe.render() if e.qoe is not None else f"   failed: {e.error}"
+        blocks.append(f"{head}\n{body}")
+    gaps = [e.gap_s for e in entries if e.gap_s is not None]
+    if gaps:
+        blocks.append(f"gaps: longest {max(gaps) * 1e3:.0f} ms over {len(gaps)} changes")
+    return "\n\n".join(blocks)

@@ -9,10 +9,9 @@ line. Writing is canonical: ``write(parse(text)) == text`` for every playlist wr
 ``parse(write(playlist)) == playlist`` for every playlist the writer accepts.
 """
 
-import contextlib
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -145,8 +144,10 @@ def parse_media_playlist(text: str) -> MediaPlaylist:
     segments: list[Segment] = []
     pending: tuple[int, float, str] | None = None  # an EXTINF waiting for its URI
     endlist = False
-    for number, line in _lines(text):
-        with _naming(number, line):
+    lines = _lines(text)
+    number, line = 0, ""
+    try:
+        for number, line in lines:
             if not line.startswith("#"):
                 if pending is None:
                     raise ValueError(f"segment {line!r} has no EXTINF")
@@ -168,6 +169,8 @@ def parse_media_playlist(text: str) -> MediaPlaylist:
                 header[name] = _MEDIA_HEADER[name](value)
             else:
                 raise ValueError(f"{name} is not a tag of Cadenza's media playlists")
+    except ValueError as e:
+        raise _naming(number, line, e) from None
     if pending is not None:
         raise ValueError(f"the EXTINF of line {pending[0]} has no URI")
     if not segments:
@@ -194,8 +197,10 @@ def parse_multivariant(text: str) -> MultivariantPlaylist:
     session: dict[str, str] = {}
     variants: list[Variant] = []
     pending: tuple[int, dict[str, str]] | None = None  # an EXT-X-STREAM-INF waiting for its URI
-    for number, line in _lines(text):
-        with _naming(number, line):
+    lines = _lines(text)
+    number, line = 0, ""
+    try:
+        for number, line in lines:
             if not line.startswith("#"):
                 if pending is None:
                     raise ValueError("a URI that no EXT-X-STREAM-INF names")
@@ -216,6 +221,8 @@ def parse_multivariant(text: str) -> MultivariantPlaylist:
                 seen[name] = _MASTER_HEADER[name](value)
             else:
                 raise ValueError(f"{name} is not a tag of Cadenza's multivariant playlists")
+    except ValueError as e:
+        raise _naming(number, line, e) from None
     if pending is not None:
         raise ValueError(f"the last variant has no URI (line {pending[0]})")
     if not variants:
@@ -248,7 +255,7 @@ def attributes(text: str) -> dict[str, str]:
         position += 1
 
 
-def _lines(text: str) -> Iterator[tuple[int, str]]:
+def _lines(text: str) -> list[tuple[int, str]]:
     """(number, line) of the lines that carry something: blank lines and comments left out."""
     if len(text) > MAX_CHARS:
         raise ValueError(f"the playlist is longer than {MAX_CHARS} characters")
@@ -259,20 +266,18 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
         raise ValueError(f"the playlist has more than {MAX_LINES} lines")
     if not lines or lines[0].removesuffix("\r") != "#EXTM3U":
         raise ValueError("the playlist does not start with #EXTM3U")
+    kept = []
     for number, raw in enumerate(lines[1:], 2):
         line = raw.removesuffix("\r")
         if len(line) > MAX_LINE_CHARS:
             raise ValueError(f"line {number} is longer than {MAX_LINE_CHARS} characters")
         if line and not (line.startswith("#") and not line.startswith("#EXT")):
-            yield number, line
+            kept.append((number, line))
+    return kept
 
 
-@contextlib.contextmanager
-def _naming(number: int, line: str) -> Iterator[None]:
-    try:
-        yield
-    except ValueError as e:
-        raise ValueError(f"line {number} ({line[:60]!r}): {e}") from None
+def _naming(number: int, line: str, error: ValueError) -> ValueError:
+    return ValueError(f"line {number} ({line[:60]!r}): {error}")
 
 
 def _tag(line: str) -> tuple[str, str | None]:

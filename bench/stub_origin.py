@@ -15,7 +15,7 @@ import hashlib
 
 from aiohttp import web
 
-from cadenza import serving
+from cadenza import hls, serving
 from cadenza.settings import parse_listen
 
 FETCHES = web.AppKey("fetches", dict[str, int])
@@ -31,9 +31,15 @@ def body_for(path: str, size: int) -> bytes:
     return (seed * (size // len(seed) + 1))[:size]
 
 
-MASTER = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n" + "".join(
-    f'#EXT-X-STREAM-INF:BANDWIDTH={kbps * 1100},CODECS="mp4a.40.2"\nv0/aac_{kbps}/index.m3u8\n'
-    for kbps in (256, 160, 96, 48)
+MASTER = hls.write_multivariant(
+    hls.MultivariantPlaylist(
+        tuple(
+            hls.Variant(f"v0/aac_{kbps}/index.m3u8", kbps * 1100, codecs="mp4a.40.2")
+            for kbps in (256, 160, 96, 48)
+        ),
+        hls.VERSION,
+        independent_segments=True,
+    )
 )
 
 

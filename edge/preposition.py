@@ -23,9 +23,8 @@ from typing import TypeVar
 
 import aiohttp
 
-from cadenza import http
+from cadenza import hls, http
 from cadenza.log import get_logger
-from encoder.playlist import parse_media_playlist
 
 logger = get_logger("edge.preposition")
 
@@ -197,9 +196,12 @@ def relative_key(base_key: str, uri: str) -> str | None:
 
 
 def variant_keys(master_key: str, text: str) -> list[str]:
-    """The media playlists a master playlist names, as storage keys."""
-    uris = [line.strip() for line in text.splitlines() if line.strip()[:1] not in ("", "#")]
-    return [key for uri in uris if (key := relative_key(master_key, uri)) is not None]
+    """The media playlists a master playlist names, as storage keys (none if it is malformed)."""
+    try:
+        variants = hls.parse_multivariant(text).variants
+    except ValueError:
+        return []
+    return [key for v in variants if (key := relative_key(master_key, v.uri)) is not None]
 
 
 def first_keys(
@@ -208,7 +210,7 @@ def first_keys(
     """The init segment and the segments starting within the first ``seconds`` of a
     rendition, only those at ``positions`` when given."""
     try:
-        playlist = parse_media_playlist(text)
+        playlist = hls.parse_media_playlist(text)
     except ValueError:
         return []
     wanted = None if positions is None else set(positions)

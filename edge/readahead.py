@@ -7,6 +7,8 @@ fetch n+1, n+2, ...; the edge warms about ``seconds`` of audio ahead at low prio
 import math
 import re
 
+from cadenza import hls
+
 SEGMENT = re.compile(r"^(?P<folder>.*/)seg_(?P<number>\d{5})\.m4s$")
 SEGMENT_SECONDS = 6.0
 
@@ -30,13 +32,13 @@ def following_segments(
 
 
 def listed_segments(playlist: bytes) -> frozenset[str]:
-    """The segment file names a media playlist lists (its URI lines, relative names only)."""
-    names = set()
-    for line in playlist.decode("utf-8", "replace").splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "/" not in line and "?" not in line:
-            names.add(line)
-    return frozenset(names)
+    """The segment file names a media playlist lists (relative names only; none if the playlist
+    is malformed)."""
+    try:
+        segments = hls.parse_media_playlist(playlist.decode("utf-8", "replace")).segments
+    except ValueError:
+        return frozenset()
+    return frozenset(s.uri for s in segments if "/" not in s.uri and "?" not in s.uri)
 
 
 def allowed(paths: list[str], prefix: str, listed: frozenset[str]) -> list[str]:

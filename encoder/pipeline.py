@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from cadenza import layout
+from cadenza import hls, layout
 from cadenza.fsio import PUBLIC_FILE, make_dirs, make_tree_public, publish_dir, write_atomic
 from cadenza.log import get_logger
 from cadenza.process import alive, die_with_parent
@@ -28,13 +28,7 @@ from encoder.errors import EncodeError, MasterError
 from encoder.identity import sha256_file, track_id, version_id
 from encoder.ladder import Ladder
 from encoder.loudness import Loudness, parse_ebur128_summary
-from encoder.playlist import (
-    MediaPlaylist,
-    master_playlist,
-    measure_bandwidth,
-    parse_media_playlist,
-    write_media_playlist,
-)
+from encoder.playlist import measure_bandwidth, published
 from encoder.probe import Master, Tags, probe
 from encoder.progress import ProgressReader
 
@@ -231,7 +225,7 @@ def _finalize(
         durations = tuple(s.duration for s in playlist.segments)
         sizes = [(folder / s.uri).stat().st_size for s in playlist.segments]
         peak, average = measure_bandwidth(durations, sizes)
-        (folder / layout.MEDIA_PLAYLIST).write_text(write_media_playlist(playlist))
+        (folder / layout.MEDIA_PLAYLIST).write_text(hls.write_media_playlist(published(playlist)))
         if timelines.setdefault(rung.codec, durations) != durations:
             raise EncodeError(f"rung {rung.name} has segment boundaries unlike its codec's others")
         rungs.append(
@@ -274,9 +268,9 @@ def _finalize(
     return metadata
 
 
-def _read_playlist(folder: Path) -> MediaPlaylist:
+def _read_playlist(folder: Path) -> hls.MediaPlaylist:
     try:
-        playlist = parse_media_playlist((folder / layout.MEDIA_PLAYLIST).read_text())
+        playlist = hls.parse_media_playlist((folder / layout.MEDIA_PLAYLIST).read_text())
     except (OSError, ValueError) as e:
         raise EncodeError(f"ffmpeg wrote no usable playlist for rung {folder.name} ({e})") from e
     missing = [s.uri for s in playlist.segments if not (folder / s.uri).is_file()]
@@ -306,7 +300,7 @@ def remove_stale_staging(out_root: Path) -> None:
 
 def _write_master(out_root: Path, tid: str, metadata: dict[str, Any]) -> None:
     path = out_root / layout.master_path(tid)
-    text = master_playlist(metadata).encode()
+    text = hls.write_multivariant(hls.version_master(metadata)).encode()
     if not path.is_file() or path.read_bytes() != text:
         write_atomic(path, text)
     elif stat.S_IMODE(path.stat().st_mode) != PUBLIC_FILE:

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from cadenza import layout
-from encoder import playlist as playlists
+from cadenza import hls, layout
 from origin.errors import Conflict
 
 MAX_RUNGS = 16
@@ -112,7 +111,7 @@ def master_playlist(metadata: Any, manifest: dict[str, Any] | None = None) -> by
     for index, rung in enumerate(rungs):
         _check_rung(rung, index, manifest)
     _check_loudness(metadata.get("loudness"))
-    return playlists.master_playlist(metadata).encode()
+    return hls.write_multivariant(hls.version_master(metadata)).encode()
 
 
 def _check_rung(rung: Any, index: int, manifest: dict[str, Any] | None) -> None:

@@ -1,65 +1,35 @@
-"""What a player reads from HLS: the multivariant playlist and the content steering manifest.
+"""What a player makes of HLS: the locator's playlist with absolute URIs, the content steering
+manifest, and the choice of pathway.
 
-Pure. The multivariant playlist names each variant once per pathway (one pathway per edge),
-with absolute URIs; the steering manifest orders the pathways and says when to ask again.
-Readers are lenient where a hint is malformed and strict where playing would be impossible.
+Pure. The multivariant playlist (read with ``cadenza.hls``) names each variant once per pathway
+(one pathway per edge); the steering manifest orders the pathways and says when to ask again.
+The steering manifest is read leniently where a hint is malformed and strictly where steering
+would be impossible.
 """
 
 import json
 import math
-import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
-STREAM_INF = "#EXT-X-STREAM-INF:"
-SESSION_DATA = "#EXT-X-SESSION-DATA:"
-STEERING = "#EXT-X-CONTENT-STEERING:"
-DEFAULT_PATHWAY = "."  # RFC 8216bis: variants without PATHWAY-ID belong to pathway "."
+from cadenza import hls
+from cadenza.hls import PATHWAY_ID, PATHWAY_QUERY, THROUGHPUT_QUERY
+
 DEFAULT_TTL_S = 300.0  # the steering specification's default when TTL is missing
-PATHWAY_QUERY = "_HLS_pathway"
-THROUGHPUT_QUERY = "_HLS_throughput"
-
-_ATTRIBUTE = re.compile(r'\s*([A-Z0-9-]+)=("[^"\r\n]*"|[^",\s]*)\s*(?:,|$)')
-_PATHWAY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+Multivariant = hls.MultivariantPlaylist
 
 
-@dataclass(frozen=True)
-class Variant:
-    """One rendition on one pathway; ``uri`` is absolute."""
-
-    bandwidth: int  # peak bits/s
-    average_bandwidth: int | None
-    codecs: str | None
-    pathway: str
-    uri: str
-
-    @property
-    def kbps(self) -> float:
-        """The rate a player plans with: the average when the playlist gives it, else the peak."""
-        return (self.average_bandwidth or self.bandwidth) / 1000.0
-
-
-@dataclass(frozen=True)
-class Multivariant:
-    variants: tuple[Variant, ...]
-    steering_uri: str | None = None
-    default_pathway: str | None = None
-    session_data: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def pathways(self) -> tuple[str, ...]:
-        """Pathway ids in the playlist's order (the locator lists its first choice first)."""
-        return tuple(dict.fromkeys(v.pathway for v in self.variants))
-
-    def ladder(self, pathway: str) -> tuple[Variant, ...]:
-        """The pathway's variants, lowest rate first: rung 0 is the lowest."""
-        return tuple(sorted((v for v in self.variants if v.pathway == pathway), key=_rate))
-
-
-def _rate(variant: Variant) -> tuple[float, int]:
-    return variant.kbps, variant.bandwidth
+def parse_multivariant(text: str, base_url: str) -> Multivariant:
+    """The multivariant playlist fetched from ``base_url``, its variant and steering URIs made
+    absolute against it. ValueError (naming the line) if it is not one that can be played."""
+    playlist = hls.parse_multivariant(text)
+    steering = playlist.steering
+    if steering is not None:
+        steering = replace(steering, server_uri=resolve(base_url, steering.server_uri))
+    variants = tuple(replace(v, uri=resolve(base_url, v.uri)) for v in playlist.variants)
+    return replace(playlist, variants=variants, steering=steering)
 
 
 @dataclass(frozen=True)
@@ -67,76 +37,6 @@ class SteeringManifest:
     ttl_s: float
     reload_uri: str | None  # absolute
     pathway_priority: tuple[str, ...]
-
-
-def parse_attributes(text: str) -> dict[str, str]:
-    """An attribute list, quoted values unquoted. ValueError when malformed."""
-    attributes, position = {}, 0
-    while position < len(text):
-        match = _ATTRIBUTE.match(text, position)
-        if match is None or match.end() == position:
-            raise ValueError(f"malformed attribute list at {text[position : position + 40]!r}")
-        attributes[match[1]] = match[2].strip('"')
-        position = match.end()
-    return attributes
-
-
-def parse_multivariant(text: str, base_url: str) -> Multivariant:
-    """Variants, steering and session data of a multivariant playlist fetched from ``base_url``.
-
-    Relative variant URIs are resolved against ``base_url``. ValueError if the text is not a
-    multivariant playlist with at least one usable variant.
-    """
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if not lines or lines[0] != "#EXTM3U":
-        raise ValueError("not a playlist: it does not start with #EXTM3U")
-    variants: list[Variant] = []
-    session: dict[str, str] = {}
-    steering: dict[str, str] = {}
-    pending: dict[str, str] | None = None
-    for line in lines[1:]:
-        if pending is not None and not line.startswith("#"):
-            variants.append(_variant(pending, urllib.parse.urljoin(base_url, line)))
-            pending = None
-        elif line.startswith(STREAM_INF):
-            pending = parse_attributes(line[len(STREAM_INF) :])
-        elif line.startswith(SESSION_DATA):
-            _session_data(line[len(SESSION_DATA) :], session)
-        elif line.startswith(STEERING):
-            steering = parse_attributes(line[len(STEERING) :])
-    if not variants:
-        raise ValueError("the playlist lists no variants")
-    server = steering.get("SERVER-URI")
-    return Multivariant(
-        tuple(variants),
-        urllib.parse.urljoin(base_url, server) if server else None,
-        steering.get("PATHWAY-ID"),
-        session,
-    )
-
-
-def _variant(attributes: dict[str, str], uri: str) -> Variant:
-    try:
-        bandwidth = int(attributes["BANDWIDTH"])
-    except (KeyError, ValueError):
-        raise ValueError(f"variant {uri} has no whole-number BANDWIDTH") from None
-    average = attributes.get("AVERAGE-BANDWIDTH", "")
-    return Variant(
-        bandwidth,
-        int(average) if average.isdigit() else None,
-        attributes.get("CODECS"),
-        attributes.get("PATHWAY-ID", DEFAULT_PATHWAY),
-        uri,
-    )
-
-
-def _session_data(text: str, into: dict[str, str]) -> None:
-    try:
-        attributes = parse_attributes(text)
-    except ValueError:
-        return  # session data is informative; a bad tag does not stop playback
-    if "DATA-ID" in attributes and "VALUE" in attributes:
-        into[attributes["DATA-ID"]] = attributes["VALUE"]
 
 
 def parse_steering_manifest(text: str | bytes, url: str) -> SteeringManifest:
@@ -155,7 +55,7 @@ def parse_steering_manifest(text: str | bytes, url: str) -> SteeringManifest:
     if not isinstance(priority, list):
         raise ValueError("the steering manifest has no PATHWAY-PRIORITY list")
     pathways = tuple(
-        dict.fromkeys(p for p in priority if isinstance(p, str) and _PATHWAY_ID.fullmatch(p))
+        dict.fromkeys(p for p in priority if isinstance(p, str) and PATHWAY_ID.fullmatch(p))
     )
     if not pathways:
         raise ValueError("the steering manifest names no valid pathway")

@@ -15,12 +15,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from cadenza import hls
+
 DEFAULT_TARGET_LUFS = -14.0  # what the large streaming services play at
 CEILING_DBTP = -1.0  # headroom for the inter-sample peaks of lossy decoding
-DATA_ID = "org.cadenza.loudness"
-INTEGRATED_ID = f"{DATA_ID}.integrated-lufs"
-TRUE_PEAK_ID = f"{DATA_ID}.true-peak-dbtp"
-RANGE_ID = f"{DATA_ID}.range-lu"
 
 
 @dataclass(frozen=True)
@@ -32,12 +30,12 @@ class TrackLoudness:
 
 def from_session_data(data: Mapping[str, str]) -> TrackLoudness | None:
     """The track's loudness from EXT-X-SESSION-DATA values; None when the playlist has none."""
-    if INTEGRATED_ID not in data:
+    if hls.LOUDNESS_INTEGRATED not in data:
         return None
     return TrackLoudness(
-        _number(data.get(INTEGRATED_ID)),
-        _number(data.get(TRUE_PEAK_ID)),
-        _number(data.get(RANGE_ID)),
+        _number(data.get(hls.LOUDNESS_INTEGRATED)),
+        _number(data.get(hls.LOUDNESS_TRUE_PEAK)),
+        _number(data.get(hls.LOUDNESS_RANGE)),
     )
 
 

@@ -360,7 +360,7 @@ async def _download(
     """One licensed track's rung into the store, each object from the first pathway that
     serves it; the track's entry is saved last."""
     from cadenza.licences import LicenceError, unverified_licence
-    from encoder.playlist import parse_media_playlist
+    from cadenza.hls import parse_media_playlist
     from player import hls
     from player.cache import object_key
     from player.store import OfflineTrack

@@ -19,8 +19,8 @@ import aiohttp
 from yarl import URL
 
 from cadenza.errors import CadenzaError, ConfigError
+from cadenza.hls import MediaPlaylist, parse_media_playlist
 from cadenza.log import get_logger
-from encoder.playlist import MediaPlaylist, parse_media_playlist
 from player import cmcd, hls, loudness
 from player.abr import DEFAULT_RULE, RULES, AbrRule, DownloadSample, PlayerState, make_rule
 from player.cache import ObjectSource, object_key

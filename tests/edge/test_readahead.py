@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.readahead import following_segments, segment_number
+from edge.readahead import following_segments, listed_segments, segment_number
 
 SEG = "/tracks/abc/v1/aac_96/seg_00007.m4s"
 
@@ -27,3 +27,14 @@ def test_followers_are_consecutive_and_bounded(n, seconds):
     numbers = [segment_number(p) for p in after]
     assert numbers == list(range(n + 1, n + 1 + len(numbers)))
     assert len(after) <= -(-seconds // 6) and all(m is not None and m < 100_000 for m in numbers)
+
+
+def test_the_segments_a_media_playlist_lists_are_its_relative_names():
+    playlist = (
+        '#EXTM3U\n#EXT-X-TARGETDURATION:6\n#EXT-X-MAP:URI="init.mp4"\n'
+        "#EXTINF:6.0,\nseg_00000.m4s\n#EXTINF:6.0,\n../x/seg_00001.m4s\n"
+        "#EXTINF:6.0,\nseg_00002.m4s?v=1\n#EXTINF:6.0,\nseg_00003.m4s\n#EXT-X-ENDLIST\n"
+    )
+    assert listed_segments(playlist.encode()) == {"seg_00000.m4s", "seg_00003.m4s"}
+    assert listed_segments(b"#EXTM3U\nseg_00000.m4s\n") == frozenset()
+    assert listed_segments(b"\xff\xfe") == frozenset()

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from encoder.playlist import master_playlist
+from cadenza import hls
 from locator.steering import (
     Pathway,
     SteeringQuery,
@@ -16,7 +16,14 @@ from locator.steering import (
     steering_manifest,
 )
 
+
+def master_playlist(metadata):
+    """The master of a version, as the encoder writes it and the origin serves it."""
+    return hls.write_multivariant(hls.version_master(metadata))
+
+
 TRACK = "0123456789abcdef"
+
 VERSION = "v0123456789ab"
 METADATA = {
     "version": VERSION,
@@ -101,15 +108,15 @@ def test_an_old_steering_tag_and_pathway_ids_are_replaced_and_comments_dropped()
         ("", "does not start with #EXTM3U"),
         ("#EXTM3U\n", "lists no variants"),
         ("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n", "the last variant has no URI"),
-        ("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n#EXT-X-ENDLIST\na.m3u8\n", "has no URI"),
+        ("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n#EXT-X-ENDLIST\na.m3u8\n", "has no URI before"),
         ('#EXTM3U\n#EXT-X-STREAM-INF:CODECS="fLaC"\na.m3u8\n', "without BANDWIDTH"),
         ('#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1,CODECS="x\na.m3u8\n', "malformed attribute"),
         ("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nhttp://x.test/a.m3u8\n", "not a relative"),
         ("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n/tracks/a.m3u8\n", "not a relative"),
         ("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n../other/a.m3u8\n", "not a relative"),
         ("#EXTM3U\n#EXT-X-VERSION:x\n", "not a protocol version"),
-        ("#EXTM3U\n#EXT-X-TARGETDURATION:6\n#EXTINF:6.0,\nseg.m4s\n", "cannot re-home"),
-        ('#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="a",NAME="x",URI="a.m3u8"\n', "re-home"),
+        ("#EXTM3U\n#EXT-X-TARGETDURATION:6\n#EXTINF:6.0,\nseg.m4s\n", "not a tag of"),
+        ('#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="a",NAME="x",URI="a.m3u8"\n', "not a tag"),
         ("#EXTM3U\nstray.m3u8\n", "no EXT-X-STREAM-INF names"),
     ],
 )

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from encoder import pipeline
+from cadenza import hls
 from origin.errors import Conflict
 from origin.lifecycle import Action, State, VersionFacts, master_playlist, state_of, transition
 
@@ -69,10 +69,12 @@ def test_a_version_with_missing_objects_is_never_published(missing: list[str]):
     assert f"{len(missing)} objects are not uploaded" in str(caught.value)
 
 
-def test_the_master_is_the_encoders():
+def test_the_master_is_the_one_ingest_writes():
     loud = {**METADATA, "loudness": {"integrated_lufs": -9, "true_peak_dbtp": None, "range_lu": 4}}
     for metadata in (METADATA, loud):
-        assert master_playlist(metadata) == pipeline.master_playlist(metadata).encode()
+        text = master_playlist(metadata)
+        assert text == hls.write_multivariant(hls.version_master(metadata)).encode()
+        assert hls.parse_multivariant(text.decode()) == hls.version_master(metadata)
 
 
 @pytest.mark.parametrize(

@@ -7,13 +7,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from encoder.playlist import master_playlist
+from cadenza import hls
 from locator.steering import multivariant_playlist, parse_steering_query, steering_manifest
 from player.hls import (
     DEFAULT_TTL_S,
     PathwayChoice,
     SteeringManifest,
-    parse_attributes,
     parse_multivariant,
     parse_steering_manifest,
     resolve,
@@ -42,7 +41,8 @@ PLAY_URL = f"{LOCATOR}/v1/play/{TRACK}?territory=FR"
 
 
 def _locator_playlist(edges=EDGES, metadata=METADATA) -> str:
-    return multivariant_playlist(master_playlist(metadata), edges, STEER)
+    master = hls.write_multivariant(hls.version_master(metadata))
+    return multivariant_playlist(master, edges, STEER)
 
 
 def test_the_locators_playlist_reads_as_pathways_of_absolute_variants():
@@ -92,15 +92,6 @@ def test_relative_variants_without_pathways_or_average_resolve_against_the_playl
 def test_what_cannot_be_played_is_refused(text, message):
     with pytest.raises(ValueError, match=message):
         parse_multivariant(text, PLAY_URL)
-
-
-def test_a_malformed_session_data_tag_is_skipped():
-    text = "#EXTM3U\n#EXT-X-SESSION-DATA:oops\n#EXT-X-STREAM-INF:BANDWIDTH=1\na.m3u8\n"
-    assert parse_multivariant(text, PLAY_URL).session_data == {}
-
-
-def test_attributes_keep_commas_inside_quotes():
-    assert parse_attributes('A=1, B="x,y",C=z') == {"A": "1", "B": "x,y", "C": "z"}
 
 
 _kbps = st.integers(min_value=8, max_value=2000)

@@ -7,11 +7,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from encoder.playlist import LOUDNESS_DATA_ID, master_playlist
+from cadenza import hls
 from player.hls import parse_multivariant
 from player.loudness import (
     CEILING_DBTP,
-    DATA_ID,
     DEFAULT_TARGET_LUFS,
     TrackLoudness,
     from_session_data,
@@ -27,11 +26,11 @@ def _published(loudness: dict[str, float | None] | None) -> Mapping[str, str]:
         "rungs": [{"name": "aac_96", "codecs": "mp4a.40.2", "peak_bps": 1, "average_bps": 1}],
         "loudness": loudness,
     }
-    return parse_multivariant(master_playlist(metadata), "http://o/master.m3u8").session_data
+    master = hls.write_multivariant(hls.version_master(metadata))
+    return parse_multivariant(master, "http://o/master.m3u8").session_data
 
 
 def test_the_player_reads_the_encoders_session_data():
-    assert DATA_ID == LOUDNESS_DATA_ID
     data = _published({"integrated_lufs": -17.04, "true_peak_dbtp": -5.1, "range_lu": 5.7})
     assert from_session_data(data) == TrackLoudness(-17.0, -5.1, 5.7)
     silent = _published({"integrated_lufs": None, "true_peak_dbtp": None, "range_lu": 0.0})
@@ -61,7 +60,7 @@ def test_no_loudness_no_gain_and_other_targets():
 
 
 def test_malformed_figures_read_as_unknown():
-    data = {f"{DATA_ID}.integrated-lufs": "loud", f"{DATA_ID}.true-peak-dbtp": "nan"}
+    data = {hls.LOUDNESS_INTEGRATED: "loud", hls.LOUDNESS_TRUE_PEAK: "nan"}
     assert from_session_data(data) == TrackLoudness(None, None, None)
 
 

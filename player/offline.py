@@ -359,8 +359,8 @@ async def _download(
 ) -> dict[str, Any]:
     """One licensed track's rung into the store, each object from the first pathway that
     serves it; the track's entry is saved last."""
-    from cadenza.licences import LicenceError, unverified_licence
     from cadenza.hls import parse_media_playlist
+    from cadenza.licences import LicenceError, unverified_licence
     from player import hls
     from player.cache import object_key
     from player.store import OfflineTrack

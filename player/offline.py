@@ -597,8 +597,8 @@ def play_offline(
     """Play a downloaded track with no network, if its licence is valid at ``now`` (default:
     ``licence_clock()``); LicenceError saying to go online once it has expired, StoreError
     when the track is not downloaded, PlaybackFailed when the store lacks an object."""
+    from cadenza.hls import MultivariantPlaylist, Variant
     from cadenza.licences import check_valid
-    from player import hls
     from player.abr import DEFAULT_RULE
     from player.session import PlaybackFailed, play
     from player.store import OfflineStore, StoreError
@@ -612,9 +612,9 @@ def play_offline(
         )
     terms = entry.terms
     check_valid(terms, licence_clock() if now is None else now)
-    variant = hls.Variant(entry.bandwidth, entry.average_bandwidth, entry.codecs, PATHWAY,
-                          LOCAL_BASE + entry.playlist)  # fmt: skip
-    master = hls.Multivariant((variant,), None, PATHWAY, entry.session_data)
+    variant = Variant(LOCAL_BASE + entry.playlist, entry.bandwidth, entry.average_bandwidth,
+                      entry.codecs, PATHWAY)  # fmt: skip
+    master = MultivariantPlaylist((variant,), session_data=entry.session_data)
     journal = PlayJournal(store, entry.licence, terms, variant.kbps, max_buffer_s)
     try:
         qoe = asyncio.run(

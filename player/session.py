@@ -19,7 +19,7 @@ import aiohttp
 from yarl import URL
 
 from cadenza.errors import CadenzaError, ConfigError
-from cadenza.hls import MediaPlaylist, parse_media_playlist
+from cadenza.hls import MediaPlaylist, Variant, parse_media_playlist
 from cadenza.log import get_logger
 from player import cmcd, hls, loudness
 from player.abr import DEFAULT_RULE, RULES, AbrRule, DownloadSample, PlayerState, make_rule
@@ -185,7 +185,7 @@ async def _prefetch_start(
     clock: PlayClock,
     trace: Trace | None,
     cache: ObjectSource,
-    ladder: tuple[hls.Variant, ...],
+    ladder: tuple[Variant, ...],
     rule: AbrRule,
     max_buffer_s: float,
 ) -> None:

@@ -194,9 +194,11 @@ def parse_media_playlist(text: str) -> MediaPlaylist:
     )
 
 
-def parse_multivariant(text: str) -> MultivariantPlaylist:
+def parse_multivariant(text: str, *, strict: bool = False) -> MultivariantPlaylist:
     """A multivariant (master) playlist; ValueError naming the line unless it is one of
-    Cadenza's with at least one variant. Variant URIs are kept as written."""
+    Cadenza's with at least one variant. Variant URIs are kept as written. A reader ignores
+    tags and EXT-X-STREAM-INF attributes it does not know (RFC 8216 6.3.1); with ``strict``,
+    for a writer that rewrites the playlist and would silently drop them, they are refused."""
     seen: dict[str, Any] = {}
     session: dict[str, str] = {}
     variants: list[Variant] = []
@@ -212,12 +214,12 @@ def parse_multivariant(text: str) -> MultivariantPlaylist:
                 pending = None
                 continue
             name, value = _tag(line)
-            if name not in _MASTER_TAGS:
+            if name not in _MASTER_TAGS and not strict:
                 continue  # RFC 8216 6.3.1: clients ignore tags they do not recognise
             if pending is not None:
                 raise ValueError(f"the variant of line {pending[0]} has no URI before this tag")
             if name == "EXT-X-STREAM-INF":
-                pending = (number, _attributes(value, _STREAM_INF))
+                pending = (number, _attributes(value, _STREAM_INF, strict=strict))
             elif name == "EXT-X-SESSION-DATA":
                 data_id, data = _session_data(value)
                 _once(data_id in session, f"EXT-X-SESSION-DATA of DATA-ID {data_id!r}")
@@ -225,8 +227,8 @@ def parse_multivariant(text: str) -> MultivariantPlaylist:
             elif name in _MASTER_HEADER:
                 _once(name in seen, name)
                 seen[name] = _MASTER_HEADER[name](value)
-            else:  # pragma: no cover - _MASTER_TAGS lists exactly the branches above
-                raise AssertionError(name)
+            else:  # strict: a tag this model would drop
+                raise ValueError(f"{name} is not a tag of Cadenza's multivariant playlists")
     except ValueError as e:
         raise _naming(number, line, e) from None
     if pending is not None:
@@ -360,10 +362,15 @@ def _variant(found: dict[str, str], uri: str) -> Variant:
     )
 
 
-def _attributes(value: str | None, known: set[str]) -> dict[str, str]:
+def _attributes(value: str | None, known: set[str], *, strict: bool = False) -> dict[str, str]:
     """The ``known`` attributes of a well-formed list; the others are ignored, as RFC 8216
-    6.3.1 asks of clients (a later version's or another vendor's attributes)."""
-    return {k: v for k, v in attributes(value or "").items() if k in known}
+    6.3.1 asks of clients (a later version's or another vendor's attributes), or refused when
+    ``strict``."""
+    found = attributes(value or "")
+    unknown = sorted(set(found) - known)
+    if unknown and strict:
+        raise ValueError(f"attribute {unknown[0]} is not one Cadenza uses here")
+    return {k: v for k, v in found.items() if k in known}
 
 
 def _quoted(found: dict[str, str], name: str) -> str | None:

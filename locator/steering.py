@@ -47,7 +47,7 @@ def multivariant_playlist(
     pathway unless given) until they have loaded it. ValueError if the master is not a
     multivariant playlist with relative variant URIs, or an argument is malformed.
     """
-    parsed = hls.parse_multivariant(master)
+    parsed = hls.parse_multivariant(master, strict=True)  # it is rewritten: nothing dropped
     return hls.write_multivariant(hls.on_pathways(parsed, pathways, steering_uri, default_pathway))
 
 

@@ -471,3 +471,10 @@ def test_unrecognised_tags_and_attributes_are_ignored_as_rfc_8216_asks_of_client
     assert [s.uri for s in media.segments] == ["seg_00001.m4s"] and media.endlist
     with pytest.raises(ValueError, match="malformed attribute list"):  # ignored, not unread
         parse_multivariant("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1,BAD\na\n")
+
+
+def test_a_rewriter_parses_strictly_so_that_nothing_is_dropped_unseen():
+    with pytest.raises(ValueError, match=r"line 2 .*EXT-X-MEDIA is not a tag"):
+        parse_multivariant('#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="a",NAME="x"\n', strict=True)
+    with pytest.raises(ValueError, match="SCORE is not one Cadenza uses"):
+        parse_multivariant("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1,SCORE=2\na\n", strict=True)

@@ -21,6 +21,7 @@ COMMANDS = {
     "play": "player.cli",
     "bench": "bench.cli",
     "fleet": "fleet.cli",
+    "plays": "plays.cli",
 }
 
 

@@ -119,4 +119,4 @@ def _until_redis_answers(process: "subprocess.Popen[bytes]", port: int) -> None:
             if s.recv(16).startswith(b"+PONG"):
                 return
         time.sleep(0.05)
-    raise ServiceFailed(f"redis-server did not answer on port {port} within {REDIS_START_SECONDS} s")
+    raise ServiceFailed(f"redis-server did not answer on port {port} in {REDIS_START_SECONDS} s")

@@ -54,6 +54,12 @@ def add_parser(commands: Any) -> None:
         "--max-buffer", type=float, default=30.0, metavar="S", help="seconds (default 30)"
     )
     parser.add_argument("--timeout", type=float, metavar="S", help="give up after S seconds")
+    parser.add_argument(
+        "--listener", metavar="ID", help="labs: the listener to credit the play to (?listener=)"
+    )
+    parser.add_argument(
+        "--no-report", action="store_true", help="send no play events to the locator"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.set_defaults(run=run)
 
@@ -79,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
                 speed=args.speed,
                 max_buffer_s=args.max_buffer,
                 timeout_s=args.timeout,
+                listener=args.listener,
+                report=not args.no_report,
             )
         )
     except PlaybackFailed as e:

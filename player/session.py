@@ -21,7 +21,7 @@ from yarl import URL
 from cadenza.errors import CadenzaError, ConfigError
 from cadenza.log import get_logger
 from encoder.playlist import MediaPlaylist, parse_media_playlist
-from player import cmcd, hls, loudness
+from player import cmcd, hls, loudness, reports
 from player.abr import DEFAULT_RULE, RULES, AbrRule, DownloadSample, PlayerState, make_rule
 from player.qoe import Failure, Playback, QoE, SegmentRecord
 from player.shaping import PlayClock, shaped
@@ -72,6 +72,7 @@ class _Play:
     last_rung: int | None = None
     pathway: str | None = None  # the one fetched from last
     throughput_kbps: float | None = None  # of the last segment download
+    reporter: reports.PlayReporter | None = None  # its play events
 
     def __post_init__(self) -> None:
         self.bitrates = tuple(v.kbps for v in self.master.ladder(self.master.pathways[0]))
@@ -102,6 +103,8 @@ async def play(
     timeout_s: float | None = None,
     max_segments: int | None = None,
     on_segment: SegmentObserver | None = None,
+    listener: str | None = None,
+    report: bool = True,
 ) -> QoE:
     """Play ``track_id`` as the locator at ``locator_url`` steers it; the play's QoE.
 
@@ -109,12 +112,16 @@ async def play(
     TTL) that many times faster than the wall clock. ``timeout_s`` bounds the whole play in wall
     seconds. With ``max_segments`` the listener skips to the next track after that many
     segments (the play ends once they have played). ``on_segment`` hears of every segment as
-    it arrives. ConfigError for bad arguments, PlaybackFailed when the play cannot go on.
+    it arrives. ``listener`` names the listener to a locator in labs (``?listener=``); with
+    ``report`` the play's events go to the locator (``player.reports``), never holding the
+    play up. ConfigError for bad arguments, PlaybackFailed when the play cannot go on.
     """
     _check(rule, lat, lon, speed, max_buffer_s, max_segments)
     clock = PlayClock(speed)
-    url = _play_url(locator_url, track_id, {"lat": lat, "lon": lon, "territory": territory})
+    where = {"lat": lat, "lon": lon, "territory": territory, "listener": listener}
+    url = _play_url(locator_url, track_id, where)
     async with aiohttp.ClientSession(timeout=REQUEST_TIMEOUT) as http:
+        sender = reports.Sender(http, locator_url) if report else None
         try:
             async with asyncio.timeout(timeout_s):
                 master = await _locate(http, clock, trace, url)
@@ -123,9 +130,18 @@ async def play(
                     hls.PathwayChoice(master.pathways, master.default_pathway),
                     make_rule(rule), max_buffer_s, max_segments, on_segment,
                 )  # fmt: skip
-                await _play_through(p)
+                if sender is not None:
+                    first = master.variants[0].uri
+                    p.reporter = reports.PlayReporter.of(sender, first, track_id, territory)
+                try:
+                    await _play_through(p)
+                finally:
+                    _report(p, finished=True)
         except TimeoutError:
             raise PlaybackFailed(f"the play did not end within {timeout_s} s") from None
+        finally:
+            if sender is not None:
+                await sender.close()
     gain = loudness.gain_db(loudness.from_session_data(master.session_data))
     return p.playback.summary(track_id, rule, master.pathways, gain)
 
@@ -198,6 +214,7 @@ async def _fetch_next(p: _Play, index: int) -> None:
     rung = min(max(p.rule.choose(state), 0), len(p.bitrates) - 1)
     record = await _fetch_with_failover(p, index, rung)
     p.playback.arrived(p.clock.now(), record)
+    _report(p)
     p.last_rung = rung
     sample = DownloadSample(record.nbytes, record.seconds, record.duration_s, rung)
     p.throughput_kbps = sample.kbps
@@ -309,6 +326,22 @@ async def _follow_steering(p: _Play, uri: str) -> None:
         except (aiohttp.ClientError, TimeoutError, ValueError) as e:
             logger.info("steering manifest %s not loaded: %s", url, _describe(e))
         await p.clock.sleep(wait)
+
+
+def _report(p: _Play, *, finished: bool = False) -> None:
+    """Tell the play's reporter how much has been heard, as each segment arrives and at the
+    end (played whole when every segment of the track has been)."""
+    if p.reporter is None:
+        return
+    now, segments = p.clock.now(), p.playback.segments
+    heard_ms = round(1000 * (sum(s.duration_s for s in segments) - p.playback.level(now)))
+    kbps = segments[-1].bitrate_kbps if segments else 0.0
+    edge, stalls = p.pathway or "", len(p.playback.stalls)
+    if not finished:
+        p.reporter.segment(heard_ms, edge, kbps, stalls)
+        return
+    whole = p.durations is not None and len(segments) >= len(p.durations)
+    p.reporter.finish(heard_ms, edge, kbps, stalls, whole)
 
 
 def _reason(response: aiohttp.ClientResponse, body: bytes) -> str:

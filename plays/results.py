@@ -27,6 +27,7 @@ from cadenza.plays import STREAM_MS, PlayEvent
 KINDS = ("history", "streams", "popularity")
 BUSY_S = 10.0
 MAX_HISTORY = 500  # plays one history answer lists at most
+MAX_GROWTH = 64.0
 UNKNOWN_LABEL = ""  # a track the catalog does not know (any more)
 
 SCHEMA = """
@@ -70,8 +71,9 @@ def day_of(at: float) -> str:
 
 
 def decayed(score: float, at: float, now: float, half_life: float) -> float:
-    """``score`` counted at ``at``, as it is worth at ``now`` (more if ``now`` is earlier)."""
-    return score * math.pow(2.0, -(now - at) / half_life)
+    """``score`` counted at ``at``, as it is worth at ``now`` (more if ``now`` is earlier, up
+    to ``2 ** MAX_GROWTH`` times: a clock far ahead must not overflow)."""
+    return score * math.pow(2.0, min(MAX_GROWTH, -(now - at) / half_life))
 
 
 @dataclass(frozen=True)

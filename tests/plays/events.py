@@ -19,13 +19,13 @@ def event(kind: str = "start", *, play: str = "", played_ms: int = 0, at: float 
     )  # fmt: skip
 
 
-def play(minutes_heard: float = 1.0, **fields: object) -> list[PlayEvent]:
+def play(minutes_heard: float = 1.0, start: float = AT, **fields: object) -> list[PlayEvent]:
     """The start, progress and end events of one play that heard ``minutes_heard``."""
     play_id = uuid.uuid4().hex
     heard = int(minutes_heard * 60_000)
     kinds = [("start", 0)] + [("progress", ms) for ms in range(30_000, heard, 30_000)]
     kinds.append(("end" if heard >= 30_000 else "skip", heard))
     return [
-        event(kind, play=play_id, played_ms=ms, at=AT + ms / 1000, **fields)  # type: ignore[arg-type]
+        event(kind, play=play_id, played_ms=ms, at=start + ms / 1000, **fields)  # type: ignore[arg-type]
         for kind, ms in kinds
     ]

@@ -22,8 +22,7 @@ import json
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -85,25 +84,47 @@ class PlaysLog:
             await self._log.close()
 
 
+Credited = dict[tuple[str, bool, str, str], tuple[str, str, int, int]]
+
+
 def check_event(
-    event: PlayEvent, keys: dict[str, bytes] | Any, now: float, window_s: float
+    event: PlayEvent,
+    keys: Mapping[str, bytes],
+    now: float,
+    window_s: float,
+    checked: Credited | None = None,
 ) -> PlayEvent:
     """The event as it is logged: listener and territory from its credential, which is checked
-    and left out; TokenError or LicenceError when the credential does not cover the event."""
+    and left out; TokenError or LicenceError when the credential does not cover the event.
+
+    ``checked`` holds the credentials already checked in this batch (a play's events share
+    one), so that each is verified once."""
     if not event.credential:
         raise TokenError("malformed", "the event carries no credential (the play's token)")
+    key = (event.credential, event.offline, event.track_id, event.version)
+    found = checked.get(key) if checked is not None else None
+    if found is None:
+        found = _credential(event, keys, now, window_s)
+        if checked is not None:
+            checked[key] = found
+    listener, territory, issued, expires = found
+    if event.offline and not issued - LICENCE_GRACE_S <= event.at <= expires + LICENCE_GRACE_S:
+        raise LicenceError("the event falls outside its licence's life")
+    return event.credited(listener, territory)
+
+
+def _credential(
+    event: PlayEvent, keys: Mapping[str, bytes], now: float, window_s: float
+) -> tuple[str, str, int, int]:
+    """Listener, territory and (for a licence) its life, of the event's checked credential."""
     if event.offline:
         licence = read_licence(event.credential, keys)
         if (licence.track_id, licence.version) != (event.track_id, event.version):
             raise LicenceError(f"the licence is for {licence.track_id} {licence.version}, "
                                f"not {event.track_id} {event.version}")  # fmt: skip
-        if not licence.issued - LICENCE_GRACE_S <= event.at <= licence.expires + LICENCE_GRACE_S:
-            raise LicenceError("the event falls outside its licence's life")
-        listener, territory = licence.listener, licence.territory
-    else:
-        claims = verify(event.credential, keys, f"/tracks/{event.track_id}/", now, leeway=window_s)
-        listener, territory = claims.listener, claims.territory
-    return replace(event, listener=listener, territory=territory, credential="")
+        return licence.listener, licence.territory, licence.issued, licence.expires
+    claims = verify(event.credential, keys, f"/tracks/{event.track_id}/", now, leeway=window_s)
+    return claims.listener, claims.territory, 0, 0
 
 
 async def accept(request: web.Request) -> web.Response:
@@ -112,13 +133,12 @@ async def accept(request: web.Request) -> web.Response:
     settings, metrics = app[SETTINGS], app[METRICS]
     try:
         events = _events(await _body(request))
-        now = time.time()
+        now, window = time.time(), settings.plays_report_window
+        credentials: Credited = {}
         checked = []
         for n, event in enumerate(events):
             try:
-                checked.append(
-                    check_event(event, settings.token_keys, now, settings.plays_report_window)
-                )
+                checked.append(check_event(event, settings.token_keys, now, window, credentials))
             except (TokenError, LicenceError) as e:
                 reason = f"token_{e.reason}" if isinstance(e, TokenError) else "licence"
                 message = f"event {n} ({event.id}): {e}"

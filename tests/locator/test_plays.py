@@ -136,6 +136,12 @@ async def test_one_event_without_a_good_token_refuses_its_whole_batch(locator, c
     assert f'cadenza_locator_play_events_total{{outcome="token_{reason}"}} 1.0' in metrics
 
 
+async def test_a_token_is_checked_for_each_track_it_is_used_for(locator):
+    shared = token()
+    status, doc = await locator.post([event(shared), event(shared, track_id=OTHER)])
+    assert status == 403 and doc["event"] == 1 and "wrong_acl" in doc["error"]
+
+
 async def test_a_token_expired_within_the_reporting_window_still_reports(locator):
     status, _ = await locator.post([event(token(expires_in=-6 * 86400))])
     assert status == 202

@@ -73,9 +73,9 @@ class PlayEvent:
             raise PlayEventError(f"listener {listener[:80]!r} is not a listener id")
         if not _TERRITORY.fullmatch(territory):
             raise PlayEventError(f"territory {territory[:8]!r} is not an ISO alpha-2 code")
-        fields = {**self.to_json(), "listener": listener, "territory": territory, "credential": ""}
         event = object.__new__(PlayEvent)
-        event.__dict__.update(fields)  # frozen: built whole, as __init__ would, minus the checks
+        # Frozen: built whole, as __init__ would, without checking again what was checked.
+        event.__dict__.update(self.__dict__, listener=listener, territory=territory, credential="")
         return event
 
     @classmethod

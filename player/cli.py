@@ -22,6 +22,9 @@ true peak at most -1 dBTP).
 --trace FILE holds the player's own downloads to a network trace (a JSON list of
 {"duration_ms", "bandwidth_kbps", "latency_ms"}, such as the shared 3G and 4G traces);
 --speed X runs the play's clock, trace and buffer X times faster than real time.
+The play is reported to the locator (POST /v1/plays: start, progress every 30 s of audio, end
+or skip) in the background, never holding the play up; --listener ID credits it to a listener
+where the locator takes ?listener= (labs), --no-report sends nothing.
 Exit status: 0 played to the end, 1 the play failed (refused, or no edge could serve),
 2 bad arguments.
 """

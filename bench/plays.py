@@ -4,9 +4,10 @@ the consumers fall behind under that load, with the embedded log and with Redis 
 A load-generator process (``python -m bench.plays``) posts batches of play events with valid
 play tokens to ``POST /v1/plays`` over several connections for a few seconds, each event with
 its own id, and counts the events accepted (202). The locator runs one worker process. The
-load runs twice: first with the locator alone (its intake), then with the history, streams and
-popularity consumers running as their own processes on the same cores; the benchmark samples
-their lag (events appended that a consumer group has not acknowledged) every
+load runs twice: first with the locator alone (its intake); then the history, streams and
+popularity consumers start, each its own process, and work through what the first load
+appended (their rate); then the load runs again with them on the same cores, and the benchmark
+samples their lag (events appended that a consumer group has not acknowledged) every
 ``SAMPLE_S``, then times how long they take to catch up once the load stops.
 
 The reference, measured in the same run with the same load: a bare aiohttp handler of the
@@ -46,7 +47,8 @@ SAMPLE_S = 0.25
 DRAIN_S = 300.0  # the consumers must catch up within this, or the run fails
 ENGINES = ("sqlite", "redis")
 ENGINE_FIGURES = (
-    "events_per_s", "errors", "with_consumers_per_s", "lag_max", "lag_at_end", "catch_up_s"
+    "events_per_s", "errors", "consumers_per_s", "with_consumers_per_s", "lag_max",
+    "lag_at_end", "catch_up_s",
 )  # fmt: skip
 
 
@@ -118,14 +120,18 @@ def _engine_run(
     with ExitStack() as running:
         locator = processes.start_cadenza("locator", "--config", config, "--workers", "1", env=env)
         running.callback(locator.stop)
-        alone = _load(locator.url, args)["events_per_s"]
+        alone = _load(locator.url, args)
         for group in GROUPS:
             running.enter_context(_consumer(group, log_url, folder, origin, env))
+        backlog_s = uvloop.run(_caught_up(log_url))  # the first load's events, from a standstill
         load = _start_load(locator.url, args)
         lags = uvloop.run(_lag_under(load, log_url))
         consumed = _load_result(load)
-        return {"events_per_s": alone, "errors": consumed["errors"],
-                "with_consumers_per_s": consumed["events_per_s"], **lags}  # fmt: skip
+        return {
+            "events_per_s": alone["events_per_s"], "errors": alone["errors"] + consumed["errors"],
+            "consumers_per_s": alone["events"] / backlog_s,
+            "with_consumers_per_s": consumed["events_per_s"], **lags,
+        }  # fmt: skip
 
 
 @contextmanager
@@ -135,8 +141,11 @@ def _consumer(
     command = [sys.executable, "-P", "-m", "cadenza", "plays", "consume", kind, "--log", log_url,
                "--db", str(folder / "results.sqlite3"), "--origin", origin]  # fmt: skip
     log = (folder / f"{kind}.log").open("wb")
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, env=env)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, env=env, text=True)
     try:
+        assert process.stdout is not None
+        if "reading" not in process.stdout.readline():  # up: its start-up is not timed
+            raise processes.ServiceFailed(f"the {kind} consumer did not start: see {log.name}")
         yield
     finally:
         process.terminate()
@@ -145,6 +154,8 @@ def _consumer(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=processes.STOP_SECONDS)
+        if process.stdout is not None:
+            process.stdout.close()
         log.close()
 
 
@@ -158,16 +169,25 @@ async def _lag_under(load: "subprocess.Popen[str]", log_url: str) -> dict[str, f
             worst = max(worst, *[await log.lag(g) for g in GROUPS])
             await asyncio.sleep(SAMPLE_S)
         at_end = max([await log.lag(g) for g in GROUPS])
-        stopped = time.monotonic()
+    finally:
+        await log.close()
+    return {
+        "lag_max": float(max(worst, at_end)),
+        "lag_at_end": float(at_end),
+        "catch_up_s": await _caught_up(log_url),
+    }
+
+
+async def _caught_up(log_url: str) -> float:
+    """Seconds until every consumer group has acknowledged everything in the log."""
+    log = await open_log(log_url)
+    started = time.monotonic()
+    try:
         while max([await log.lag(g) for g in GROUPS]) > 0:
-            if time.monotonic() - stopped > DRAIN_S:
+            if time.monotonic() - started > DRAIN_S:
                 raise processes.ServiceFailed(f"the consumers did not catch up in {DRAIN_S} s")
             await asyncio.sleep(SAMPLE_S / 5)
-        return {
-            "lag_max": float(max(worst, at_end)),
-            "lag_at_end": float(at_end),
-            "catch_up_s": time.monotonic() - stopped,
-        }
+        return time.monotonic() - started
     finally:
         await log.close()
 
@@ -224,26 +244,28 @@ def render(report: dict[str, Any]) -> str:
         f"cadenza bench plays: medians of {report['runs']} runs of {report['seconds']:g} s, "
         f"{report['connections']} connections, {report['batch']} events per POST",
         "",
-        f"{'':32}{'events/s':>10}{'of bare':>9}{'consumed':>10}{'lag max':>9}{'lag end':>9}"
-        f"{'catch-up':>10}",
+        f"{'':32}{'events/s':>10}{'of bare':>9}{'consumers':>11}{'both':>8}{'lag max':>9}"
+        f"{'lag end':>9}{'catch-up':>10}",
         f"{'bare handler (no checks, no log)':32}{rows['bare']['events_per_s']:>10,.0f}"
-        f"{'100%':>9}{'-':>10}{'-':>9}{'-':>9}{'-':>10}",
+        f"{'100%':>9}{'-':>11}{'-':>8}{'-':>9}{'-':>9}{'-':>10}",
     ]
     for engine, name in (("sqlite", "locator, embedded SQLite log"), ("redis", "locator, Redis")):
         r = rows[engine]
         lines.append(
             f"{name:32}{r['events_per_s']:>10,.0f}{r['share_of_bare']:>9.0%}"
-            f"{r['with_consumers_per_s']:>10,.0f}{r['lag_max']:>9,.0f}{r['lag_at_end']:>9,.0f}{r['catch_up_s']:>9.1f}s"
+            f"{r['consumers_per_s']:>11,.0f}{r['with_consumers_per_s']:>8,.0f}{r['lag_max']:>9,.0f}{r['lag_at_end']:>9,.0f}{r['catch_up_s']:>9.1f}s"
         )
     m = report["machine"]
     lines += [
         "",
-        "events/s: accepted by one locator process (one worker) alone; consumed: accepted "
-        "while the history,",
-        "streams and popularity consumers run on the same machine; lag: events appended that "
-        "a consumer group",
-        "has not acknowledged (the largest, and at the end of the load); catch-up: seconds "
-        "until every group has.",
+        "events/s: accepted by one locator process (one worker), alone; consumers: events/s "
+        "that the history,",
+        "streams and popularity consumers (one process each, at once) work through a backlog "
+        "of the first load;",
+        "both: accepted while the consumers run on the same cores; lag: events appended that a "
+        "consumer group has",
+        "not acknowledged under that load (largest, at its end); catch-up: seconds until every "
+        "group has.",
         f"machine: {m['cores']} cores, load average {m['load_before'][0]:.2f} before, "
         f"{m['load_after'][0]:.2f} after",
     ]

@@ -18,6 +18,7 @@ def test_a_short_run_reports_intake_and_lag_for_both_engines_and_the_reference()
     for engine in ("sqlite", "redis"):
         assert rows[engine]["events_per_s"] > 0 and rows[engine]["errors"] == 0
         assert rows[engine]["lag_max"] >= rows[engine]["lag_at_end"] >= 0
+        assert rows[engine]["consumers_per_s"] > 0 and rows[engine]["with_consumers_per_s"] > 0
     table = render(report)
     assert "embedded SQLite" in table and "Redis" in table and "bare handler" in table
 

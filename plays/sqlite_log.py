@@ -5,6 +5,10 @@ writer waits up to ``BUSY_MS`` for another). ``events.seq`` orders the log and `
 unique, so an event sent twice is stored once. A consumer group's position is the last
 sequence number it acknowledged: it reads from there, so whatever it read but did not
 acknowledge before dying is read again. One consumer per group: two would read the same events.
+
+The file holds about ``max_events`` events (``sqlite:///PATH?max_events=N``, ten million by
+default): every ``TRIM_EVERY`` batches a writer deletes the oldest beyond that, read or not, as
+Redis trims a stream with ``MAXLEN``. Size it to hold what the consumers may fall behind by.
 """
 
 import asyncio
@@ -15,13 +19,17 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import parse_qsl
 
+from cadenza.errors import ConfigError
 from cadenza.plays import PlayEvent
 from plays.log import MAX_READ, Entry
 
 T = TypeVar("T")
 BUSY_MS = 5000
 POLL_S = 0.05  # how often a blocked read looks for new events
+DEFAULT_MAX_EVENTS = 10_000_000
+TRIM_EVERY = 1000  # batches appended by one process between trims
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -36,14 +44,25 @@ CREATE TABLE IF NOT EXISTS groups (name TEXT PRIMARY KEY, position INTEGER NOT N
 class SqliteLog:
     """The log in one SQLite file; its calls run on one thread of their own."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_events: int = DEFAULT_MAX_EVENTS) -> None:
         self.path = path
+        self.max_events = max_events
+        self._appends = 0
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="plays-sqlite")
         self._db: sqlite3.Connection | None = None
 
     @classmethod
-    async def open(cls, path: str) -> "SqliteLog":
-        log = cls(Path(path))
+    async def open(cls, location: str) -> "SqliteLog":
+        """The log at ``location``: ``PATH`` or ``PATH?max_events=N``."""
+        path, _, query = location.partition("?")
+        options = dict(parse_qsl(query))
+        try:
+            max_events = int(options.pop("max_events", DEFAULT_MAX_EVENTS))
+        except ValueError:
+            max_events = 0
+        if options or max_events < 1:
+            raise ConfigError(f"play log {location!r}: the one option is max_events (>= 1)")
+        log = cls(Path(path), max_events)
         await log._run(log._connect)
         return log
 
@@ -66,11 +85,20 @@ class SqliteLog:
     async def append(self, events: Sequence[PlayEvent]) -> int:
         rows = [(e.id, json.dumps(e.to_json(), separators=(",", ":"))) for e in events]
 
+        self._appends += 1
+        trim = self._appends % TRIM_EVERY == 0
+
         def insert() -> int:
             with _transaction(self.db):
                 before = self.db.total_changes
                 self.db.executemany("INSERT OR IGNORE INTO events (id, body) VALUES (?, ?)", rows)
-                return self.db.total_changes - before
+                added = self.db.total_changes - before
+                if trim:
+                    self.db.execute(
+                        "DELETE FROM events WHERE seq <= (SELECT max(seq) FROM events) - ?",
+                        (self.max_events,),
+                    )
+                return added
 
         return await self._run(insert)
 

@@ -90,3 +90,16 @@ async def test_redis_bounds_the_stream(redis_url):
 def test_a_url_that_names_no_engine_is_a_config_error(url):
     with pytest.raises(ConfigError, match="sqlite:///PATH or redis://"):
         check_url(url)
+
+
+async def test_the_sqlite_log_keeps_about_its_bound(tmp_path, monkeypatch):
+    monkeypatch.setattr("plays.sqlite_log.TRIM_EVERY", 2)
+    log = await open_log(f"sqlite:///{tmp_path}/plays.sqlite3?max_events=10")
+    try:
+        for _ in range(6):
+            await log.append([event() for _ in range(5)])
+        assert 10 <= await log.lag("history") < 30
+    finally:
+        await log.close()
+    with pytest.raises(ConfigError, match="max_events"):
+        await open_log(f"sqlite:///{tmp_path}/plays.sqlite3?max_events=0")

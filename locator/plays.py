@@ -184,7 +184,8 @@ def _events(body: bytes) -> list[PlayEvent]:
         return check_batch(doc)
     except PlayEventError as e:
         index = _index(str(e))
-        event_id = doc["events"][index].get("id") if index is not None else None
+        bad = doc["events"][index] if index is not None else None
+        event_id = bad.get("id") if isinstance(bad, dict) else None
         raise PlaysRefused(400, str(e), "malformed", index, event_id) from None
 
 

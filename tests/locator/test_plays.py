@@ -172,6 +172,8 @@ async def test_a_malformed_batch_is_a_400_naming_the_event(locator):
     status, doc = await locator.post([event(token()), bad])
     assert status == 400 and doc["event"] == 1 and doc["id"] == bad["id"]
     assert "played_ms" in doc["error"]
+    status, doc = await locator.post([event(token()), "not an event"])
+    assert status == 400 and doc["event"] == 1 and doc["id"] is None
     for body in (b"not json", json.dumps({"events": []}).encode()):
         status, doc = await locator.post(body)
         assert status == 400 and "events" in doc["error"]

@@ -28,14 +28,20 @@ KINDS = ("history", "streams", "popularity")
 BUSY_S = 10.0
 MAX_HISTORY = 500  # plays one history answer lists at most
 MAX_GROWTH = 64.0
+# Event ids (and streamed plays) are remembered this long after the newest event applied: longer
+# than any event can come late (the locator's reporting window, an offline licence's 30 days).
+REMEMBER_S = 45 * 24 * 3600.0
+FORGET_EVERY = 1000  # batches between two sweeps of what is remembered
 UNKNOWN_LABEL = ""  # a track the catalog does not know (any more)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS seen (
-    consumer TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (consumer, id)
+    consumer TEXT NOT NULL, id TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (consumer, id)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS seen_age ON seen (consumer, at);
 CREATE TABLE IF NOT EXISTS positions (
-    consumer TEXT PRIMARY KEY, position TEXT NOT NULL, events INTEGER NOT NULL, updated REAL
+    consumer TEXT PRIMARY KEY, position TEXT NOT NULL, events INTEGER NOT NULL,
+    batches INTEGER NOT NULL, updated REAL
 );
 CREATE TABLE IF NOT EXISTS history (
     listener TEXT NOT NULL, play_id TEXT NOT NULL, track_id TEXT NOT NULL,
@@ -44,7 +50,8 @@ CREATE TABLE IF NOT EXISTS history (
     offline INTEGER NOT NULL, PRIMARY KEY (listener, play_id)
 );
 CREATE INDEX IF NOT EXISTS history_recent ON history (listener, started_at);
-CREATE TABLE IF NOT EXISTS streamed (play_id TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS streamed (play_id TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS streamed_age ON streamed (at);
 CREATE TABLE IF NOT EXISTS streams (
     day TEXT NOT NULL, track_id TEXT NOT NULL, label TEXT NOT NULL, territory TEXT NOT NULL,
     streams INTEGER NOT NULL, PRIMARY KEY (day, track_id, label, territory)
@@ -101,7 +108,8 @@ def apply(
     try:
         for e in events:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO seen (consumer, id) VALUES (?, ?)", (consumer, e.id)
+                "INSERT OR IGNORE INTO seen (consumer, id, at) VALUES (?, ?, ?)",
+                (consumer, e.id, e.at),
             )
             if cursor.rowcount != 1:
                 continue
@@ -113,16 +121,30 @@ def apply(
             else:
                 _popularity(db, e, half_life)
         db.execute(
-            "INSERT INTO positions (consumer, position, events, updated) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (consumer) DO UPDATE SET position = excluded.position, "
-            "events = events + excluded.events, updated = excluded.updated",
+            "INSERT INTO positions (consumer, position, events, batches, updated) "
+            "VALUES (?, ?, ?, 1, ?) ON CONFLICT (consumer) DO UPDATE SET "
+            "position = excluded.position, events = events + excluded.events, "
+            "batches = batches + 1, updated = excluded.updated",
             (consumer, position, new, time.time()),
         )
+        if events and _sweep_due(db, consumer):
+            _forget(db, consumer, max(e.at for e in events) - REMEMBER_S)
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
         raise
     return Applied(new, len(events) - new)
+
+
+def _sweep_due(db: sqlite3.Connection, consumer: str) -> bool:
+    row = db.execute("SELECT batches FROM positions WHERE consumer = ?", (consumer,)).fetchone()
+    return bool(row[0] % FORGET_EVERY == 0)
+
+
+def _forget(db: sqlite3.Connection, consumer: str, before: float) -> None:
+    """Forget the ids of events older than ``before``: none can come again."""
+    db.execute("DELETE FROM seen WHERE consumer = ? AND at < ?", (consumer, before))
+    db.execute("DELETE FROM streamed WHERE at < ?", (before,))
 
 
 def _history(db: sqlite3.Connection, e: PlayEvent) -> None:
@@ -144,7 +166,9 @@ def _history(db: sqlite3.Connection, e: PlayEvent) -> None:
 def _stream(db: sqlite3.Connection, e: PlayEvent, label: str) -> None:
     if not e.is_stream:
         return
-    first = db.execute("INSERT OR IGNORE INTO streamed (play_id) VALUES (?)", (e.play_id,))
+    first = db.execute(
+        "INSERT OR IGNORE INTO streamed (play_id, at) VALUES (?, ?)", (e.play_id, e.at)
+    )
     if first.rowcount != 1:
         return  # this play was counted by an earlier event
     db.execute(

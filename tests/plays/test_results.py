@@ -62,3 +62,15 @@ def test_decay_halves_each_half_life_and_composes(score, at, step, half_life):
     assert math.isclose(once, twice, rel_tol=1e-9, abs_tol=1e-9)
     assert math.isclose(results.decayed(score, at, at + half_life, half_life), score / 2,
                         rel_tol=1e-9, abs_tol=1e-12)  # fmt: skip
+
+
+def test_ids_are_forgotten_once_no_event_can_come_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "FORGET_EVERY", 2)
+    db = _db(tmp_path)
+    old = play(1.0)
+    results.apply(db, "streams", "streams", old, "1", labels={TRACK: "acme"})
+    later = play(1.0, start=AT + results.REMEMBER_S + 3600)
+    results.apply(db, "streams", "streams", later, "2", labels={TRACK: "acme"})  # sweeps
+    kept = {row[0] for row in db.execute("SELECT id FROM seen")}
+    assert kept == {e.id for e in later}
+    assert db.execute("SELECT count(*) FROM streamed").fetchone()[0] == 1

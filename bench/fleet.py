@@ -115,8 +115,9 @@ def add_parser(benches: Any) -> None:
     parser.add_argument(
         "--warmup-max",
         type=float,
-        default=90.0,
-        help="... and at most, until the origin sends under 5%% of the edges' bytes (90 s)",
+        default=None,
+        help="... and at most, until the origin sends under 5%% of the edges' bytes (90 s; "
+        "with --parents the warm-up itself)",
     )
     parser.add_argument("--tracks", type=int, default=10, help="catalog size (10)")
     parser.add_argument("--zipf", type=float, default=0.9, help="popularity exponent (0.9)")
@@ -194,6 +195,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--parents must be from 0 to {MAX_PARENTS}")
     if args.warmup is None:
         args.warmup = 0.0 if args.parents else 20.0
+    if args.warmup_max is None:
+        args.warmup_max = args.warmup if args.parents else 90.0
     if args.preposition_tracks < 0 or args.generators < 0:
         raise ConfigError("--preposition-tracks and --generators must be 0 or more")
     if min(args.tracks, args.memory_mb, args.edge_workers) < 1:
@@ -431,6 +434,9 @@ async def _counters(deployment: Deployment) -> dict[str, float]:
         totals["origin_object_requests"] = _sum(
             text, "cadenza_origin_requests_total", 'route="tracks"'
         )
+        totals["origin_revalidations"] = _sum(
+            text, "cadenza_origin_requests_total", 'route="tracks",status="304"'
+        )
         totals["origin_bytes"] = _sum(text, "cadenza_origin_bytes_out_total")
         for edge in deployment.edges.values():
             async with client.get(f"{edge.url}/metrics") as response:
@@ -467,6 +473,7 @@ def step_figures(
         "origin_requests_per_played_hour": round(
             delta.get("origin_object_requests", 0.0) / played_h, 1
         ) if played_h else 0.0,
+        "origin_revalidations": int(delta.get("origin_revalidations", 0.0)),
         "origin_mb_per_played_hour": round(delta.get("origin_bytes", 0.0) / 1e6 / played_h, 2)
         if played_h
         else 0.0,

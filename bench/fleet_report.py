@@ -280,6 +280,10 @@ def _plot_edges(path: Path, per_edge: dict[str, int]) -> Path:
 # The tier comparison: per step, one row per fleet.
 TIER_COLUMNS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
     ("origin requests / h played", lambda f: f"{f['origin_requests_per_played_hour']:.0f}"),
+    (
+        "origin requests (304s)",
+        lambda f: f"{f['origin_object_requests']} ({f.get('origin_revalidations', 0)})",
+    ),
     ("origin MB / h played", lambda f: f"{f['origin_mb_per_played_hour']:.1f}"),
     ("stall ratio", lambda f: f"{f['stall_ratio']:.2%}"),
     ("edge hit ratio", lambda f: f"{f['edge_hit_ratio']:.1%}"),

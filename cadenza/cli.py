@@ -19,6 +19,7 @@ COMMANDS = {
     "edge": "edge.cli",
     "locator": "locator.cli",
     "play": "player.cli",
+    "offline": "player.offline",
     "bench": "bench.cli",
     "fleet": "fleet.cli",
     "plays": "plays.cli",

@@ -91,6 +91,24 @@ def sign_licence(licence: Licence, secret: bytes) -> str:
 def read_licence(text: str, keys: Mapping[str, bytes]) -> Licence:
     """The licence that ``text`` is, if a key of ``keys`` signed it; LicenceError otherwise.
     Whether it is still valid is the caller's question (``Licence.expires``)."""
+    payload, mac, parts = _split(text)
+    secret = keys.get(parts[1])
+    if secret is None:
+        raise LicenceError(f"the licence's key {parts[1][:40]!r} is not active: renew it online")
+    _check_secret(parts[1], secret)
+    if not hmac.compare_digest(_mac(secret, payload), mac):
+        raise LicenceError("the licence's signature does not match its contents")
+    return _fields(parts)
+
+
+def unverified_licence(text: str) -> Licence:
+    """What ``text`` says, without checking its signature: for a player, which holds no keys,
+    to know which track, version and expiry its licence names. Never a permission: whoever
+    grants anything on a licence reads it with ``read_licence``. LicenceError if malformed."""
+    return _fields(_split(text)[2])
+
+
+def _split(text: str) -> tuple[str, str, list[str]]:
     match = _LICENCE.fullmatch(text) if len(text) <= MAX_LICENCE_LENGTH else None
     if match is None:
         raise LicenceError("the licence is not of the form PAYLOAD.SIGNATURE")
@@ -102,12 +120,10 @@ def read_licence(text: str, keys: Mapping[str, bytes]) -> Licence:
     parts = fields.split("|")
     if len(parts) != 9 or parts[0] != VERSION:
         raise LicenceError(f"the licence is not an {VERSION} licence")
-    secret = keys.get(parts[1])
-    if secret is None:
-        raise LicenceError(f"the licence's key {parts[1][:40]!r} is not active: renew it online")
-    _check_secret(parts[1], secret)
-    if not hmac.compare_digest(_mac(secret, payload), mac):
-        raise LicenceError("the licence's signature does not match its contents")
+    return payload, mac, parts
+
+
+def _fields(parts: list[str]) -> Licence:
     _, kid, issued, expires, territory, track_id, version, listener, device = parts
     if not (_SECONDS.fullmatch(issued) and _SECONDS.fullmatch(expires)):
         raise LicenceError("the licence's times are not unix seconds")

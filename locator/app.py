@@ -32,7 +32,7 @@ from cadenza.log import get_logger
 from cadenza.tasks import background
 from cadenza.tokens import TokenClaims, sign
 from cadenza.web import json_errors, metrics_response, preflight
-from locator import plays, steering
+from locator import licences, plays, steering
 from locator.decision import EdgeView, choose_edges
 from locator.fleet import Fleet, Rights, RightsCache, Session, pathway_priority, rights_from_origin
 from locator.geo import GeoIPDatabase, Location, distance_km, locate
@@ -125,6 +125,10 @@ def create_app(settings: LocatorSettings, worker: Worker | None = None) -> web.A
     r.add_get("/v1/hot", hot, name="hot")
     r.add_get("/v1/edges", edges, name="edges")
     plays.add_routes(app, settings, app[METRICS])
+    admission = licences.Admission(
+        settings, _client_location, _rights, _master, app[METRICS].registry
+    )
+    licences.add_routes(app, admission)
     r.add_route("OPTIONS", "/{tail:.*}", preflight(BROWSERS))
     r.add_get("/metrics", _metrics, name="metrics")
     return app

@@ -9,6 +9,7 @@ from typing import Any
 
 from cadenza.errors import ConfigError
 from cadenza.fleet import load_fleet
+from cadenza.licences import DEFAULT_DAYS
 from cadenza.settings import (
     ENV_TOKEN_KEYS,
     Layer,
@@ -128,6 +129,10 @@ class LocatorSettings:
     plays_report_window: float = setting(7 * DAY, key="plays_report_window_seconds", check=positive)
     plays_results: Path | None = setting(
         None, help="the play consumers' results file", metavar="FILE"
+    )
+    # Offline licences (locator.licences) end this many days after they are issued or renewed.
+    licence_days: float = setting(
+        float(DEFAULT_DAYS), check=positive, help="offline licence lifetime in days"
     )
     poll_interval: float = setting(0.5 * SECONDS, key="poll_interval_seconds", check=positive)
     poll_timeout: float = setting(0.4 * SECONDS, key="poll_timeout_seconds", check=positive)

@@ -3,12 +3,17 @@
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cadenza.errors import ConfigError, InputError
+from cadenza.errors import CadenzaError, ConfigError, InputError
 from player.abr import DEFAULT_RULE, RULES
+
+if TYPE_CHECKING:
+    from player.cache import Layers
+    from player.qoe import QoE
 
 DESCRIPTION = """\
 Play TRACK_ID the way a listener's player would, without decoding the audio: ask the locator
@@ -25,6 +30,13 @@ true peak at most -1 dBTP).
 The play is reported to the locator (POST /v1/plays: start, progress every 30 s of audio, end
 or skip) in the background, never holding the play up; --listener ID credits it to a listener
 where the locator takes ?listener= (labs), --no-report sends nothing.
+
+Media playlists, init and segments of a track version are kept in a local cache (--cache-dir,
+default $XDG_CACHE_HOME/cadenza/player, at most --cache-size MB, least recently used out first)
+and read from it, or from the tracks downloaded for offline listening (--store), before the
+network; the locator is still asked for every play (--no-cache: always the network).
+--offline plays a track downloaded with 'cadenza offline add' without any network, while its
+licence is valid (see 'cadenza offline --help').
 Exit status: 0 played to the end, 1 the play failed (refused, or no edge could serve),
 2 bad arguments.
 """
@@ -38,7 +50,7 @@ def add_parser(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("track_id", metavar="TRACK_ID")
-    parser.add_argument("--locator", required=True, metavar="URL", help="the locator's base URL")
+    parser.add_argument("--locator", metavar="URL", help="the locator's base URL")
     parser.add_argument("--territory", metavar="CC", help="the listener's country, e.g. FR")
     parser.add_argument("--lat", type=float, metavar="X", help="the listener's latitude")
     parser.add_argument("--lon", type=float, metavar="Y", help="the listener's longitude")
@@ -64,6 +76,19 @@ def add_parser(commands: Any) -> None:
         "--no-report", action="store_true", help="send no play events to the locator"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument(
+        "--cache-dir", type=Path, metavar="DIR", help="the local cache (default: user cache dir)"
+    )
+    parser.add_argument(
+        "--cache-size", type=int, default=512, metavar="MB", help="local cache bound (default 512)"
+    )
+    parser.add_argument("--no-cache", action="store_true", help="do not use the local cache")
+    parser.add_argument(
+        "--offline", action="store_true", help="play a downloaded track with no network at all"
+    )
+    parser.add_argument(
+        "--store", type=Path, metavar="DIR", help="the offline store (default: user data dir)"
+    )
     parser.set_defaults(run=run)
 
 
@@ -71,6 +96,27 @@ def run(args: argparse.Namespace) -> int:
     from player.session import PlaybackFailed, play
     from player.traces import load_trace
 
+    if args.offline:
+        from player import offline
+
+        try:
+            qoe = offline.play_offline(
+                args.track_id,
+                offline.store_dir(args.store),
+                rule=args.abr,
+                speed=args.speed,
+                max_buffer_s=args.max_buffer,
+                timeout_s=args.timeout,
+            )
+        except ConfigError:
+            raise
+        except CadenzaError as e:  # not downloaded, licence expired, a damaged store
+            return _failed(args, e)
+        return _report(args, qoe)
+    if not args.locator:
+        raise ConfigError("give --locator URL (or --offline for a downloaded track)")
+    if args.cache_size < 1:
+        raise ConfigError(f"--cache-size must be at least 1 MB, not {args.cache_size}")
     try:
         trace = load_trace(args.trace) if args.trace else None
     except InputError as e:
@@ -88,16 +134,43 @@ def run(args: argparse.Namespace) -> int:
                 speed=args.speed,
                 max_buffer_s=args.max_buffer,
                 timeout_s=args.timeout,
+                cache=None if args.no_cache else _local_cache(args),
                 listener=args.listener,
                 report=not args.no_report,
             )
         )
     except PlaybackFailed as e:
-        if not args.json:
-            raise
-        print(f"cadenza: error: {e}", file=sys.stderr)
-        _print_json({"track_id": args.track_id, "status": "failed", "error": str(e)})
-        return 1
+        return _failed(args, e)
+    return _report(args, qoe)
+
+
+def _local_cache(args: argparse.Namespace) -> "Layers":
+    """The tracks downloaded for offline listening, then the local cache of recent plays."""
+    from player.cache import MB, Layers, LocalCache
+    from player.offline import store_dir
+    from player.store import OfflineStore
+
+    folder = args.cache_dir or _user_cache_dir() / "cadenza" / "player"
+    try:
+        return Layers(OfflineStore(store_dir(args.store)), LocalCache(folder, args.cache_size * MB))
+    except OSError as e:
+        raise ConfigError(f"cannot use the local cache {folder}: {e}; or give --no-cache") from e
+
+
+def _user_cache_dir() -> Path:
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+
+
+def _failed(args: argparse.Namespace, e: Exception) -> int:
+    if not args.json:
+        raise e
+    print(f"cadenza: error: {e}", file=sys.stderr)
+    _print_json({"track_id": args.track_id, "status": "failed", "error": str(e)})
+    return 1
+
+
+def _report(args: argparse.Namespace, qoe: "QoE") -> int:
     if args.json:
         _print_json({"status": "ok", **qoe.to_json()})
     else:

@@ -58,6 +58,7 @@ class QoE:
     loudness_gain_db: float
     segments: tuple[SegmentRecord, ...]
     failures: tuple[Failure, ...]
+    local_hits: int = 0  # playlists, inits and segments read from the device, not the network
 
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -82,6 +83,8 @@ class QoE:
             ("edges", f"{shares or '-'} ({_count(self.failovers, 'failover')})"),
             ("loudness", f"{self.loudness_gain_db:+.1f} dB of gain"),
         ]
+        if self.local_hits:
+            rows.append(("local", f"{_count(self.local_hits, 'object')} read from this device"))
         return "\n".join(f"{name:<10}{value}" for name, value in rows)
 
 
@@ -101,6 +104,7 @@ class Playback:
         self.segments: list[SegmentRecord] = []
         self.failures: list[Failure] = []
         self.other_bytes = 0
+        self.local_hits = 0
 
     @property
     def playing(self) -> bool:
@@ -160,4 +164,5 @@ class Playback:
             loudness_gain_db=loudness_gain_db,
             segments=segments,
             failures=tuple(self.failures),
+            local_hits=self.local_hits,
         )

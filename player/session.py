@@ -23,6 +23,7 @@ from cadenza.log import get_logger
 from encoder.playlist import MediaPlaylist, parse_media_playlist
 from player import cmcd, hls, loudness, reports
 from player.abr import DEFAULT_RULE, RULES, AbrRule, DownloadSample, PlayerState, make_rule
+from player.cache import ObjectSource, object_key
 from player.qoe import Failure, Playback, QoE, SegmentRecord
 from player.shaping import PlayClock, shaped
 from player.traces import Trace
@@ -63,6 +64,8 @@ class _Play:
     max_buffer_s: float
     max_segments: int | None
     on_segment: SegmentObserver | None
+    cache: ObjectSource | None = None  # looked at first for every immutable media object
+    local_only: bool = False  # offline: every object comes from ``cache``, none from the network
     bitrates: tuple[float, ...] = ()
     session_id: str = field(default_factory=lambda: secrets.token_hex(8))
     playback: Playback = field(default_factory=Playback)
@@ -72,6 +75,7 @@ class _Play:
     last_rung: int | None = None
     pathway: str | None = None  # the one fetched from last
     throughput_kbps: float | None = None  # of the last segment download
+    from_cache: bool = False  # whether the last object came from the device
     reporter: reports.PlayReporter | None = None  # its play events
 
     def __post_init__(self) -> None:
@@ -103,6 +107,8 @@ async def play(
     timeout_s: float | None = None,
     max_segments: int | None = None,
     on_segment: SegmentObserver | None = None,
+    cache: ObjectSource | None = None,
+    offline: hls.Multivariant | None = None,
     listener: str | None = None,
     report: bool = True,
 ) -> QoE:
@@ -112,23 +118,30 @@ async def play(
     TTL) that many times faster than the wall clock. ``timeout_s`` bounds the whole play in wall
     seconds. With ``max_segments`` the listener skips to the next track after that many
     segments (the play ends once they have played). ``on_segment`` hears of every segment as
-    it arrives. ``listener`` names the listener to a locator in labs (``?listener=``); with
-    ``report`` the play's events go to the locator (``player.reports``), never holding the
-    play up. ConfigError for bad arguments, PlaybackFailed when the play cannot go on.
+    it arrives. Media objects are looked up in ``cache`` first (the player's local cache,
+    ``player.cache``) and kept there. With ``offline``, the multivariant playlist of a
+    downloaded track, the play asks no locator and fetches nothing: every object comes from
+    ``cache`` (the offline store). ``listener`` names the listener to a locator in labs
+    (``?listener=``); with ``report`` an online play's events go to the locator
+    (``player.reports``), never holding the play up (an offline play journals its own).
+    ConfigError for bad arguments, PlaybackFailed when the play cannot go on.
     """
     _check(rule, lat, lon, speed, max_buffer_s, max_segments)
+    if offline is not None and cache is None:
+        raise ConfigError("an offline play needs the store its objects come from")
     clock = PlayClock(speed)
     where = {"lat": lat, "lon": lon, "territory": territory, "listener": listener}
     url = _play_url(locator_url, track_id, where)
     async with aiohttp.ClientSession(timeout=REQUEST_TIMEOUT) as http:
-        sender = reports.Sender(http, locator_url) if report else None
+        sender = reports.Sender(http, locator_url) if report and offline is None else None
         try:
             async with asyncio.timeout(timeout_s):
-                master = await _locate(http, clock, trace, url)
+                master = offline or await _locate(http, clock, trace, url)
                 p = _Play(
                     http, clock, trace, track_id, master,
                     hls.PathwayChoice(master.pathways, master.default_pathway),
-                    make_rule(rule), max_buffer_s, max_segments, on_segment,
+                    make_rule(rule), max_buffer_s, max_segments, on_segment, cache,
+                    offline is not None,
                 )  # fmt: skip
                 if sender is not None:
                     first = master.variants[0].uri
@@ -217,8 +230,9 @@ async def _fetch_next(p: _Play, index: int) -> None:
     _report(p)
     p.last_rung = rung
     sample = DownloadSample(record.nbytes, record.seconds, record.duration_s, rung)
-    p.throughput_kbps = sample.kbps
-    p.rule.observe(sample)
+    if not p.from_cache:  # a read from the device says nothing of the network
+        p.throughput_kbps = sample.kbps
+        p.rule.observe(sample)
     if p.on_segment is not None:
         p.on_segment(record)
 
@@ -269,7 +283,7 @@ async def _media_playlist(p: _Play, pathway: str, rung: int) -> tuple[str, Media
     sent = p.clock.now()
     body = await _get(p, url, cmcd.MANIFEST, rung, None)
     p.playback.fetched(len(body))
-    if p.last_rung is None and p.measures_links():
+    if p.last_rung is None and p.measures_links() and not p.from_cache:
         # As hls.js tests the bandwidth before its first choice: the lowest rung's playlist,
         # fetched first, is the rule's first sample, so a slow link does not start at the top.
         p.rule.observe(DownloadSample(len(body), p.clock.now() - sent, 0.0, rung))
@@ -293,15 +307,36 @@ async def _get(p: _Play, url: str, kind: cmcd.ObjectType, rung: int, next_url: s
         p.session_id, p.track_id, kind, p.bitrates[rung], level, p.throughput_kbps, nor, level <= 0
     )
     what = {cmcd.MANIFEST: "playlist", cmcd.INIT: "init", cmcd.AUDIO: "segment"}[kind]
+    key = object_key(url) if p.cache is not None else None
+    p.from_cache = False
+    if p.cache is not None and key is not None:
+        body = p.cache.get(key)
+        if body is not None:
+            p.from_cache = True
+            p.playback.local_hits += 1
+            return body
+    if p.local_only:
+        raise _RequestFailed(what, f"{key or url} is not on this device")
     try:
         sent = p.clock.now()
         async with p.http.get(URL(cmcd.with_cmcd(url, data), encoded=True)) as response:
             body = await _read(response, p.clock, p.trace, sent)
             if response.status != 200:
                 raise _RequestFailed(what, _reason(response, body))
-            return body
     except (aiohttp.ClientError, TimeoutError) as e:
         raise _RequestFailed(what, _describe(e)) from e
+    if p.cache is not None and key is not None:
+        await asyncio.to_thread(_keep, p.cache, key, body)
+    return body
+
+
+def _keep(cache: ObjectSource, key: str, body: bytes) -> None:
+    """A media object into the local cache; a full or failing disk only costs the next play
+    its hit."""
+    try:
+        cache.put(key, body)
+    except OSError as e:
+        logger.warning("local cache: %s not kept: %s", key, e)
 
 
 async def _read(

@@ -59,12 +59,12 @@ def test_figures_combine_the_plays_and_the_counter_samples():
 def test_a_step_adds_origin_requests_per_play_cpu_per_hour_and_pre_positioning():
     plays = [("eu-west", qoe("a", 1.0, 0.0, 256, 800_000))] * 3  # 72 s of media
     before = {"origin_requests": 10.0, "origin_object_requests": 5.0, "origin_bytes": 1e6,
-              "preposition_objects_warmed": 4.0}  # fmt: skip
+              "origin_revalidations": 1.0, "preposition_objects_warmed": 4.0}  # fmt: skip
     after = {"origin_requests": 16.0, "origin_object_requests": 9.0, "origin_bytes": 3e6,
-             "preposition_objects_warmed": 9.0}  # fmt: skip
+             "origin_revalidations": 3.0, "preposition_objects_warmed": 9.0}  # fmt: skip
     f = step_figures(plays, before, after, cpu_s=2.0, generators=2)
     assert f["origin_requests_per_play"] == 2.0
-    assert f["origin_object_requests"] == 4
+    assert (f["origin_object_requests"], f["origin_revalidations"]) == (4, 2)
     assert f["origin_requests_per_played_hour"] == 200.0  # 4 in 72 s of audio
     assert f["origin_mb_per_played_hour"] == 100.0  # 2 MB in 72 s
     assert f["cpu_s_per_played_hour"] == 100.0  # 2 s for 72 s of audio
@@ -129,7 +129,7 @@ def test_a_short_run_of_two_steps_writes_the_reports(tmp_path: Path):
 
 def test_a_tier_comparison_starts_each_fleet_cold_and_compares_them(tmp_path: Path):
     args = argparse.Namespace(
-        players=(2,), seconds=4.0, warmup=None, warmup_max=0.0, tracks=2, zipf=0.9, skip=0.3,
+        players=(2,), seconds=4.0, warmup=None, warmup_max=None, tracks=2, zipf=0.9, skip=0.3,
         speed=4.0, generators=0, memory_mb=32, policy="s3fifo", edge_workers=1,
         preposition_tracks=0, preposition_interval=15.0, abr="cadenza", traces=DEFAULT_TRACES,
         out=tmp_path / "report", seed=1, json=True, edges=(2,), parents=1,

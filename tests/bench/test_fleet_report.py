@@ -90,7 +90,8 @@ def test_the_scaling_report_puts_the_steps_side_by_side(tmp_path: Path):
 
 def _fleet(edges: int, parents: int, requests: float, mb: float) -> dict:
     figures = {**STEP_FIGURES, "origin_requests_per_played_hour": requests,
-               "origin_mb_per_played_hour": mb}  # fmt: skip
+               "origin_mb_per_played_hour": mb, "origin_object_requests": int(requests / 10),
+               "origin_revalidations": 3}  # fmt: skip
     name = f"edges-{edges}" + (f"-parents-{parents}" if parents else "")
     return {
         "machine": {"cores": 2, "cpu": "Some CPU", "load_average": [0.5, 0.4, 0.3]},
@@ -115,7 +116,7 @@ def test_the_tier_report_sets_the_fleets_side_by_side(tmp_path: Path):
     assert [p.name for p in paths] == ["report.md", "report.json"]
     text = (tmp_path / "report.md").read_text()
     assert "## 100 players" in text
-    assert "| 9 | 0 | 1200 | 50.0 | 1.25% |" in text
+    assert "| 9 | 0 | 1200 | 120 (3) | 50.0 | 1.25% |" in text
     assert text.count("| 4.00x | 4.00x |") == 1
     assert "[edges-9-parents-1](edges-9-parents-1/report.md)" in text
     top = json.loads((tmp_path / "report.json").read_text())

@@ -4,7 +4,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cadenza.licences import Licence, LicenceError, check_valid, read_licence, sign_licence
+from cadenza.licences import (
+    Licence,
+    LicenceError,
+    check_valid,
+    read_licence,
+    sign_licence,
+    unverified_licence,
+)
 
 SECRET = b"cadenza-test-secret-0123456789ab"
 KEYS = {"k1": SECRET}
@@ -61,3 +68,14 @@ def test_any_licence_round_trips(expires: int, listener: str, device: str):
     licence = Licence(**{**LICENCE.__dict__, "expires": expires, "listener": listener,
                          "device": device})  # fmt: skip
     assert read_licence(sign_licence(licence, SECRET), KEYS) == licence
+
+
+def test_a_player_reads_its_licence_without_the_keys_but_not_a_malformed_one():
+    text = sign_licence(LICENCE, SECRET)
+    assert unverified_licence(text) == LICENCE
+    forged = sign_licence(LICENCE, b"another-secret-that-is-long-enough")
+    assert unverified_licence(forged) == LICENCE  # a player cannot tell: the locator can
+    with pytest.raises(LicenceError):
+        read_licence(forged, KEYS)
+    with pytest.raises(LicenceError, match=r"PAYLOAD\.SIGNATURE"):
+        unverified_licence("not a licence")

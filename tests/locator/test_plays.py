@@ -20,6 +20,9 @@ from cadenza.tokens import TokenClaims, TokenError, sign
 from locator.app import create_app
 from locator.plays import MAX_BODY, check_event
 from locator.settings import EdgeConfig, LocatorSettings
+from player.offline import PlayJournal
+from player.qoe import SegmentRecord
+from player.store import OfflineStore
 from plays import results
 from tests.loopback import serve
 
@@ -245,3 +248,18 @@ async def test_hot_serves_the_popularity_consumers_counts_by_region(locator):
 async def _metrics(locator: Locator) -> tuple[int, str]:
     async with locator.client.get(f"{locator.url}/metrics") as r:
         return r.status, await r.text()
+
+
+async def test_the_events_an_offline_play_journals_are_taken_when_synced(locator, tmp_path):
+    now = int(time.time())
+    terms = Licence("k1", now - 60, now + 86400, "NO", TRACK, VERSION, "bob", "device-0001")
+    journal = PlayJournal(OfflineStore(tmp_path / "store"), sign_licence(terms, KEYS["k1"]),
+                          terms, 160.0, 30.0)  # fmt: skip
+    for n in range(12):  # 72 s in the buffer, some 40 s of it heard
+        journal.segment(SegmentRecord(n, 0, 160.0, "local", 4000, 0.01, 6.0, n * 6.0))
+    journal.failed()
+    status, doc = await locator.post([e.to_json() for e in journal.events])
+    assert (status, doc["new"]) == (202, len(journal.events))
+    logged = locator.logged()
+    assert [e["kind"] for e in logged] == ["start", "progress", "skip"]
+    assert {(e["listener"], e["territory"], e["offline"]) for e in logged} == {("bob", "NO", True)}

@@ -3,6 +3,7 @@
 import json
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,14 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment
         (track,) = deployment.ingest([master])
         assert track["status"] == "ok", track
         yield deployment, track["track_id"]
+
+
+@pytest.fixture(autouse=True)
+def _own_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plays keep media in the user's cache folder by default, and look in the user's offline
+    store: here, the test's own."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))  # the offline store
 
 
 def _closed_port() -> int:
@@ -60,6 +69,23 @@ def test_a_play_prints_a_readable_summary_over_a_trace(fleet, tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"track     {track}")
     assert "stalls" in done.stdout and "loudness" in done.stdout
+
+
+def test_a_second_play_reads_media_from_the_local_cache(fleet, tmp_path):
+    deployment, track = fleet
+    cache = tmp_path / "cache"
+    play = ("play", track, "--locator", deployment.locator.url, "--territory", "FR",
+            "--speed", "20", "--json", "--cache-dir", cache)  # fmt: skip
+    first = cadenza(*play)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["local_hits"] == 0
+    kept = [p for p in cache.rglob("*") if p.is_file()]
+    assert kept and all(f"tracks/{track}/v" in p.as_posix() for p in kept)
+    second = cadenza(*play)
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["local_hits"] >= 2  # a media playlist, its init, ...
+    assert cadenza(*play, "--no-cache").returncode == 0
+    assert not (tmp_path / "user-cache").exists() and not (tmp_path / "user-data").exists()
 
 
 def test_a_play_that_cannot_start_exits_1(fleet):

@@ -5,13 +5,15 @@ Appending is one Lua script per batch, so that an event id seen within ``DEDUPE_
 nodes, so the stream holds about ``maxlen`` entries, never far more). Consumers read with
 ``XREADGROUP``: a consumer that starts reads its own pending entries first (delivered to it
 before it died, never acknowledged), then new ones; it also claims the entries that another
-consumer of its group left pending for ``claim_idle_s`` (``XAUTOCLAIM``), so a consumer that
-died for good does not hold its events forever.
+consumer of its group left pending for ``claim_idle_s`` (``XAUTOCLAIM``, looked for twice in
+that time), so a consumer that died for good does not hold its events forever.
 
     redis://HOST:PORT/DB?stream=plays&maxlen=1000000&claim_idle_s=60
 """
 
 import json
+import math
+import time
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -52,6 +54,7 @@ class RedisLog:
         self._append = client.register_script(APPEND)
         self._groups: set[str] = set()
         self._backlog: set[tuple[str, str]] = set()  # (group, consumer) whose own pending is read
+        self._claimed_at: dict[str, float] = {}  # group: when its idle entries were last claimed
 
     @classmethod
     async def open(cls, url: str) -> "RedisLog":
@@ -94,13 +97,24 @@ class RedisLog:
             if own:
                 return own
             self._backlog.add((group, consumer))
+        entries = await self._claim(group, consumer, count)
+        if entries:
+            return entries
+        return await self._read(group, consumer, count, ">", max(1, int(block_s * 1000)))
+
+    async def _claim(self, group: str, consumer: str, count: int) -> list[Entry]:
+        """Entries another consumer left pending for ``claim_idle_s``, looked for twice in
+        that time (not at every read: it is a round trip)."""
+        now = time.monotonic()
+        if now - self._claimed_at.get(group, -math.inf) < self.claim_idle_ms / 2000:
+            return []
         claimed = await self.client.xautoclaim(
             self.stream, group, consumer, self.claim_idle_ms, "0-0", count=count
         )
         entries = _entries(claimed[1])
-        if entries:
-            return entries
-        return await self._read(group, consumer, count, ">", max(1, int(block_s * 1000)))
+        if not entries:  # none left: wait before the next look
+            self._claimed_at[group] = now
+        return entries
 
     async def _read(
         self, group: str, consumer: str, count: int, start: str, block_ms: int | None

@@ -1,14 +1,17 @@
-"""The yardstick of ``cadenza bench locator``: a bare aiohttp handler for the same request.
+"""The yardstick of ``cadenza bench locator`` and ``cadenza bench plays``: bare aiohttp
+handlers for the same requests.
 
 ``GET /v1/locate/{track_id}`` answers a fixed JSON document of the locator's answer's size and
-shape, with no decision behind it, served as the locator is (``cadenza.serving``, the same
-workers on one port, the same connection limits), so that the locator's figures read as a
-share of what this stack allows on this machine.
+shape, with no decision behind it; ``POST /v1/plays`` reads and parses the batch and answers
+202 with its count, checking and logging nothing. Both are served as the locator is
+(``cadenza.serving``, the same workers on one port, the same connection limits), so that the
+locator's figures read as a share of what this stack allows on this machine.
 
     python -m bench.bare [--listen HOST:PORT] [--workers N]
 """
 
 import argparse
+import json
 import os
 
 from aiohttp import web
@@ -29,8 +32,13 @@ def create_app() -> web.Application:
             {"track_id": track_id, "client": CLIENT, "edges": edges}, headers=CORS
         )
 
-    app = web.Application()
+    async def plays(request: web.Request) -> web.Response:
+        events = json.loads(await request.read())["events"]
+        return web.json_response({"accepted": len(events)}, status=202, headers=CORS)
+
+    app = web.Application(client_max_size=4 << 20)
     app.router.add_get("/v1/locate/{track_id}", locate)
+    app.router.add_post("/v1/plays", plays)
     return app
 
 

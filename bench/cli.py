@@ -27,7 +27,7 @@ def add_parser(commands: Any) -> None:
     from bench import encode
 
     encode.add_parser(benches, _catalog_options)
-    from bench import abr, cache, conformance, demo, edge, fleet, locator
+    from bench import abr, cache, conformance, demo, edge, fleet, locator, plays
 
     abr.add_parser(benches)
     cache.add_parser(benches)
@@ -36,6 +36,7 @@ def add_parser(commands: Any) -> None:
     edge.add_parser(benches)
     fleet.add_parser(benches)
     locator.add_parser(benches)
+    plays.add_parser(benches)
 
 
 def _catalog_options(

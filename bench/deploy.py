@@ -204,7 +204,7 @@ def run_edges(
             edges[spec.id] = edge
         locator_config = _write(
             folder / "locator.toml",
-            _locator_config(specs, edges, origin_url, locator_port, options, locator_extra),
+            _locator_config(folder, specs, edges, origin_url, locator_port, options, locator_extra),
         )
         locator = start_cadenza("locator", "--config", locator_config, env=env)
         running.callback(locator.stop)
@@ -263,6 +263,7 @@ def _edge_config(
 
 
 def _locator_config(
+    folder: Path,
     specs: Sequence[EdgeSpec],
     edges: dict[str, Service],
     origin: str,
@@ -275,6 +276,7 @@ def _locator_config(
     return {
         "listen": f"127.0.0.1:{port}",
         "origin": origin,
+        "plays_log": f"sqlite:///{folder / 'plays.sqlite3'}",  # the players' events
         **(extra or {}),
         "default_location": {
             "region": first.region,

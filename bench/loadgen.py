@@ -264,7 +264,7 @@ async def _listener(
             qoe = await asyncio.wait_for(
                 play(
                     track, job.locator, territory=territory, lat=lat, lon=lon, rule=job.rule,
-                    trace=trace, speed=job.speed, max_segments=segments,
+                    trace=trace, speed=job.speed, max_segments=segments, listener=f"listener-{n}",
                 ),
                 timeout=max(1.0, deadline.at - time.time() + PLAY_GRACE_S),
             )  # fmt: skip

@@ -4,11 +4,15 @@ Every Cadenza service prints one ``NAME listening on http://HOST:PORT`` line on 
 accepts connections; ``start`` waits for that line, so callers never sleep to synchronise.
 """
 
+import contextlib
+import shutil
 import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,3 +79,44 @@ def start_cadenza(*args: str | Path, env: dict[str, str] | None = None) -> Servi
     """Start ``cadenza ARGS`` with this interpreter; ``-P``: a folder of the working directory
     named like a component (a data folder ``origin/``) must not shadow the package."""
     return start([sys.executable, "-P", "-m", "cadenza", *args], env=env)
+
+
+REDIS_SERVER = "/usr/bin/redis-server"
+REDIS_START_SECONDS = 15.0
+
+
+@contextmanager
+def redis_server(folder: Path) -> Iterator[str]:
+    """A ``redis-server`` of its own on a free loopback port, its files in ``folder``, for the
+    play log's Redis engine; its URL. Stopped (SIGTERM, then SIGKILL) when the block ends."""
+    folder.mkdir(parents=True, exist_ok=True)
+    server = shutil.which("redis-server") or REDIS_SERVER
+    port = free_port()
+    process = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
+         "--save", "", "--appendonly", "no", "--protected-mode", "yes", "--loglevel", "warning"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _until_redis_answers(process, port)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=STOP_SECONDS)
+
+
+def _until_redis_answers(process: "subprocess.Popen[bytes]", port: int) -> None:
+    deadline = time.monotonic() + REDIS_START_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServiceFailed(f"redis-server on port {port} exited with {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1) as s:
+            s.sendall(b"PING\r\n")
+            if s.recv(16).startswith(b"+PONG"):
+                return
+        time.sleep(0.05)
+    raise ServiceFailed(f"redis-server did not answer on port {port} in {REDIS_START_SECONDS} s")

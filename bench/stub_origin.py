@@ -63,6 +63,10 @@ def create_app(size: int, delay: float) -> web.Application:
     async def rights(request: web.Request) -> web.Response:
         return web.json_response({"licensed": True, "reason": "worldwide"})
 
+    async def track(request: web.Request) -> web.Response:
+        """Every track is the label "bench"'s (the stream counts ask)."""
+        return web.json_response({"track_id": request.match_info["track_id"], "label": "bench"})
+
     async def stats(request: web.Request) -> web.Response:
         return web.json_response(app[FETCHES])
 
@@ -72,6 +76,7 @@ def create_app(size: int, delay: float) -> web.Application:
         return web.json_response({"events": [], "last": int(request.query.get("after", "0"))})
 
     app.router.add_get("/tracks/{tail:.*}", segment)
+    app.router.add_get("/v1/tracks/{track_id}", track)
     app.router.add_get("/v1/tracks/{track_id}/rights", rights)
     app.router.add_get("/_stats", stats)
     app.router.add_get("/v1/events", events)

@@ -22,6 +22,7 @@ COMMANDS = {
     "offline": "player.offline",
     "bench": "bench.cli",
     "fleet": "fleet.cli",
+    "plays": "plays.cli",
 }
 
 

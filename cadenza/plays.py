@@ -13,7 +13,7 @@ most ``MAX_BATCH`` events, each the JSON object of ``PlayEvent.to_json``.
 
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from cadenza import layout
@@ -63,7 +63,20 @@ class PlayEvent:
         return self.played_ms >= STREAM_MS
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # Every field is a scalar: a flat dict is what asdict makes, without its deep copies.
+        return {name: getattr(self, name) for name in _FIELDS}
+
+    def credited(self, listener: str, territory: str) -> "PlayEvent":
+        """This event credited to ``listener`` in ``territory`` (what its checked credential
+        says), without its credential; only the two new fields are checked again."""
+        if listener and not LISTENER.fullmatch(listener):
+            raise PlayEventError(f"listener {listener[:80]!r} is not a listener id")
+        if not _TERRITORY.fullmatch(territory):
+            raise PlayEventError(f"territory {territory[:8]!r} is not an ISO alpha-2 code")
+        event = object.__new__(PlayEvent)
+        # Frozen: built whole, as __init__ would, without checking again what was checked.
+        event.__dict__.update(self.__dict__, listener=listener, territory=territory, credential="")
+        return event
 
     @classmethod
     def from_json(cls, doc: Any) -> "PlayEvent":
@@ -77,6 +90,9 @@ class PlayEvent:
             return cls(**doc)
         except TypeError as e:
             raise PlayEventError(f"a play event is missing fields: {e}") from None
+
+
+_FIELDS = tuple(PlayEvent.__dataclass_fields__)
 
 
 def _check(e: PlayEvent) -> None:

@@ -32,7 +32,7 @@ from cadenza.log import get_logger
 from cadenza.tasks import background
 from cadenza.tokens import TokenClaims, sign
 from cadenza.web import json_errors, metrics_response, preflight
-from locator import licences, steering
+from locator import licences, plays, steering
 from locator.decision import EdgeView, choose_edges
 from locator.fleet import Fleet, Rights, RightsCache, Session, pathway_priority, rights_from_origin
 from locator.geo import GeoIPDatabase, Location, distance_km, locate
@@ -79,7 +79,7 @@ PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 MASTER_TTL = 10.0  # seconds a track's master playlist is reused (the origin's max-age)
 MAX_HOT = 100
 HOT_FROM_PEERS = 1000  # each worker's share of a merged /v1/hot: its whole count table
-BROWSERS = Cors(expose=("Location",), methods=("GET", "OPTIONS"))
+BROWSERS = Cors(expose=("Location",), methods=("GET", "POST", "OPTIONS"))
 CORS = BROWSERS.fields
 
 
@@ -124,6 +124,7 @@ def create_app(settings: LocatorSettings, worker: Worker | None = None) -> web.A
     r.add_get("/v1/steer/{session}", steer, name="steer")
     r.add_get("/v1/hot", hot, name="hot")
     r.add_get("/v1/edges", edges, name="edges")
+    plays.add_routes(app, settings, app[METRICS])
     admission = licences.Admission(
         settings, _client_location, _rights, _master, app[METRICS].registry
     )
@@ -419,13 +420,21 @@ async def hot(request: web.Request) -> web.Response:
         limit = min(max(int(request.query.get("limit", "20")), 1), MAX_HOT)
     except ValueError:
         raise PlayRefused(400, "limit must be a whole number") from None
-    app = request.app
-    top = app[HOT].top(region, HOT_FROM_PEERS if PEERS in app else limit, time.time())
-    if PEERS in app:
-        answers = await app[PEERS].ask_all(f"/hot?{urlencode({'region': region})}")
-        top = merge_top([top, *(_top_list(json.loads(a)) for a in answers)], limit)
+    # The plays every player reported, counted by the popularity consumer; else the plays
+    # that the locator's workers started.
+    top = await plays.popular(request.app, region, limit)
+    if top is None:
+        top = await _started_here(request.app, region, limit)
     tracks = [{"track_id": t, "plays": round(score, 3)} for t, score in top]
     return web.json_response({"region": region, "tracks": tracks}, headers=CORS)
+
+
+async def _started_here(app: web.Application, region: str, limit: int) -> list[tuple[str, float]]:
+    if PEERS not in app:
+        return app[HOT].top(region, limit, time.time())
+    top = app[HOT].top(region, HOT_FROM_PEERS, time.time())
+    answers = await app[PEERS].ask_all(f"/hot?{urlencode({'region': region})}")
+    return merge_top([top, *(_top_list(json.loads(a)) for a in answers)], limit)
 
 
 async def edges(request: web.Request) -> web.Response:

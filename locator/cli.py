@@ -26,7 +26,10 @@ by GET /v1/steer/SESSION. The client's place comes from lat, lon and territory q
 (trusted front ends, tests), a coverage-zone table, or a MaxMind database, else the configured
 default location. Also GET /v1/locate/TRACK_ID (ranked edges as JSON), /v1/redirect/TRACK_ID
 (302 to the primary edge), /v1/hot?region=R (what edges pre-position), /v1/edges (health),
-/metrics. Token keys: [token_keys] in the config or {ENV_TOKEN_KEYS}="kid:secret,...".
+/metrics. Players report their plays to POST /v1/plays (checked against each event's token or
+offline licence, appended to the play log: plays_log, a SQLite file or Redis), and
+GET /v1/history/LISTENER and /v1/hot read what the consumers made (plays_results; see
+'cadenza plays'). Token keys: [token_keys] in the config or {ENV_TOKEN_KEYS}="kid:secret,...".
 Settings: --config FILE (or the one the fleet file names), then --fleet FILE (edges, origin,
 listen address), then CADENZA_LOCATOR_<KEY> variables, then the flags below.
 Several worker processes share the port (--workers, default one per core); they count each

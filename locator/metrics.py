@@ -50,6 +50,13 @@ class LocatorMetrics:
             "When the origin's event stream last answered the locator (Unix time; 0: never)",
             registry=r,
         )
+        self.play_events = Counter(
+            "cadenza_locator_play_events",
+            "Play events reported by players, by outcome: accepted (new in the log), duplicate "
+            "(an id logged before), or the reason the batch holding them was refused",
+            ["outcome"],
+            registry=r,
+        )
         # Labelled children looked up once: ``labels()`` costs more than a decision can spare.
         self._decided: dict[tuple[str, str], Any] = {}
 

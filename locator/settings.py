@@ -26,9 +26,12 @@ from cadenza.settings import (
 from cadenza.upstreams import DOWN_SECONDS, parse_urls, split_urls
 from locator.decision import EdgeView
 from locator.geo import Centres, CoverageZones, Location
+from plays.log import check_url
 
 SECONDS = 1.0
 HOUR = 3600 * SECONDS
+DAY = 24 * HOUR
+DEFAULT_PLAYS_LOG = "sqlite:///data/locator/plays.sqlite3"
 DEFAULT_LOCATION = Location(0.0, 0.0, None, None)  # nowhere known: rights fail closed
 
 
@@ -36,6 +39,12 @@ def _url(value: Any, where: str) -> str:
     if not isinstance(value, str):
         raise ConfigError(f"{where} must be a URL string, got {value!r}")
     return value.rstrip("/")
+
+
+def _plays_log(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} must be a URL string, got {value!r}")
+    return check_url(value, where)
 
 
 def _latitude(value: float) -> str | None:
@@ -110,6 +119,17 @@ class LocatorSettings:
     # ?listener= on the play URL; plays are anonymous otherwise.
     listener_header: str = setting("", help="header a trusted front end sets to the listener id")
     listener_query: bool = setting(False, help="labs: take the listener id from ?listener=")
+    # Play events (POST /v1/plays, locator.plays): the log they go to, sqlite:///PATH (one
+    # file that every worker appends to) or redis://HOST:PORT/DB (see plays.log); how long
+    # after its token expires a play may still be reported; the consumers' results file, which
+    # GET /v1/history/LISTENER and /v1/hot read (unset: no history, /v1/hot counts its plays).
+    plays_log: str = setting(
+        DEFAULT_PLAYS_LOG, parse=_plays_log, help="the play-event log's URL", metavar="URL"
+    )
+    plays_report_window: float = setting(7 * DAY, key="plays_report_window_seconds", check=positive)
+    plays_results: Path | None = setting(
+        None, help="the play consumers' results file", metavar="FILE"
+    )
     # Offline licences (locator.licences) end this many days after they are issued or renewed.
     licence_days: float = setting(
         float(DEFAULT_DAYS), check=positive, help="offline licence lifetime in days"

@@ -27,6 +27,9 @@ true peak at most -1 dBTP).
 --trace FILE holds the player's own downloads to a network trace (a JSON list of
 {"duration_ms", "bandwidth_kbps", "latency_ms"}, such as the shared 3G and 4G traces);
 --speed X runs the play's clock, trace and buffer X times faster than real time.
+The play is reported to the locator (POST /v1/plays: start, progress every 30 s of audio, end
+or skip) in the background, never holding the play up; --listener ID credits it to a listener
+where the locator takes ?listener= (labs), --no-report sends nothing.
 
 Media playlists, init and segments of a track version are kept in a local cache (--cache-dir,
 default $XDG_CACHE_HOME/cadenza/player, at most --cache-size MB, least recently used out first)
@@ -70,6 +73,12 @@ def add_parser(commands: Any) -> None:
         "--max-buffer", type=float, default=30.0, metavar="S", help="seconds (default 30)"
     )
     parser.add_argument("--timeout", type=float, metavar="S", help="give up after S seconds")
+    parser.add_argument(
+        "--listener", metavar="ID", help="labs: the listener to credit the play to (?listener=)"
+    )
+    parser.add_argument(
+        "--no-report", action="store_true", help="send no play events to the locator"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument(
         "--cache-dir", type=Path, metavar="DIR", help="the local cache (default: user cache dir)"
@@ -135,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
                 max_buffer_s=args.max_buffer,
                 timeout_s=args.timeout,
                 cache=None if args.no_cache else _local_cache(args),
+                listener=args.listener,
+                report=not args.no_report,
             )
         )
     except PlaybackFailed as e:
@@ -160,6 +171,8 @@ def _queue(args: argparse.Namespace, trace: Any) -> int:
             max_buffer_s=args.max_buffer,
             timeout_s=args.timeout,
             cache=None if args.no_cache else _local_cache(args),
+            listener=args.listener,
+            report=not args.no_report,
         )
     )
     failed = sum(e.qoe is None for e in entries)

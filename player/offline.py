@@ -174,7 +174,8 @@ def _sync(args: argparse.Namespace, store: "OfflineStore") -> int:
     if args.json:
         print(json.dumps(events, indent=2))
     else:
-        print(f"{events['sent']} play events reported, {events['pending']} pending")
+        refused = f", {events['refused']} refused" if events["refused"] else ""
+        print(f"{events['sent']} play events reported{refused}, {events['pending']} pending")
     if events["error"]:
         print(f"cadenza: error: {events['error']}", file=sys.stderr)
         return 1
@@ -509,18 +510,54 @@ async def sync_events(
             if not docs:
                 batches[-1][0].append(play_id)  # settled with the batch holding its last event
     error = None
+    refused = 0
+    url = _url(locator, "/v1/plays", {})
     for play_ids, docs in batches:
-        if not docs:
-            continue
-        try:
-            await _post(http, _url(locator, "/v1/plays", {}), {"events": docs})
-        except OfflineFailed as e:
-            error = str(e)
+        while docs:
+            try:
+                status, answer = await _post_events(http, url, docs)
+            except OfflineFailed as e:
+                error = str(e)
+                break
+            if status // 100 == 2:
+                sent += len(docs)
+                break
+            bad = answer.get("event") if isinstance(answer, dict) else None
+            if 400 <= status < 500 and isinstance(bad, int) and 0 <= bad < len(docs):
+                # A batch is taken whole or not at all, and the answer names the event that
+                # spoiled it: that one can never be taken, the others are sent again.
+                refused += 1
+                docs = docs[:bad] + docs[bad + 1 :]
+                continue
+            if 400 <= status < 500:  # the whole batch can never be taken: sending it again won't
+                refused += len(docs)
+                break
+            error = f"{url} answered HTTP {status}"
+            break
+        if error is not None:
             break
         store.settle(play_ids)
-        sent += len(docs)
     left = sum(len(events) for _, events in store.pending())
-    return {"sent": sent, "pending": left, "error": error}
+    return {"sent": sent, "refused": refused, "pending": left, "error": error}
+
+
+async def _post_events(
+    http: "aiohttp.ClientSession", url: str, docs: list[dict[str, Any]]
+) -> tuple[int, Any]:
+    """POST a batch of play events: the status and the JSON answer (None if it is not JSON);
+    OfflineFailed only when the locator cannot be reached."""
+    import aiohttp
+
+    try:
+        async with http.post(url, json={"events": docs}) as response:
+            body = await response.read()
+            status = response.status
+    except (aiohttp.ClientError, TimeoutError) as e:
+        raise OfflineFailed(f"cannot reach {url}: {e or type(e).__name__}") from e
+    try:
+        return status, json.loads(body) if body else None
+    except ValueError:
+        return status, None
 
 
 # -- playing offline --------------------------------------------------------------------------

@@ -65,6 +65,8 @@ async def play_queue(
     timeout_s: float | None = None,
     cache: ObjectSource | None = None,
     max_segments: Sequence[int | None] | None = None,
+    listener: str | None = None,
+    report: bool = True,
 ) -> list[Entry]:
     """Play ``track_ids`` in order, each next one prepared during the current one's last
     buffer; one Entry per track. ``timeout_s`` bounds each play; ``max_segments`` (one per
@@ -103,6 +105,7 @@ async def play_queue(
                             max_buffer_s=max_buffer_s,
                             trace=trace,
                             speed=speed,
+                            listener=listener,
                         )
                     )
 
@@ -111,7 +114,7 @@ async def play_queue(
                     track_id, locator_url, territory=territory, lat=lat, lon=lon, rule=rule,
                     trace=trace, speed=speed, max_buffer_s=max_buffer_s, timeout_s=timeout_s,
                     max_segments=max_segments[n] if max_segments else None, cache=store,
-                    prepared=master, on_downloaded=start_next,
+                    prepared=master, on_downloaded=start_next, listener=listener, report=report,
                 )  # fmt: skip
             except PlaybackFailed as e:
                 entries.append(Entry(track_id, None, str(e), None, master is not None))

@@ -21,7 +21,7 @@ from yarl import URL
 from cadenza.errors import CadenzaError, ConfigError
 from cadenza.hls import MediaPlaylist, Variant, parse_media_playlist
 from cadenza.log import get_logger
-from player import cmcd, hls, loudness
+from player import cmcd, hls, loudness, reports
 from player.abr import DEFAULT_RULE, RULES, AbrRule, DownloadSample, PlayerState, make_rule
 from player.cache import ObjectSource, object_key
 from player.qoe import Failure, Playback, QoE, SegmentRecord
@@ -77,6 +77,7 @@ class _Play:
     pathway: str | None = None  # the one fetched from last
     throughput_kbps: float | None = None  # of the last segment download
     from_cache: bool = False  # whether the last object came from the device
+    reporter: reports.PlayReporter | None = None  # its play events
 
     def __post_init__(self) -> None:
         self.bitrates = tuple(v.kbps for v in self.master.ladder(self.master.pathways[0]))
@@ -111,6 +112,8 @@ async def play(
     offline: hls.Multivariant | None = None,
     prepared: hls.Multivariant | None = None,
     on_downloaded: Callable[[], None] | None = None,
+    listener: str | None = None,
+    report: bool = True,
 ) -> QoE:
     """Play ``track_id`` as the locator at ``locator_url`` steers it; the play's QoE.
 
@@ -124,15 +127,19 @@ async def play(
     ``cache`` (the offline store). ``prepared`` is the play's multivariant playlist when it was
     asked for ahead (``prepare``, for a gapless queue): the locator is not asked again.
     ``on_downloaded`` is called once every segment the listener will hear has arrived, while the
-    buffer still plays: the moment to prepare the next track. ConfigError for bad arguments,
-    PlaybackFailed when the play cannot go on.
+    buffer still plays: the moment to prepare the next track. ``listener`` names the listener
+    to a locator in labs (``?listener=``); with ``report`` an online play's events go to the
+    locator (``player.reports``), never holding the play up (an offline play journals its own).
+    ConfigError for bad arguments, PlaybackFailed when the play cannot go on.
     """
     _check(rule, lat, lon, speed, max_buffer_s, max_segments)
     if offline is not None and cache is None:
         raise ConfigError("an offline play needs the store its objects come from")
     clock = PlayClock(speed)
-    url = _play_url(locator_url, track_id, {"lat": lat, "lon": lon, "territory": territory})
+    where = {"lat": lat, "lon": lon, "territory": territory, "listener": listener}
+    url = _play_url(locator_url, track_id, where)
     async with aiohttp.ClientSession(timeout=REQUEST_TIMEOUT) as http:
+        sender = reports.Sender(http, locator_url) if report and offline is None else None
         try:
             async with asyncio.timeout(timeout_s):
                 master = offline or prepared or await _locate(http, clock, trace, url)
@@ -142,9 +149,18 @@ async def play(
                     make_rule(rule), max_buffer_s, max_segments, on_segment, cache,
                     offline is not None, on_downloaded,
                 )  # fmt: skip
-                await _play_through(p)
+                if sender is not None:
+                    first = master.variants[0].uri
+                    p.reporter = reports.PlayReporter.of(sender, first, track_id, territory)
+                try:
+                    await _play_through(p)
+                finally:
+                    _report(p, finished=True)
         except TimeoutError:
             raise PlaybackFailed(f"the play did not end within {timeout_s} s") from None
+        finally:
+            if sender is not None:
+                await sender.close()
     gain = loudness.gain_db(loudness.from_session_data(master.session_data))
     return p.playback.summary(track_id, rule, master.pathways, gain)
 
@@ -161,6 +177,7 @@ async def prepare(
     max_buffer_s: float = 30.0,
     trace: Trace | None = None,
     speed: float = 1.0,
+    listener: str | None = None,
 ) -> hls.Multivariant:
     """Ask for the play of ``track_id`` ahead, and put in ``cache`` what its start reads: the
     lowest rung's media playlist (the first read, see ``_media_playlist``), and the playlist,
@@ -169,7 +186,8 @@ async def prepare(
     objects only costs the play its head start; a refused play raises PlaybackFailed."""
     _check(rule, lat, lon, speed, max_buffer_s, None)
     clock = PlayClock(speed)
-    url = _play_url(locator_url, track_id, {"lat": lat, "lon": lon, "territory": territory})
+    where = {"lat": lat, "lon": lon, "territory": territory, "listener": listener}
+    url = _play_url(locator_url, track_id, where)
     async with aiohttp.ClientSession(timeout=REQUEST_TIMEOUT) as http:
         master = await _locate(http, clock, trace, url)
         ladder = master.ladder(master.default_pathway or master.pathways[0])
@@ -285,6 +303,7 @@ async def _fetch_next(p: _Play, index: int) -> None:
     rung = min(max(p.rule.choose(state), 0), len(p.bitrates) - 1)
     record = await _fetch_with_failover(p, index, rung)
     p.playback.arrived(p.clock.now(), record)
+    _report(p)
     p.last_rung = rung
     sample = DownloadSample(record.nbytes, record.seconds, record.duration_s, rung)
     if not p.from_cache:  # a read from the device says nothing of the network
@@ -418,6 +437,22 @@ async def _follow_steering(p: _Play, uri: str) -> None:
         except (aiohttp.ClientError, TimeoutError, ValueError) as e:
             logger.info("steering manifest %s not loaded: %s", url, _describe(e))
         await p.clock.sleep(wait)
+
+
+def _report(p: _Play, *, finished: bool = False) -> None:
+    """Tell the play's reporter how much has been heard, as each segment arrives and at the
+    end (played whole when every segment of the track has been)."""
+    if p.reporter is None:
+        return
+    now, segments = p.clock.now(), p.playback.segments
+    heard_ms = round(1000 * (sum(s.duration_s for s in segments) - p.playback.level(now)))
+    kbps = segments[-1].bitrate_kbps if segments else 0.0
+    edge, stalls = p.pathway or "", len(p.playback.stalls)
+    if not finished:
+        p.reporter.segment(heard_ms, edge, kbps, stalls)
+        return
+    whole = p.durations is not None and len(segments) >= len(p.durations)
+    p.reporter.finish(heard_ms, edge, kbps, stalls, whole)
 
 
 def _reason(response: aiohttp.ClientResponse, body: bytes) -> str:

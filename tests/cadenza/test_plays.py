@@ -68,3 +68,14 @@ def test_any_valid_event_round_trips(played: int, kbps: int, kind: str, offline:
     assert PlayEvent.from_json(PlayEvent.from_json(doc).to_json()).to_json() == {
         **doc, "credential": "", "listener": ""
     }  # fmt: skip
+
+
+def test_a_credited_event_is_the_same_event_for_its_checked_listener():
+    event = PlayEvent.from_json({**EVENT, "credential": "tok.en", "listener": "claimed"})
+    credited = event.credited("ann", "SE")
+    assert credited.to_json() == {**event.to_json(), "listener": "ann", "territory": "SE",
+                                  "credential": ""}  # fmt: skip
+    assert credited == PlayEvent.from_json(credited.to_json())
+    for listener, territory in (("not ok", "SE"), ("ann", "se")):
+        with pytest.raises(PlayEventError):
+            event.credited(listener, territory)

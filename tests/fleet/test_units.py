@@ -98,4 +98,8 @@ def test_the_units_run_each_service_s_part_of_one_fleet_file():
     assert edge["EnvironmentFile"] == ["/etc/cadenza/tokens.env"]
     locator = settings("cadenza-locator.service")
     assert locator["ExecStart"] == [f"{INSTALLED} locator {fleet}"]
-    assert locator["EnvironmentFile"] == ["/etc/cadenza/tokens.env"]
+    assert locator["EnvironmentFile"] == ["/etc/cadenza/tokens.env", "-/etc/cadenza/locator.env"]
+    assert locator["StateDirectory"] == ["cadenza-locator"]  # the play log, unless on Redis
+    assert locator["Environment"] == [
+        "CADENZA_LOCATOR_PLAYS_LOG=sqlite:////var/lib/cadenza-locator/plays.sqlite3"
+    ]

@@ -75,3 +75,12 @@ def test_origin_replicas_in_order_from_the_command_line_or_the_environment():
     assert load_settings(fleet=FLEET, environ=env).origins == ("http://o2:8080", "http://o1:8080")
     with pytest.raises(ConfigError, match="origin: 'o1' is not an http"):
         load_settings(fleet=FLEET, environ=ENV, origin="o1")
+
+
+def test_the_play_log_is_a_sqlite_file_by_default_or_redis_from_the_environment():
+    assert load_settings(fleet=FLEET, environ=ENV).plays_log.startswith("sqlite:///")
+    env = {**ENV, "CADENZA_LOCATOR_PLAYS_LOG": "redis://10.0.0.5:6379/0"}
+    assert load_settings(fleet=FLEET, environ=env).plays_log == "redis://10.0.0.5:6379/0"
+    env = {**ENV, "CADENZA_LOCATOR_PLAYS_LOG": "plays.db"}
+    with pytest.raises(ConfigError, match=r"plays_log .plays.db. .*sqlite:///PATH"):
+        load_settings(fleet=FLEET, environ=env)

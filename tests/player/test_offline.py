@@ -172,6 +172,7 @@ class PlaysEndpoint:
 
     def __init__(self, refusals: int) -> None:
         self.refusals = refusals
+        self.poison: set[str] = set()  # event ids refused as the locator refuses a bad event
         self.batches: list[list[PlayEvent]] = []
         self.events: dict[str, PlayEvent] = {}
 
@@ -180,6 +181,10 @@ class PlaysEndpoint:
         if self.refusals:
             self.refusals -= 1
             return web.json_response({"error": "log unavailable"}, status=503)
+        for n, event in enumerate(batch):
+            if event.id in self.poison:
+                answer = {"error": "licence refused", "event": n, "id": event.id}
+                return web.json_response(answer, status=403)
         self.batches.append(batch)
         self.events.update((e.id, e) for e in batch)
         return web.json_response({"accepted": len(batch)}, status=202)
@@ -216,12 +221,14 @@ async def test_offline_plays_are_reported_and_kept_until_accepted(
 
     done = await _cadenza("offline", "sync", "--locator", url, "--store", store.root, "--json")
     assert done[0] == 1 and "503" in done[2]
-    assert json.loads(done[1]) == {"sent": 0, "pending": 6, "error": json.loads(done[1])["error"]}
+    assert json.loads(done[1]) == {
+        "sent": 0, "refused": 0, "pending": 6, "error": json.loads(done[1])["error"]
+    }  # fmt: skip
     assert fake.events == {}
 
     done = await _cadenza("offline", "sync", "--locator", url, "--store", store.root, "--json")
     assert done[0] == 0, done[2]
-    assert json.loads(done[1]) == {"sent": 6, "pending": 0, "error": None}
+    assert json.loads(done[1]) == {"sent": 6, "refused": 0, "pending": 0, "error": None}
     assert set(fake.events) == {e.id for e in made}
     assert all(e.offline and e.credential and e.listener == "bo" for e in fake.events.values())
     assert [e.at for e in made] == sorted(e.at for e in made)  # their original times
@@ -304,3 +311,18 @@ def test_a_locator_that_cannot_be_reached_fails_the_add(tmp_path: Path):
     done = cadenza("offline", "add", "0123456789abcdef", "--locator", closed, "--store", tmp_path)
     assert done.returncode == 1 and "cannot reach" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_an_event_the_locator_refuses_is_dropped_and_does_not_block_the_others(
+    tmp_path: Path, endpoint: tuple[PlaysEndpoint, str]
+):
+    fake, url = endpoint
+    fake.refusals = 0
+    store = OfflineStore(tmp_path / "store")
+    _journal(store, plays=2, segments=20)
+    made = [e for _, events in store.pending() for e in events]
+    fake.poison = {made[1].id}
+    done = await _cadenza("offline", "sync", "--locator", url, "--store", store.root, "--json")
+    assert done[0] == 0, done[2]
+    assert json.loads(done[1]) == {"sent": 3, "refused": 1, "pending": 0, "error": None}
+    assert set(fake.events) == {e.id for e in made} - fake.poison

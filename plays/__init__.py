@@ -1,0 +1,1 @@
+"""Play events after the locator took them: the durable log, its consumers and their results."""

@@ -33,8 +33,9 @@ import uvloop
 
 from bench.processes import STOP_SECONDS, ServiceFailed
 from player.abr import RULES
+from player.cache import MB, MemoryObjects
 from player.qoe import Failure, QoE, SegmentRecord
-from player.session import PlaybackFailed, play
+from player.session import PlaybackFailed, play, prepare
 from player.traces import Trace, load_folder
 
 PLAYERS_PER_GENERATOR = 250  # what one event loop plays comfortably, playlists and shaping
@@ -46,6 +47,7 @@ CLIENTS = {  # where virtual players are, by region: (lat, lon, territory)
     "us-east": (40.71, -74.0, "US"),
 }
 PLAY_GRACE_S = 60.0  # a play under way at the deadline may end this much later (a track)
+AHEAD_BYTES = MB // 2  # each player's memory for the next track's start, fetched ahead
 FAILURE_PAUSE_S = 1.0  # a player whose play failed waits before the next
 Timed = tuple[float, str, QoE]  # the play's start (time.time), region, QoE
 
@@ -255,24 +257,65 @@ async def _listener(
     # Players join over the ramp, as listeners do, not in one burst of connections.
     await asyncio.sleep(rng.uniform(0, min(job.ramp_s, max(0.0, deadline.at - time.time()) / 4)))
     joined = time.monotonic()
-    while time.time() < deadline.at - 1:
-        trace = link and from_offset(link, (time.monotonic() - joined) * job.speed)
+    cache = MemoryObjects(AHEAD_BYTES)
+    listener = f"listener-{n}"
+
+    def pick() -> tuple[str, int | None]:
         track = rng.choices(job.catalog, weights)[0]
-        segments = rng.choice((1, 2)) if rng.random() < job.skip else None
-        started = time.time()
-        try:
-            qoe = await asyncio.wait_for(
-                play(
-                    track, job.locator, territory=territory, lat=lat, lon=lon, rule=job.rule,
-                    trace=trace, speed=job.speed, max_segments=segments, listener=f"listener-{n}",
-                ),
-                timeout=max(1.0, deadline.at - time.time() + PLAY_GRACE_S),
-            )  # fmt: skip
-        except (PlaybackFailed, TimeoutError) as e:
-            errors.append((started, f"player {n}, track {track}: {str(e) or type(e).__name__}"))
-            await asyncio.sleep(FAILURE_PAUSE_S)
-            continue
-        plays.append((started, region, qoe))
+        return track, rng.choice((1, 2)) if rng.random() < job.skip else None
+
+    track, segments = pick()
+    ahead: asyncio.Task[Any] | None = None
+    try:
+        while time.time() < deadline.at - 1:
+            trace = link and from_offset(link, (time.monotonic() - joined) * job.speed)
+            master = None
+            if ahead is not None:  # the next track, prepared during the last one's buffer
+                with contextlib.suppress(PlaybackFailed, TimeoutError):
+                    master = await asyncio.wait_for(ahead, PLAY_GRACE_S)
+                ahead = None
+            following = pick()
+
+            def start_next(
+                following: tuple[str, int | None] = following, trace: Trace | None = trace
+            ) -> None:
+                nonlocal ahead
+                ahead = asyncio.create_task(
+                    prepare(
+                        following[0],
+                        job.locator,
+                        cache,
+                        territory=territory,
+                        lat=lat,
+                        lon=lon,
+                        rule=job.rule,
+                        trace=trace,
+                        speed=job.speed,
+                        listener=listener,
+                    )
+                )
+
+            started = time.time()
+            try:
+                qoe = await asyncio.wait_for(
+                    play(
+                        track, job.locator, territory=territory, lat=lat, lon=lon,
+                        rule=job.rule, trace=trace, speed=job.speed, max_segments=segments,
+                        listener=listener, cache=cache, prepared=master,
+                        on_downloaded=start_next,
+                    ),
+                    timeout=max(1.0, deadline.at - time.time() + PLAY_GRACE_S),
+                )  # fmt: skip
+            except (PlaybackFailed, TimeoutError) as e:
+                errors.append((started, f"player {n}, track {track}: {str(e) or type(e).__name__}"))
+                await asyncio.sleep(FAILURE_PAUSE_S)
+            else:
+                plays.append((started, region, qoe))
+            track, segments = following
+    finally:
+        if ahead is not None:
+            ahead.cancel()
+            await asyncio.gather(ahead, return_exceptions=True)
 
 
 def main() -> int:

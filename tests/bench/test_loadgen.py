@@ -93,6 +93,8 @@ def test_two_processes_play_their_own_players_and_report_every_play(
     for started, _, qoe in got.plays:
         assert started < deadline and qoe.track_id == track
         assert 1 <= len(qoe.segments) <= 2  # every play skips after one or two segments
+    # Each player's next track starts from what it fetched during the last one's buffer.
+    assert sum(qoe.local_hits >= 3 for _, _, qoe in got.plays) >= len(got.plays) - 4
     assert sorted(p.name for p in (tmp_path / "players").iterdir()) == [
         "players-0.log", "players-1.log", "plays-0.json", "plays-1.json",
     ]  # fmt: skip

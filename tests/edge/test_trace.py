@@ -200,7 +200,7 @@ def test_on_a_music_trace_opt_and_both_policies_beat_lru():
     lru = simulate(make_policy("lru", capacity), requests).misses
     distinct = len(set(key for key, _ in requests))
     assert distinct <= opt < lru < len(requests)
-    for name in ("s3fifo", "wtinylfu"):
+    for name in ("s3fifo", "wtinylfu", "music"):
         assert simulate(make_policy(name, capacity), requests).misses < lru
 
 

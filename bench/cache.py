@@ -220,8 +220,7 @@ def _print(r: dict[str, Any]) -> None:
     gaps = "".join(f"{n:>9}" for n in CANDIDATES)
     print(
         f"cache size as a share of the footprint; gap closed = (LRU - policy) / (LRU - OPT); "
-        f"waited on = misses readahead does not hide; medians of {r['runs']} seeds, "
-        f"{r['seconds']} s"
+        f"medians of {r['runs']} seeds, {r['seconds']} s"
     )
     for table in r["tables"]:
         trace = table["trace"]
@@ -230,24 +229,25 @@ def _print(r: dict[str, Any]) -> None:
             f"({trace['catalog_bytes'] / 1e9:.1f} GB at every rung), {trace['requests']} requests "
             f"for {trace['objects']} objects ({trace['footprint_bytes'] / 1e9:.2f} GB footprint)"
         )
-        print(
-            f"{'':15}{'miss ratio by requests':^45}  {'miss ratio by bytes':^45}  "
-            f"{'gap closed':^27}  {'waited-on miss ratio':^45}"
-        )
-        print(f"{'cache':15}{columns}  {columns}  {gaps}  {columns}")
+        print(f"{'':15}{'miss ratio by requests':^45}  {'gap closed':^27}")
+        print(f"{'cache':15}{columns}  {gaps}")
         for size in table["sizes"]:
-            label = f"{size['share']:.0%} {_megabytes(size['capacity_bytes'])}"
             print(
-                f"{label:15}"
+                _label(size)
                 + "".join(_cell(size["miss_ratio"][n], ".4f") for n in names)
                 + "  "
-                + "".join(_cell(size["byte_miss_ratio"][n], ".4f") for n in names)
-                + "  "
                 + "".join(_cell(size["gap_closed"][n], ".1%") for n in CANDIDATES)
+            )
+        print(f"{'':15}{'miss ratio by bytes':^45}  {'waited-on miss ratio':^45}")
+        print(f"{'cache':15}{columns}  {columns}")
+        for size in table["sizes"]:
+            print(
+                _label(size)
+                + "".join(_cell(size["byte_miss_ratio"][n], ".4f") for n in names)
                 + "  "
                 + "".join(_cell(size["waited_ratio"][n], ".4f") for n in names)
             )
-    print()
+    print("\nwaited on: the misses that readahead of a session's next segment does not hide")
     for target in r["targets"]["gap_closed"]:
         mark = "met" if target["met"] else "MISSED"
         value = "n/a" if target["value"] is None else f"{target['value']:.1%}"
@@ -255,6 +255,10 @@ def _print(r: dict[str, Any]) -> None:
             f"zipf {target['zipf']}: default policy {target['policy']} closes {value} of the "
             f"LRU-to-OPT gap at a {target['share']:.0%} cache (target >= {TARGET_GAP:.0%}: {mark})"
         )
+
+
+def _label(size: dict[str, Any]) -> str:
+    return f"{size['share']:.0%} {_megabytes(size['capacity_bytes'])}".ljust(15)
 
 
 def _megabytes(size: int) -> str:

@@ -21,6 +21,7 @@ from cadenza.settings import (
     setting,
 )
 from cadenza.upstreams import DOWN_SECONDS, parse_urls, split_urls
+from edge.policy import DEFAULT_POLICY, POLICIES
 
 SECONDS = 1.0
 MIB = 1 << 20
@@ -69,7 +70,7 @@ class EdgeSettings:
     cache_dir: Path = setting(
         Path("data/edge"), help="the disk tier, kept across restarts", metavar="DIR"
     )
-    policy: str = setting("s3fifo", check=one_of("s3fifo", "lru"))
+    policy: str = setting(DEFAULT_POLICY, check=one_of(*POLICIES))
     first_byte_timeout: float = setting(
         2 * SECONDS, key="first_byte_timeout_seconds", check=positive
     )

@@ -16,6 +16,12 @@ model (every parameter in ``TraceModel``, defaults chosen to be plausible for mu
   ``rung_switch`` per segment, so a player mostly stays on one rung.
 - ``concurrency`` sessions play at once, and each request comes from one of them at random,
   so sessions interleave as they do at an edge; an ended session is replaced by a new one.
+
+Readahead (``generate_marked``): when an edge serves segment k of a stream it fetches segment
+k + 1 at the same rung, a segment's duration (6 s) before the player asks for it. So a request
+for segment k >= 1 at the rung of the session's previous request is *ahead*: a miss on it is
+hidden from the player, who finds it fetched. Every other miss is *waited on*: the first segment
+of a play, and the first after a rung switch.
 """
 
 import heapq
@@ -89,6 +95,7 @@ class Outcome(NamedTuple):
     misses: int
     hit_bytes: int
     miss_bytes: int
+    waited: int = 0  # misses not hidden by readahead (given which requests are ahead)
 
 
 def make_catalog(model: TraceModel, rng: random.Random) -> list[Track]:
@@ -119,6 +126,12 @@ class _Session:
 
 def generate(model: TraceModel) -> Iterator[Request]:
     """Yield ``model.requests`` requests: the same ones for the same model."""
+    for key, size, _ in generate_marked(model):
+        yield key, size
+
+
+def generate_marked(model: TraceModel) -> Iterator[tuple[str, int, bool]]:
+    """``generate``'s requests, each with whether readahead fetches it before it is asked for."""
     rng = random.Random(model.seed)
     catalog = make_catalog(model, rng)
     popularity = list(accumulate(zipf_weights(model.tracks, model.zipf)))
@@ -141,12 +154,14 @@ def generate(model: TraceModel) -> Iterator[Request]:
     for _ in range(model.requests):
         slot = rng.randrange(model.concurrency)
         session = sessions[slot]
+        previous = session.rung
         if session.next and rng.random() < model.rung_switch:
             session.rung = min(top, max(0, session.rung + rng.choice((-1, 1))))
         index, rung = session.next, session.rung
         yield (
             f"{session.prefix}{rung_names[rung]}/{segment_name(index)}",
             session.track.segment_bytes(rung, index),
+            index > 0 and rung == previous,
         )
         session.next += 1
         if session.next == session.stop:
@@ -163,22 +178,26 @@ def footprint(requests: Iterable[Request]) -> int:
     return sum(dict(requests).values())
 
 
-def simulate(policy: Policy, requests: Iterable[Request]) -> Outcome:
-    """Play ``requests`` through ``policy``, admitting every miss."""
-    hits = misses = hit_bytes = miss_bytes = 0
+def simulate(policy: Policy, requests: Iterable[Request], ahead: Sequence[bool] = ()) -> Outcome:
+    """Play ``requests`` through ``policy``, admitting every miss; a miss is waited on unless
+    ``ahead`` marks its request (by position) as fetched by readahead."""
+    hits = misses = hit_bytes = miss_bytes = waited = 0
     get, admit = policy.get, policy.admit
-    for key, size in requests:
+    marked = len(ahead)
+    for i, (key, size) in enumerate(requests):
         if get(key):
             hits += 1
             hit_bytes += size
         else:
             misses += 1
             miss_bytes += size
+            if i >= marked or not ahead[i]:
+                waited += 1
             admit(key, size)
-    return Outcome(hits, misses, hit_bytes, miss_bytes)
+    return Outcome(hits, misses, hit_bytes, miss_bytes, waited)
 
 
-def belady(requests: Sequence[Request], capacity: int) -> Outcome:
+def belady(requests: Sequence[Request], capacity: int, ahead: Sequence[bool] = ()) -> Outcome:
     """Belady's furthest-next-use rule for a cache of ``capacity`` bytes.
 
     On a miss the object is taken in, then objects are evicted, the one whose next request is
@@ -200,7 +219,8 @@ def belady(requests: Sequence[Request], capacity: int) -> Outcome:
     held: dict[str, int] = {}  # key -> its next use
     sizes: dict[str, int] = {}
     heap: list[tuple[int, str]] = []  # (-next use, key)
-    used = hits = misses = hit_bytes = miss_bytes = 0
+    used = hits = misses = hit_bytes = miss_bytes = waited = 0
+    marked = len(ahead)
     for i, (key, size) in enumerate(requests):
         if key in held:
             hits += 1
@@ -208,6 +228,8 @@ def belady(requests: Sequence[Request], capacity: int) -> Outcome:
         else:
             misses += 1
             miss_bytes += size
+            if i >= marked or not ahead[i]:
+                waited += 1
             if size > capacity:
                 continue
             sizes[key] = size
@@ -222,7 +244,7 @@ def belady(requests: Sequence[Request], capacity: int) -> Outcome:
             if held.get(victim) == -negative_next:
                 del held[victim]
                 used -= sizes.pop(victim)
-    return Outcome(hits, misses, hit_bytes, miss_bytes)
+    return Outcome(hits, misses, hit_bytes, miss_bytes, waited)
 
 
 def belady_misses(requests: Sequence[Request], capacity: int) -> int:

@@ -14,7 +14,7 @@ FLEET = CONFIGS / "fleet.toml"
 
 def test_the_shipped_file_loads_with_the_defaults_that_help_shows():
     settings = load_settings(CONFIGS / "edge.toml", environ={})
-    assert settings.policy == "s3fifo" and not settings.allow_unsigned
+    assert settings.policy == "music" and not settings.allow_unsigned
     assert (settings.host, settings.port) == ("127.0.0.1", 8081)
     assert settings.stale_grace == EdgeSettings().stale_grace == 0
 
@@ -70,7 +70,7 @@ def test_environment_then_flags_win_over_files():
         ({"allow_unsigned": "yes"}, "must be bool"),
         ({"token_keys": {"k1": 5}}, "maps key ids to secret strings"),
         ({"token_keys": {"k1": "short"}}, "16\\+ chars"),
-        ({"policy": "lfu"}, "must be one of 's3fifo', 'lru'"),
+        ({"policy": "lfu"}, "must be one of 'lru', 's3fifo', 'wtinylfu', 'music'"),
         ({"latitude": 91.0}, "must be -90..90"),
         ({"listen": "nowhere"}, "HOST:PORT"),
     ],

@@ -1,5 +1,6 @@
 """The synthetic music trace, Belady's OPT (by brute force on tiny traces) and the simulator."""
 
+import hashlib
 import re
 from collections import Counter
 from functools import cache
@@ -16,10 +17,15 @@ from edge.trace import (
     catalog_bytes,
     footprint,
     generate,
+    generate_marked,
     simulate,
     zipf_weights,
 )
 
+TRACE_DIGESTS = {  # of TraceModel(tracks=50, requests=5000, zipf=..., seed=3)
+    0.7: "543d69803dacebf095eef878397fae306f65e3f2299bb50ac95e1d9a1288bf6f",
+    0.9: "25401f23e1b40280f87164f2750e2a3690ad5ceac8295eaa80e24c85a79746bf",
+}
 KEY = re.compile(r"tracks/([a-z0-9]{16})/v[0-9a-f]{12}/(aac_\d+)/seg_(\d{5})\.m4s")
 BITRATES = dict(RUNGS)
 
@@ -95,6 +101,27 @@ def test_interleaved_sessions_each_request_a_segment_after_the_one_before():
         seen.add((track, index))
 
 
+def test_the_trace_drawn_for_a_model_is_the_one_drawn_before_readahead_was_marked():
+    for zipf, digest in TRACE_DIGESTS.items():
+        requests = generate(TraceModel(tracks=50, requests=5000, zipf=zipf, seed=3))
+        text = "".join(f"{key} {size}\n" for key, size in requests)
+        assert hashlib.sha256(text.encode()).hexdigest() == digest
+
+
+def test_readahead_marks_each_next_segment_at_the_rung_of_the_session_before():
+    model = TraceModel(tracks=100, requests=60_000, concurrency=1, seed=5)
+    marked = list(generate_marked(model))
+    assert [(key, size) for key, size, _ in marked] == list(generate(model))
+    previous: tuple[str, int] | None = None
+    for key, _, ahead in marked:
+        _, rung, index = parse(key)
+        follows = index > 0 and previous == (rung, index - 1)
+        assert ahead == follows
+        previous = (rung, index)
+    waited = [parse(key)[2] for key, _, ahead in marked if not ahead]
+    assert 0 < sum(index > 0 for index in waited) < len(waited)  # rung switches, and starts
+
+
 def test_the_footprint_is_part_of_the_catalog():
     model = TraceModel(tracks=30, requests=20_000)
     requests = list(generate(model))
@@ -156,7 +183,14 @@ def test_belady_declines_what_will_never_be_requested_again():
 
 def test_simulate_counts_hits_and_misses_in_requests_and_bytes():
     requests = [("a", 10), ("b", 20), ("a", 10), ("c", 30), ("a", 10), ("b", 20)]
-    assert simulate(make_policy("lru", 40), requests) == (2, 4, 20, 80)
+    assert simulate(make_policy("lru", 40), requests) == (2, 4, 20, 80, 4)
+
+
+def test_a_miss_marked_ahead_is_not_waited_on():
+    requests = [("a", 10), ("b", 10), ("a", 10), ("c", 10)]
+    ahead = [False, True, False, True]
+    assert simulate(make_policy("lru", 10), requests, ahead).waited == 2
+    assert belady(requests, 10, ahead) == (1, 3, 10, 30, 1)  # keeps "a", declines "b"
 
 
 def test_on_a_music_trace_opt_and_both_policies_beat_lru():
@@ -166,7 +200,7 @@ def test_on_a_music_trace_opt_and_both_policies_beat_lru():
     lru = simulate(make_policy("lru", capacity), requests).misses
     distinct = len(set(key for key, _ in requests))
     assert distinct <= opt < lru < len(requests)
-    for name in ("s3fifo", "wtinylfu"):
+    for name in ("s3fifo", "wtinylfu", "music"):
         assert simulate(make_policy(name, capacity), requests).misses < lru
 
 

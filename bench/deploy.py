@@ -65,7 +65,7 @@ def edge_specs(count: int) -> tuple[EdgeSpec, ...]:
 class EdgeOptions:
     workers: int = 1
     memory_bytes: int = 64 << 20
-    policy: str = "s3fifo"
+    policy: str = "music"
     capacity_bps: float = 1e9
     extra: dict[str, Any] = field(default_factory=dict)  # more edge settings, as in its TOML
     parents: int = 0  # parent edges every edge fetches its misses from (players never see them)

@@ -128,7 +128,12 @@ def add_parser(benches: Any) -> None:
         "players, at most one per core)",
     )  # fmt: skip
     parser.add_argument("--memory-mb", type=int, default=64, help="each edge's memory tier")
-    parser.add_argument("--policy", default="s3fifo", choices=("s3fifo", "lru", "wtinylfu"))
+    parser.add_argument(
+        "--policy",
+        default="music",
+        choices=("music", "s3fifo", "lru", "wtinylfu"),
+        help="the edges' eviction policy (music)",
+    )
     parser.add_argument("--edge-workers", type=int, default=1, help="processes per edge (1)")
     parser.add_argument(
         "--preposition-tracks",

@@ -16,7 +16,6 @@ Format, the same construction as the play tokens of ``cadenza.tokens`` (the same
 
 import base64
 import binascii
-import hashlib
 import hmac
 import math
 import re
@@ -25,10 +24,9 @@ from dataclasses import dataclass
 
 from cadenza import layout
 from cadenza.errors import InputError
-from cadenza.tokens import LISTENER, MIN_SECRET_BYTES
+from cadenza.tokens import LISTENER, MAC_BYTES, b64encode, check_secret, mac
 
 VERSION = "l1"
-MAC_BYTES = 18
 MAX_LICENCE_LENGTH = 1024
 DEFAULT_DAYS = 30
 DEVICE = re.compile(r"[A-Za-z0-9_-]{8,64}")
@@ -79,24 +77,24 @@ class Licence:
 
 def sign_licence(licence: Licence, secret: bytes) -> str:
     """The licence's text under ``secret``, the key that ``licence.kid`` names."""
-    _check_secret(licence.kid, secret)
+    check_secret(licence.kid, secret)
     fields = (
         VERSION, licence.kid, str(licence.issued), str(licence.expires), licence.territory,
         licence.track_id, licence.version, licence.listener, licence.device,
     )  # fmt: skip
-    payload = _b64encode("|".join(fields).encode("ascii"))
-    return f"{payload}.{_mac(secret, payload)}"
+    payload = b64encode("|".join(fields).encode("ascii"))
+    return f"{payload}.{mac(secret, payload)}"
 
 
 def read_licence(text: str, keys: Mapping[str, bytes]) -> Licence:
     """The licence that ``text`` is, if a key of ``keys`` signed it; LicenceError otherwise.
     Whether it is still valid is the caller's question (``Licence.expires``)."""
-    payload, mac, parts = _split(text)
+    payload, signature, parts = _split(text)
     secret = keys.get(parts[1])
     if secret is None:
         raise LicenceError(f"the licence's key {parts[1][:40]!r} is not active: renew it online")
-    _check_secret(parts[1], secret)
-    if not hmac.compare_digest(_mac(secret, payload), mac):
+    check_secret(parts[1], secret)
+    if not hmac.compare_digest(mac(secret, payload), signature):
         raise LicenceError("the licence's signature does not match its contents")
     return _fields(parts)
 
@@ -143,17 +141,3 @@ def check_valid(licence: Licence, now: float) -> None:
             f"the offline licence of track {licence.track_id} expired at {licence.expires} "
             "(unix time): go online and run 'cadenza offline renew' to play it again"
         )
-
-
-def _check_secret(kid: str, secret: bytes) -> None:
-    if len(secret) < MIN_SECRET_BYTES:
-        raise ValueError(f"the secret of key id {kid!r} is under {MIN_SECRET_BYTES} bytes")
-
-
-def _mac(secret: bytes, payload: str) -> str:
-    digest = hmac.new(secret, payload.encode("ascii"), hashlib.sha256).digest()
-    return _b64encode(digest[:MAC_BYTES])
-
-
-def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")

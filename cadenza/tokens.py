@@ -108,14 +108,14 @@ class TokenClaims:
 
 def sign(claims: TokenClaims, secret: bytes) -> str:
     """The token for ``claims`` under ``secret``, the key that ``claims.kid`` names."""
-    _check_secret(claims.kid, secret)
+    check_secret(claims.kid, secret)
     fields: tuple[str, ...] = (
         VERSION, claims.kid, str(claims.expires), claims.territory, claims.acl
     )  # fmt: skip
     if claims.listener:
         fields += (claims.listener,)
-    payload = _b64encode(_FIELD_SEPARATOR.join(fields).encode("ascii"))
-    token = f"{payload}.{_mac(secret, payload)}"
+    payload = b64encode(_FIELD_SEPARATOR.join(fields).encode("ascii"))
+    token = f"{payload}.{mac(secret, payload)}"
     if len(token) > MAX_TOKEN_LENGTH:
         raise ValueError(f"token for ACL {claims.acl!r} is over {MAX_TOKEN_LENGTH} characters")
     return token
@@ -133,13 +133,13 @@ def verify(
     """
     if not math.isfinite(now) or not (math.isfinite(leeway) and leeway >= 0):
         raise ValueError(f"clock {now!r} and leeway {leeway!r} must be finite, leeway >= 0")
-    payload, mac = _split(token)
+    payload, signature = _split(token)
     fields = _fields(payload)
     secret = keys.get(fields[1])
     if secret is None:
         raise TokenError("unknown_key", f"key id {fields[1][:40]!r} is not active on this server")
-    _check_secret(fields[1], secret)
-    if not hmac.compare_digest(_mac(secret, payload), mac):
+    check_secret(fields[1], secret)
+    if not hmac.compare_digest(mac(secret, payload), signature):
         raise TokenError("bad_signature", "the signature does not match the token's contents")
     claims = _claims(fields)
     if now >= claims.expires + leeway:
@@ -212,15 +212,18 @@ def _claims(fields: list[str]) -> TokenClaims:
         raise TokenError("malformed", str(e)) from None
 
 
-def _check_secret(kid: str, secret: bytes) -> None:
+def check_secret(kid: str, secret: bytes) -> None:
+    """ValueError for a key under ``MIN_SECRET_BYTES``: a configuration bug, not a request."""
     if len(secret) < MIN_SECRET_BYTES:
         raise ValueError(f"the secret of key id {kid!r} is under {MIN_SECRET_BYTES} bytes")
 
 
-def _mac(secret: bytes, payload: str) -> str:
+def mac(secret: bytes, payload: str) -> str:
+    """The signature of an encoded payload: HMAC-SHA256 truncated to ``MAC_BYTES``, base64url.
+    Licences (``cadenza.licences``) are signed the same way."""
     digest = hmac.new(secret, payload.encode("ascii"), hashlib.sha256).digest()
-    return _b64encode(digest[:MAC_BYTES])
+    return b64encode(digest[:MAC_BYTES])
 
 
-def _b64encode(data: bytes) -> str:
+def b64encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")

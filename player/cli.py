@@ -131,26 +131,27 @@ def run(args: argparse.Namespace) -> int:
     if len(args.track_ids) > 1:
         return _queue(args, trace)
     try:
-        qoe = asyncio.run(
-            play(
-                args.track_id,
-                args.locator,
-                territory=args.territory,
-                lat=args.lat,
-                lon=args.lon,
-                rule=args.abr,
-                trace=trace,
-                speed=args.speed,
-                max_buffer_s=args.max_buffer,
-                timeout_s=args.timeout,
-                cache=None if args.no_cache else _local_cache(args),
-                listener=args.listener,
-                report=not args.no_report,
-            )
-        )
+        qoe = asyncio.run(play(args.track_id, args.locator, **_play_options(args, trace)))
     except PlaybackFailed as e:
         return _failed(args, e)
     return _report(args, qoe)
+
+
+def _play_options(args: argparse.Namespace, trace: Any) -> dict[str, Any]:
+    """What the flags say of every online play, one track or a queue."""
+    return {
+        "territory": args.territory,
+        "lat": args.lat,
+        "lon": args.lon,
+        "rule": args.abr,
+        "trace": trace,
+        "speed": args.speed,
+        "max_buffer_s": args.max_buffer,
+        "timeout_s": args.timeout,
+        "cache": None if args.no_cache else _local_cache(args),
+        "listener": args.listener,
+        "report": not args.no_report,
+    }
 
 
 def _queue(args: argparse.Namespace, trace: Any) -> int:
@@ -158,23 +159,7 @@ def _queue(args: argparse.Namespace, trace: Any) -> int:
 
     if len(args.track_ids) > MAX_QUEUE:
         raise ConfigError(f"a queue holds at most {MAX_QUEUE} tracks")
-    entries = asyncio.run(
-        play_queue(
-            args.track_ids,
-            args.locator,
-            territory=args.territory,
-            lat=args.lat,
-            lon=args.lon,
-            rule=args.abr,
-            trace=trace,
-            speed=args.speed,
-            max_buffer_s=args.max_buffer,
-            timeout_s=args.timeout,
-            cache=None if args.no_cache else _local_cache(args),
-            listener=args.listener,
-            report=not args.no_report,
-        )
-    )
+    entries = asyncio.run(play_queue(args.track_ids, args.locator, **_play_options(args, trace)))
     failed = sum(e.qoe is None for e in entries)
     if args.json:
         gaps = [e.gap_s for e in entries if e.gap_s is not None]

@@ -148,12 +148,7 @@ def _consumer(
             raise processes.ServiceFailed(f"the {kind} consumer did not start: see {log.name}")
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=processes.STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=processes.STOP_SECONDS)
+        processes.stop_process(process)
         if process.stdout is not None:
             process.stdout.close()
         log.close()

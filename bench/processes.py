@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cadenza.errors import CadenzaError
 
@@ -36,17 +37,25 @@ class Service:
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         """Signal the service, wait (bounded), kill if needed; returns its exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=STOP_SECONDS)
+        stop_process(self.process, sig)
         for stream in (self.process.stdout, self.process.stderr):
             if stream:
                 stream.close()
         return self.process.returncode
+
+
+def stop_process(
+    process: "subprocess.Popen[Any]", sig: int = signal.SIGTERM, seconds: float = STOP_SECONDS
+) -> None:
+    """Signal ``process`` unless it has ended, wait at most ``seconds``, then kill it and wait
+    as long again."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=seconds)
 
 
 def free_port() -> int:
@@ -101,12 +110,7 @@ def redis_server(folder: Path) -> Iterator[str]:
         _until_redis_answers(process, port)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_SECONDS)
+        stop_process(process)
 
 
 def _until_redis_answers(process: "subprocess.Popen[bytes]", port: int) -> None:

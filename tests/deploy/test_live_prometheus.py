@@ -24,7 +24,7 @@ import pytest
 
 from bench.catalog import MasterSpec, write_master
 from bench.deploy import DEFAULT_EDGES, Deployment, EdgeOptions, deploy
-from bench.processes import free_port
+from bench.processes import free_port, stop_process
 from cadenza.fleet import EdgeMember, Fleet, LocatorMember, OriginMember
 from fleet.prometheus import prometheus_config
 
@@ -139,12 +139,7 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
             _until_ready(url, process, root / "prometheus.log")
             yield Monitored(deployment, url)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=STOP_SECONDS)
+            stop_process(process)
     shutil.rmtree(root, ignore_errors=True)
 
 

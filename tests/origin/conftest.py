@@ -25,7 +25,7 @@ from uuid import uuid4
 import pytest
 from aiobotocore.session import get_session
 
-from bench.processes import Service
+from bench.processes import Service, stop_process
 from origin.storage import Storage, StorageConfig
 
 START_SECONDS = 30.0
@@ -58,12 +58,7 @@ def _ready(process: subprocess.Popen[bytes], url: str) -> bool:
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=STOP_SECONDS)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=STOP_SECONDS)
+    stop_process(process, seconds=STOP_SECONDS)
 
 
 @pytest.fixture(scope="session")

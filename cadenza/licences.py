@@ -24,17 +24,21 @@ from dataclasses import dataclass
 
 from cadenza import layout
 from cadenza.errors import InputError
-from cadenza.tokens import LISTENER, MAC_BYTES, b64encode, check_secret, mac
+from cadenza.tokens import (
+    KID,
+    LISTENER,
+    SIGNED,
+    TERRITORY,
+    UNIX_SECONDS,
+    b64encode,
+    check_secret,
+    mac,
+)
 
 VERSION = "l1"
 MAX_LICENCE_LENGTH = 1024
 DEFAULT_DAYS = 30
 DEVICE = re.compile(r"[A-Za-z0-9_-]{8,64}")
-_KID = re.compile(r"[A-Za-z0-9_-]{1,32}")
-_SECONDS = re.compile(r"0|[1-9][0-9]{0,12}")
-_TERRITORY = re.compile(r"[A-Z]{2}")
-_B64 = r"[A-Za-z0-9_-]"
-_LICENCE = re.compile(rf"({_B64}+)\.({_B64}{{{4 * MAC_BYTES // 3}}})")
 
 
 class LicenceError(InputError):
@@ -55,7 +59,7 @@ class Licence:
     device: str
 
     def __post_init__(self) -> None:
-        if not _KID.fullmatch(self.kid):
+        if not KID.fullmatch(self.kid):
             raise ValueError(f"key id {self.kid!r} is not 1 to 32 of [A-Za-z0-9_-]")
         for name in ("issued", "expires"):
             value = getattr(self, name)
@@ -63,7 +67,7 @@ class Licence:
                 raise ValueError(f"{name} {value!r} is not unix seconds")
         if self.expires < self.issued:
             raise ValueError("a licence cannot expire before it is issued")
-        if not _TERRITORY.fullmatch(self.territory):
+        if not TERRITORY.fullmatch(self.territory):
             raise ValueError(f"territory {self.territory!r} is not an ISO alpha-2 code")
         if not layout.TRACK_ID.fullmatch(self.track_id):
             raise ValueError(f"{self.track_id!r} is not a track id")
@@ -107,7 +111,7 @@ def unverified_licence(text: str) -> Licence:
 
 
 def _split(text: str) -> tuple[str, str, list[str]]:
-    match = _LICENCE.fullmatch(text) if len(text) <= MAX_LICENCE_LENGTH else None
+    match = SIGNED.fullmatch(text) if len(text) <= MAX_LICENCE_LENGTH else None
     if match is None:
         raise LicenceError("the licence is not of the form PAYLOAD.SIGNATURE")
     payload, mac = match[1], match[2]
@@ -123,7 +127,7 @@ def _split(text: str) -> tuple[str, str, list[str]]:
 
 def _fields(parts: list[str]) -> Licence:
     _, kid, issued, expires, territory, track_id, version, listener, device = parts
-    if not (_SECONDS.fullmatch(issued) and _SECONDS.fullmatch(expires)):
+    if not (UNIX_SECONDS.fullmatch(issued) and UNIX_SECONDS.fullmatch(expires)):
         raise LicenceError("the licence's times are not unix seconds")
     try:
         return Licence(kid, int(issued), int(expires), territory, track_id, version, listener,

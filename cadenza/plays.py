@@ -18,7 +18,7 @@ from typing import Any
 
 from cadenza import layout
 from cadenza.errors import InputError
-from cadenza.tokens import LISTENER, MAX_TOKEN_LENGTH
+from cadenza.tokens import LISTENER, MAX_TOKEN_LENGTH, TERRITORY
 
 KINDS = ("start", "progress", "end", "skip")
 MAX_BATCH = 500
@@ -30,7 +30,6 @@ EARLIEST_AT = 1_500_000_000.0  # 2017: a clock before this is wrong, not old
 STREAM_MS = 30_000  # the industry's rule: a play counts as a stream once 30 s are heard
 _ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _EDGE = re.compile(r"[A-Za-z0-9._-]{0,64}")
-_TERRITORY = re.compile(r"[A-Z]{2}")
 
 
 class PlayEventError(InputError):
@@ -71,7 +70,7 @@ class PlayEvent:
         says), without its credential; only the two new fields are checked again."""
         if listener and not LISTENER.fullmatch(listener):
             raise PlayEventError(f"listener {listener[:80]!r} is not a listener id")
-        if not _TERRITORY.fullmatch(territory):
+        if not TERRITORY.fullmatch(territory):
             raise PlayEventError(f"territory {territory[:8]!r} is not an ISO alpha-2 code")
         event = object.__new__(PlayEvent)
         # Frozen: built whole, as __init__ would, without checking again what was checked.
@@ -112,7 +111,7 @@ def _check(e: PlayEvent) -> None:
         raise bad("track_id", "a track id (16 of [a-z0-9])")
     if not isinstance(e.version, str) or not layout.VERSION.fullmatch(e.version):
         raise bad("version", "a version (v and 12 hex digits)")
-    if not isinstance(e.territory, str) or not _TERRITORY.fullmatch(e.territory):
+    if not isinstance(e.territory, str) or not TERRITORY.fullmatch(e.territory):
         raise bad("territory", "an ISO alpha-2 code such as SE")
     if not isinstance(e.edge, str) or not _EDGE.fullmatch(e.edge):
         raise bad("edge", "an edge id (up to 64 of [A-Za-z0-9._-])")

@@ -57,10 +57,11 @@ MAX_EXPIRES = 2**40  # about the year 36800; keeps the field short and the check
 
 _FIELD_SEPARATOR = "|"
 _B64 = r"[A-Za-z0-9_-]"
-_TOKEN = re.compile(rf"({_B64}+)\.({_B64}{{{4 * MAC_BYTES // 3}}})")
-_KID = re.compile(r"[A-Za-z0-9_-]{1,32}")
-_EXPIRES = re.compile(r"0|[1-9][0-9]{0,12}")
-_TERRITORY = re.compile(r"[A-Z]{2}")
+# PAYLOAD.SIGNATURE, the form of tokens and of licences (``cadenza.licences``).
+SIGNED = re.compile(rf"({_B64}+)\.({_B64}{{{4 * MAC_BYTES // 3}}})")
+KID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+UNIX_SECONDS = re.compile(r"0|[1-9][0-9]{0,12}")
+TERRITORY = re.compile(r"[A-Z]{2}")
 LISTENER = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # A canonical absolute path: "/" alone, or non-empty segments of unreserved characters.
 _PATH = re.compile(r"/|(/[A-Za-z0-9._~-]+)+/?")
@@ -98,9 +99,9 @@ class TokenClaims:
             raise ValueError(f"ACL {self.acl!r} is not a canonical path prefix ending in '/'")
         if type(self.expires) is not int or not 0 <= self.expires < MAX_EXPIRES:
             raise ValueError(f"expiry {self.expires!r} is not unix seconds in [0, 2**40)")
-        if not _KID.fullmatch(self.kid):
+        if not KID.fullmatch(self.kid):
             raise ValueError(f"key id {self.kid!r} is not 1 to 32 of [A-Za-z0-9_-]")
-        if not _TERRITORY.fullmatch(self.territory):
+        if not TERRITORY.fullmatch(self.territory):
             raise ValueError(f"territory {self.territory!r} is not an ISO alpha-2 code")
         if self.listener and not LISTENER.fullmatch(self.listener):
             raise ValueError(f"listener {self.listener[:80]!r} is not 1 to 64 of [A-Za-z0-9_-]")
@@ -180,7 +181,7 @@ def is_canonical_path(path: str) -> bool:
 
 
 def _split(token: str) -> tuple[str, str]:
-    match = _TOKEN.fullmatch(token) if len(token) <= MAX_TOKEN_LENGTH else None
+    match = SIGNED.fullmatch(token) if len(token) <= MAX_TOKEN_LENGTH else None
     if match is None:
         raise TokenError("malformed", "the token is not of the form PAYLOAD.SIGNATURE")
     return match[1], match[2]
@@ -200,7 +201,7 @@ def _fields(payload: str) -> list[str]:
 
 def _claims(fields: list[str]) -> TokenClaims:
     _, kid, expires, territory, acl, *listener = fields
-    if not _EXPIRES.fullmatch(expires):
+    if not UNIX_SECONDS.fullmatch(expires):
         raise TokenError("malformed", f"the token's expiry {expires!r} is not unix seconds")
     if listener == [""]:
         raise TokenError("malformed", "the token's listener field is empty")

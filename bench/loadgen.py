@@ -35,7 +35,8 @@ from bench.processes import STOP_SECONDS, ServiceFailed
 from player.abr import RULES
 from player.cache import MB, MemoryObjects
 from player.qoe import Failure, QoE, SegmentRecord
-from player.session import PlaybackFailed, play, prepare
+from player.queue import Ahead
+from player.session import PlaybackFailed, play
 from player.traces import Trace, load_folder
 
 PLAYERS_PER_GENERATOR = 250  # what one event loop plays comfortably, playlists and shaping
@@ -265,35 +266,20 @@ async def _listener(
         return track, rng.choice((1, 2)) if rng.random() < job.skip else None
 
     track, segments = pick()
-    ahead: asyncio.Task[Any] | None = None
+    ahead = Ahead()
     try:
         while time.time() < deadline.at - 1:
             trace = link and from_offset(link, (time.monotonic() - joined) * job.speed)
-            master = None
-            if ahead is not None:  # the next track, prepared during the last one's buffer
-                with contextlib.suppress(PlaybackFailed, TimeoutError):
-                    master = await asyncio.wait_for(ahead, PLAY_GRACE_S)
-                ahead = None
+            master = await ahead.take(PLAY_GRACE_S)  # prepared during the last one's buffer
             following = pick()
 
             def start_next(
                 following: tuple[str, int | None] = following, trace: Trace | None = trace
             ) -> None:
-                nonlocal ahead
-                ahead = asyncio.create_task(
-                    prepare(
-                        following[0],
-                        job.locator,
-                        cache,
-                        territory=territory,
-                        lat=lat,
-                        lon=lon,
-                        rule=job.rule,
-                        trace=trace,
-                        speed=job.speed,
-                        listener=listener,
-                    )
-                )
+                ahead.start(
+                    following[0], job.locator, cache, territory=territory, lat=lat, lon=lon,
+                    rule=job.rule, trace=trace, speed=job.speed, listener=listener,
+                )  # fmt: skip
 
             started = time.time()
             try:
@@ -313,9 +299,7 @@ async def _listener(
                 plays.append((started, region, qoe))
             track, segments = following
     finally:
-        if ahead is not None:
-            ahead.cancel()
-            await asyncio.gather(ahead, return_exceptions=True)
+        await ahead.cancel()
 
 
 def main() -> int:

@@ -22,6 +22,7 @@ from typing import Any
 
 from player.abr import DEFAULT_RULE
 from player.cache import MemoryObjects, ObjectSource
+from player.hls import Multivariant
 from player.qoe import QoE
 from player.session import PlaybackFailed, play, prepare
 from player.traces import Trace
@@ -75,39 +76,22 @@ async def play_queue(
         raise ValueError(f"a queue holds 1 to {MAX_QUEUE} tracks, not {len(track_ids)}")
     store = cache if cache is not None else MemoryObjects()
     entries: list[Entry] = []
-    ahead: asyncio.Task[Any] | None = None
+    ahead = Ahead()
     ended: float | None = None  # wall clock when the previous track ended
     try:
         for n, track_id in enumerate(track_ids):
-            master, waited = None, 0.0
-            if ahead is not None:
-                try:
-                    master = await asyncio.wait_for(ahead, timeout_s)
-                except (PlaybackFailed, TimeoutError):
-                    master = None  # the play itself asks again, and says why if it fails
-                ahead = None
-            if ended is not None:
-                waited = (time.monotonic() - ended) * speed
+            # Without a prepared answer the play itself asks again, and says why if it fails.
+            master = await ahead.take(timeout_s)
+            waited = 0.0 if ended is None else (time.monotonic() - ended) * speed
             following = track_ids[n + 1] if n + 1 < len(track_ids) else None
 
             def start_next(following: str | None = following) -> None:
-                nonlocal ahead
-                if following is not None and ahead is None:
-                    ahead = asyncio.create_task(
-                        prepare(
-                            following,
-                            locator_url,
-                            store,
-                            territory=territory,
-                            lat=lat,
-                            lon=lon,
-                            rule=rule,
-                            max_buffer_s=max_buffer_s,
-                            trace=trace,
-                            speed=speed,
-                            listener=listener,
-                        )
-                    )
+                if following is not None:
+                    ahead.start(
+                        following, locator_url, store, territory=territory, lat=lat, lon=lon,
+                        rule=rule, max_buffer_s=max_buffer_s, trace=trace, speed=speed,
+                        listener=listener,
+                    )  # fmt: skip
 
             try:
                 qoe = await play(
@@ -124,10 +108,39 @@ async def play_queue(
             entries.append(Entry(track_id, qoe, None, gap, master is not None))
             ended = time.monotonic()
     finally:
-        if ahead is not None:
-            ahead.cancel()
-            await asyncio.gather(ahead, return_exceptions=True)
+        await ahead.cancel()
     return entries
+
+
+class Ahead:
+    """The next track's preparation (``session.prepare``): started once, when the current
+    track's last segment has arrived, and taken when the next play begins."""
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[Multivariant] | None = None
+
+    def start(self, track_id: str, locator_url: str, cache: ObjectSource, **options: Any) -> None:
+        """Prepare ``track_id`` in the background, unless a preparation is already pending."""
+        if self._task is None:
+            self._task = asyncio.create_task(prepare(track_id, locator_url, cache, **options))
+
+    async def take(self, timeout_s: float | None) -> Multivariant | None:
+        """The prepared play answer; None when nothing was prepared, or its play was refused
+        or not answered within ``timeout_s``."""
+        task, self._task = self._task, None
+        if task is None:
+            return None
+        try:
+            return await asyncio.wait_for(task, timeout_s)
+        except (PlaybackFailed, TimeoutError):
+            return None
+
+    async def cancel(self) -> None:
+        """Stop a pending preparation (the queue or the session ended)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 def render(entries: Sequence[Entry]) -> str:

@@ -25,6 +25,21 @@ INTERNAL = "internal error: the service logged it"
 _BODY_FIELDS = frozenset(("content-type", "content-length", "content-encoding"))
 
 
+async def read_body(request: web.Request, most: int) -> bytes | None:
+    """The request body, or None as soon as it is known to exceed ``most`` bytes: from its
+    Content-Length without reading it, or while a chunked body streams in. aiohttp's own
+    ``client_max_size`` would otherwise be the only bound."""
+    if request.content_length is not None and request.content_length > most:
+        return None
+    parts, size = [], 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > most:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 def preflight(cors: Cors) -> Handler:
     """An OPTIONS handler granting ``cors.methods`` to browser players on other origins."""
     asked = "Access-Control-Request-Headers"

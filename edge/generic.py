@@ -17,6 +17,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from cadenza.web import read_body
 from edge.fetch import CLIENT_ONLY, VIA, Head, Order
 from edge.fields import Lines, combined, end_to_end, without
 from edge.freshness import request_directives
@@ -127,7 +128,7 @@ async def _pass_through(
     stored; a HEAD's 200 freshens the stored response it validates (RFC 9111 4.3.5)."""
     app = request.app
     settings = app[SETTINGS]
-    body = await _read_bounded(request)
+    body = await read_body(request, MAX_BODY)
     if body is None:
         return refuse(413, f"request bodies are limited to {MAX_BODY} bytes", cors=False)
     timeout = aiohttp.ClientTimeout(total=settings.fetch_timeout)
@@ -230,7 +231,7 @@ async def _relay(
     request: web.Request, session: aiohttp.ClientSession, target: str
 ) -> web.StreamResponse:
     """Hand the request to the key's owner worker and stream its answer back unchanged."""
-    body = None if request.method in SAFE else await _read_bounded(request)
+    body = None if request.method in SAFE else await read_body(request, MAX_BODY)
     if request.method not in SAFE and body is None:
         return refuse(413, f"request bodies are limited to {MAX_BODY} bytes", cors=False)
     settings = request.app[SETTINGS]
@@ -272,11 +273,3 @@ async def _read_at_most(content: aiohttp.StreamReader, limit: int) -> bytes:
         if size >= limit:
             break
     return b"".join(parts)
-
-
-async def _read_bounded(request: web.Request) -> bytes | None:
-    """The request body, or None when it is larger than MAX_BODY."""
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        return None
-    body = await _read_at_most(request.content, MAX_BODY + 1)
-    return None if len(body) > MAX_BODY else body

@@ -22,6 +22,7 @@ Both answer 200 with one result per track or licence, so that one refusal does n
 rest; a request that cannot be read at all (no listener, no device, a malformed body) is a 4xx.
 """
 
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from prometheus_client import CollectorRegistry, Counter
 from cadenza import layout
 from cadenza.errors import HttpError
 from cadenza.licences import DEVICE, Licence, LicenceError, read_licence, sign_licence
+from cadenza.web import read_body
 from locator.fleet import Rights
 from locator.geo import Location
 from locator.listeners import listener_of
@@ -156,10 +158,11 @@ def _listener(request: web.Request, settings: LocatorSettings) -> str:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    if (request.content_length or 0) > MAX_BODY:
+    raw = await read_body(request, MAX_BODY)
+    if raw is None:
         raise LicenceRefused(413, f"a licence request is at most {MAX_BODY} bytes")
     try:
-        body = await request.json()
+        body = json.loads(raw)
     except ValueError:
         raise LicenceRefused(400, "the request body is not JSON") from None
     if not isinstance(body, dict):

@@ -33,6 +33,7 @@ from cadenza.log import get_logger
 from cadenza.plays import MAX_BATCH, MAX_CREDENTIAL_LENGTH, PlayEvent, PlayEventError
 from cadenza.plays import batch_from_json as check_batch
 from cadenza.tokens import LISTENER, TokenError, verify
+from cadenza.web import read_body
 from locator.listeners import listener_of
 from locator.metrics import LocatorMetrics
 from locator.settings import LocatorSettings
@@ -162,16 +163,10 @@ async def accept(request: web.Request) -> web.Response:
 
 async def _body(request: web.Request) -> bytes:
     """The request body, refused (413) past MAX_BODY without reading the rest."""
-    too_large = PlaysRefused(413, f"a batch of events is at most {MAX_BODY} bytes", "too_large")
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise too_large
-    chunks, size = [], 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+    body = await read_body(request, MAX_BODY)
+    if body is None:
+        raise PlaysRefused(413, f"a batch of events is at most {MAX_BODY} bytes", "too_large")
+    return body
 
 
 def _events(body: bytes) -> list[PlayEvent]:

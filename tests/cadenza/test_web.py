@@ -11,7 +11,14 @@ from prometheus_client import CollectorRegistry, Counter
 from cadenza import log
 from cadenza.errors import HttpError, InputError
 from cadenza.http import Cors
-from cadenza.web import INTERNAL, error_response, json_errors, metrics_response, preflight
+from cadenza.web import (
+    INTERNAL,
+    error_response,
+    json_errors,
+    metrics_response,
+    preflight,
+    read_body,
+)
 from origin.errors import Conflict
 from tests.loopback import serve
 
@@ -180,3 +187,28 @@ async def test_an_exposition_already_made_is_answered_as_it_is():
     response = metrics_response(b"cadenza_test_things_total 7.0\n")
     assert response.content_type == "text/plain"
     assert response.body == b"cadenza_test_things_total 7.0\n"
+
+
+async def test_a_body_is_read_up_to_its_bound_whether_it_is_sized_or_chunked():
+    async def echo(request: web.Request) -> web.Response:
+        body = await read_body(request, 1000)
+        return web.Response(status=413) if body is None else web.Response(body=body)
+
+    app = web.Application()
+    app.router.add_post("/", echo)
+    runner, url = await serve(app)
+
+    async def chunked(size: int):  # no Content-Length: aiohttp's 1 MiB would be the only bound
+        yield b"x" * size
+
+    try:
+        async with aiohttp.ClientSession() as client:
+            for data, status in ((b"x" * 1000, 200), (b"x" * 1001, 413)):
+                async with client.post(url, data=data) as response:
+                    assert response.status == status
+                    assert status != 200 or await response.read() == data
+            for size, status in ((1000, 200), (1001, 413), (200_000, 413)):
+                async with client.post(url, data=chunked(size)) as response:
+                    assert response.status == status
+    finally:
+        await runner.cleanup()

@@ -1,13 +1,18 @@
 """An offline player: an ABR rule against a network trace, scored, and the best score possible.
 
-The model, the same for every rule and for the optimum: the player requests one segment at a
-time, each as soon as the previous one has arrived, except that it first waits while the
-segment would overfill the buffer's maximum. Playback starts when the first segment arrives (the
-startup delay is reported, not scored) and drains the buffer in real time; when the buffer runs
-dry before the next segment arrives, playback stalls until it does. No sockets, no sleeping.
+The model, the same for every rule and for the optimum, is the player's (``player.session``):
+it may first fetch a bandwidth probe (the lowest rung's media playlist), which the rule sees
+as a download of ``segment_s`` 0. Then it requests one segment at a time, each as soon as the
+previous one has arrived, except that it first waits while the segment would overfill the
+buffer's maximum. A track's first segment carries that track's playlist and init segment too
+(``Content.extra_bytes``). Playback starts when the first segment arrives (the startup delay is
+scored like a stall) and drains the buffer in real time; when the buffer runs dry before the
+next segment arrives, playback stalls until it does. No sockets, no sleeping.
 
 Score (QoE_lin): the sum over segments of the rung's bitrate, less ``mu`` (the top bitrate) per
-second of stall, less the bitrate change at every switch, all in kbit/s.
+second of stall or of startup, less the bitrate change at every switch, all in kbit/s. Silence
+before the first note is silence all the same; were startup free, the best play at the onset of
+an outage would be a slow first segment that moves the outage's stall into the startup.
 """
 
 import math
@@ -18,46 +23,64 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from encoder.ladder import DEFAULT_LADDER, Ladder
-from player.abr import AbrRule, DownloadSample, PlayerState
+from player.abr import DEFAULT_MAX_BUFFER_S, AbrRule, DownloadSample, PlayerState
 from player.traces import Trace, download_time
 
-MAX_BUFFER_S = 30.0
+MAX_BUFFER_S = DEFAULT_MAX_BUFFER_S
 RESOLUTION_S = 0.001
 _STALL_EPSILON_S = 1e-9
 
 
 @dataclass(frozen=True)
 class Content:
-    """What the player fetches: segment durations, each with a size factor (1 = nominal)."""
+    """What the player fetches: segment durations, each with a size factor (1 = nominal).
+
+    ``extra_bytes``, when given, are fetched along with each segment whatever its rung: a
+    track's playlist and init segment before its first segment.
+    """
 
     durations_s: tuple[float, ...]
     size_factors: tuple[float, ...]
+    extra_bytes: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.durations_s or len(self.durations_s) != len(self.size_factors):
             raise ValueError("content needs one size factor per segment, and a segment")
         if min(self.durations_s) <= 0 or min(self.size_factors) <= 0:
             raise ValueError("segment durations and size factors must be positive")
+        if self.extra_bytes and (
+            len(self.extra_bytes) != len(self.durations_s) or min(self.extra_bytes) < 0
+        ):
+            raise ValueError("extra bytes, when given, are one count (>= 0) per segment")
 
     def nbytes(self, bitrates: Sequence[float], index: int, rung: int) -> float:
-        return bitrates[rung] * 125.0 * self.durations_s[index] * self.size_factors[index]
+        media = bitrates[rung] * 125.0 * self.durations_s[index] * self.size_factors[index]
+        return media + (self.extra_bytes[index] if self.extra_bytes else 0.0)
 
 
 def playlist(
-    track_seconds: Sequence[float], segment_s: float, variation: float = 0.0, seed: int = 0
+    track_seconds: Sequence[float],
+    segment_s: float,
+    variation: float = 0.0,
+    seed: int = 0,
+    track_start_bytes: float = 0.0,
 ) -> Content:
     """Tracks played back to back, each cut into ``segment_s`` segments (the last one shorter).
 
     With ``variation`` v, each segment's size is scaled by a factor drawn uniformly from
     [1 - v, 1 + v] (seeded: the same content every time), as encoders vary around their target.
+    ``track_start_bytes`` (a playlist and an init segment) come with each track's first segment.
     """
-    durations = []
+    durations: list[float] = []
+    extra: list[float] = []
     for seconds in track_seconds:
         whole, rest = divmod(seconds, segment_s)
-        durations += [segment_s] * int(whole) + ([rest] if rest > 1e-9 else [])
+        track = [segment_s] * int(whole) + ([rest] if rest > 1e-9 else [])
+        durations += track
+        extra += [track_start_bytes] + [0.0] * (len(track) - 1)
     draw = random.Random(seed)
     factors = tuple(1.0 + variation * (2.0 * draw.random() - 1.0) for _ in durations)
-    return Content(tuple(durations), factors)
+    return Content(tuple(durations), factors, tuple(extra) if track_start_bytes else ())
 
 
 def ladder_bitrates(ladder: Ladder = DEFAULT_LADDER) -> tuple[float, ...]:
@@ -89,11 +112,19 @@ def simulate(
     bitrates: Sequence[float],
     content: Content,
     max_buffer_s: float = MAX_BUFFER_S,
+    probe_bytes: float = 0.0,
 ) -> SimResult:
-    """Play ``content`` over ``trace`` with ``rule`` choosing every segment's rung."""
+    """Play ``content`` over ``trace`` with ``rule`` choosing every segment's rung.
+
+    With ``probe_bytes``, the player first fetches a probe of that size and the rule sees it.
+    """
     ladder = _check(bitrates, content, max_buffer_s)
-    now = buffer = stall = startup = 0.0
+    now = buffer = stall = 0.0
     stalls = 0
+    if probe_bytes > 0:
+        now = download_time(trace, 0.0, probe_bytes)
+        rule.observe(DownloadSample(probe_bytes, now, 0.0, 0))
+    startup = now
     rungs: list[int] = []
     requests: list[float] = []
     for index, duration in enumerate(content.durations_s):
@@ -108,7 +139,7 @@ def simulate(
         nbytes = content.nbytes(ladder, index, rung)
         seconds = download_time(trace, now, nbytes)
         if not playing:
-            startup = seconds
+            startup += seconds
         elif seconds > buffer:
             stall += seconds - buffer
             stalls += seconds - buffer > _STALL_EPSILON_S
@@ -121,7 +152,7 @@ def simulate(
         rule.observe(DownloadSample(nbytes, seconds, duration, rung))
     played = sum(ladder[r] * d for r, d in zip(rungs, content.durations_s, strict=True))
     return SimResult(
-        qoe=qoe(ladder, rungs, stall),
+        qoe=qoe(ladder, rungs, stall + startup),
         rungs=tuple(rungs),
         requests_s=tuple(requests),
         stall_s=stall,
@@ -157,6 +188,7 @@ def optimum(
     max_buffer_s: float = MAX_BUFFER_S,
     resolution_s: float = RESOLUTION_S,
     reached: float = -math.inf,
+    probe_bytes: float = 0.0,
 ) -> float:
     """The best QoE of any sequence of rungs, found knowing the whole trace: an upper bound.
 
@@ -174,6 +206,7 @@ def optimum(
     ``resolution_s=0`` the search is exact. States that cannot beat ``reached`` (a QoE some
     sequence is known to reach, such as a rule's) even at the top rung from there on, and the
     best steady rung's QoE, are dropped early; this changes the time taken, not the result.
+    A probe of ``probe_bytes`` is fetched first, as ``simulate`` does.
     """
     ladder = _check(bitrates, content, max_buffer_s)
     mu = max(ladder)
@@ -181,16 +214,17 @@ def optimum(
     floor = max(
         reached,
         *(
-            simulate(_Steady(rung), trace, ladder, content, max_buffer_s).qoe
+            simulate(_Steady(rung), trace, ladder, content, max_buffer_s, probe_bytes).qoe
             for rung in range(len(ladder))
         ),
     )
     rooms = [max_buffer_s - d for d in durations[1:]] + [math.inf]
+    begin = download_time(trace, 0.0, probe_bytes) if probe_bytes > 0 else 0.0
     fronts: list[list[_State]] = []
     for rung in range(len(ladder)):
-        arrival = download_time(trace, 0.0, content.nbytes(ladder, 0, rung))
+        arrival = begin + download_time(trace, begin, content.nbytes(ladder, 0, rung))
         dry = arrival + durations[0]
-        fronts.append([(max(arrival, dry - rooms[0]), dry, ladder[rung])])
+        fronts.append([(max(arrival, dry - rooms[0]), dry, ladder[rung] - mu * arrival)])
     for index in range(1, len(durations)):
         grown: list[list[_State]] = [[] for _ in ladder]
         for last, front in enumerate(fronts):

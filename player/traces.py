@@ -126,6 +126,23 @@ def _time_at_bits(trace: Trace, target: float) -> float:
     return loop * trace.seconds + trace._starts[index] + into
 
 
+def shifted(trace: Trace, offset_s: float) -> Trace:
+    """The same trace starting ``offset_s`` into it (modulo its length), the rest looped after.
+
+    Sessions that start at several points of one trace meet its bad patches at different moments:
+    at the start, when the buffer is empty, or later, when it is full.
+    """
+    offset = offset_s % trace.seconds
+    if offset <= 0.0:
+        return trace
+    _, index, into = _locate(trace, offset)
+    head, tail = trace.periods[:index], trace.periods[index + 1 :]
+    period = trace.periods[index]
+    rest = Period(period.duration_s - into, period.kbps, period.latency_s)
+    before = (Period(into, period.kbps, period.latency_s),) if into > 0.0 else ()
+    return Trace(f"{trace.name}@{offset:.0f}s", (rest, *tail, *head, *before))
+
+
 def load_trace(path: Path) -> Trace:
     """A trace from a JSON list of ``{"duration_ms", "bandwidth_kbps", "latency_ms"}``."""
     try:

@@ -39,7 +39,8 @@ def test_a_steady_rung_on_a_steady_link_plays_without_stalling():
     assert result.requests_s == pytest.approx((0.0, 0.6, 1.2))  # 576 kbit at 960 kbit/s
     assert result.startup_s == pytest.approx(0.6)
     assert (result.stall_s, result.stalls, result.switches) == (0.0, 0, 0)
-    assert result.qoe == 3 * 96 and result.mean_kbps == 96
+    assert result.qoe == pytest.approx(3 * 96 - 96 * 0.6)  # the startup counts as a stall
+    assert result.mean_kbps == 96
 
 
 def test_a_segment_late_past_the_buffer_stalls_playback_for_the_difference():
@@ -48,7 +49,7 @@ def test_a_segment_late_past_the_buffer_stalls_playback_for_the_difference():
     # The second segment goes out at 0.6 s, gets 384 kbit before the outage, the rest at 11 s.
     assert result.stall_s == pytest.approx(11.2 - 0.6 - 6.0)
     assert result.stalls == 1
-    assert result.qoe == pytest.approx(2 * 96 - 96 * 4.6)
+    assert result.qoe == pytest.approx(2 * 96 - 96 * (4.6 + 0.6))
 
 
 def test_the_player_waits_while_the_next_segment_would_overfill_the_buffer():
@@ -58,6 +59,40 @@ def test_the_player_waits_while_the_next_segment_would_overfill_the_buffer():
     assert result.requests_s == pytest.approx((0.0, 0.6, 6.6, 12.6))
 
 
+def test_a_probe_goes_first_and_the_rule_sees_it_as_a_playlist():
+    seen = []
+
+    class Watching(Fixed):
+        def observe(self, sample: DownloadSample) -> None:
+            seen.append(sample)
+
+    link = trace((60.0, 800.0, 0.0))
+    result = simulate(Watching([0, 0]), link, (96,), segments(6, 6), probe_bytes=2_000)
+    assert seen[0] == DownloadSample(2_000, 0.02, 0.0, 0)  # 16 kbit at 800 kbit/s
+    assert result.requests_s == pytest.approx((0.02, 0.74))
+    assert result.startup_s == pytest.approx(0.02 + 0.72)
+
+
+def test_extra_bytes_come_with_each_tracks_first_segment():
+    content = playlist([12.0, 6.0], 6.0, track_start_bytes=1_000)
+    assert content.extra_bytes == (1_000, 0.0, 1_000)
+    assert content.nbytes((96.0,), 0, 0) == 96 * 125 * 6 + 1_000
+    assert content.nbytes((96.0,), 1, 0) == 96 * 125 * 6
+    with pytest.raises(ValueError, match="extra bytes"):
+        Content((6.0,), (1.0,), (1.0, 2.0))
+
+
+def test_a_slow_first_segment_costs_as_a_stall_does():
+    # At the onset of an outage a heavy first segment only moves silence into the startup.
+    link = trace((0.5, 1000.0, 0.0), (20.0, 0.0, 0.0), (100.0, 1000.0, 0.0))
+    light = simulate(Fixed([0, 0, 0]), link, (48, 256), segments(6, 6, 6))
+    heavy = simulate(Fixed([1, 0, 0]), link, (48, 256), segments(6, 6, 6))
+    assert heavy.stall_s < light.stall_s and heavy.startup_s > light.startup_s
+    assert optimum(link, (48, 256), segments(6, 6, 6), resolution_s=0.0) == pytest.approx(
+        max(light.qoe, heavy.qoe, brute_force(link, (48, 256), segments(6, 6, 6), 30.0))
+    )
+
+
 def test_the_score_is_bitrate_less_stalls_at_the_top_rate_less_switches():
     assert qoe((48, 96, 160), [0, 2, 1], 0.5) == 48 + 160 + 96 - 160 * 0.5 - 112 - 64
 
@@ -65,7 +100,8 @@ def test_the_score_is_bitrate_less_stalls_at_the_top_rate_less_switches():
 def test_the_mean_bitrate_weighs_segments_by_duration():
     result = simulate(Fixed([1, 0]), trace((60.0, 5000.0, 0.0)), (48, 96), playlist([9.0], 6.0))
     assert result.mean_kbps == pytest.approx((96 * 6 + 48 * 3) / 9)
-    assert result.switches == 1 and result.qoe == 96 + 48 - 48
+    assert result.switches == 1
+    assert result.qoe == pytest.approx(96 + 48 - 48 - 96 * 576 / 5000)
 
 
 def test_a_playlist_cuts_each_track_and_varies_sizes_the_same_way_every_time():
@@ -93,9 +129,9 @@ def test_bad_inputs_are_refused():
         optimum(link, (48, 96), segments(6), max_buffer_s=4.0)
 
 
-def brute_force(link, bitrates, content, max_buffer_s):
+def brute_force(link, bitrates, content, max_buffer_s, probe_bytes=0.0):
     return max(
-        simulate(Fixed(rungs), link, bitrates, content, max_buffer_s).qoe
+        simulate(Fixed(rungs), link, bitrates, content, max_buffer_s, probe_bytes).qoe
         for rungs in itertools.product(range(len(bitrates)), repeat=len(content.durations_s))
     )
 
@@ -111,21 +147,26 @@ links = st.lists(
 ).filter(lambda ps: any(p[1] > 0 for p in ps))
 ladders = st.sampled_from([(48.0, 256.0), (48.0, 96.0, 160.0), (64.0, 128.0, 320.0)])
 contents = st.builds(
-    lambda count, variation, seed: playlist([4.0 * count], 4.0, variation, seed),
+    lambda count, variation, seed, extra: playlist(
+        [4.0 * (count - 1), 4.0], 4.0, variation, seed, track_start_bytes=extra
+    ),
     st.integers(3, 5),
     st.sampled_from([0.0, 0.3]),
     st.integers(0, 9),
+    st.sampled_from([0.0, 2_500.0]),
 )
 
 
 @settings(max_examples=40, deadline=None)
-@given(links, ladders, contents, st.sampled_from([8.0, 12.0, 30.0]))
-def test_the_exact_optimum_equals_brute_force_on_tiny_cases(ps, bitrates, content, max_buffer_s):
+@given(links, ladders, contents, st.sampled_from([8.0, 12.0, 30.0]), st.sampled_from([0, 1_700]))
+def test_the_exact_optimum_equals_brute_force_on_tiny_cases(
+    ps, bitrates, content, max_buffer_s, probe
+):
     link = trace(*ps)
-    best = brute_force(link, bitrates, content, max_buffer_s)
-    exact = optimum(link, bitrates, content, max_buffer_s, resolution_s=0.0)
+    best = brute_force(link, bitrates, content, max_buffer_s, probe)
+    exact = optimum(link, bitrates, content, max_buffer_s, resolution_s=0.0, probe_bytes=probe)
     assert exact == pytest.approx(best, abs=1e-6)
-    assert optimum(link, bitrates, content, max_buffer_s) >= best - 1e-6
+    assert optimum(link, bitrates, content, max_buffer_s, probe_bytes=probe) >= best - 1e-6
 
 
 def test_on_a_hand_made_case_the_rounded_optimum_is_close_to_the_exact_one():

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cadenza.errors import InputError
@@ -15,6 +15,7 @@ from player.traces import (
     download_time,
     load_folder,
     load_trace,
+    shifted,
     step_trace,
 )
 
@@ -146,3 +147,34 @@ def test_the_step_trace_drops_then_recovers():
     # Sent at 29.9 s: 0.1 s latency, then 0.5 Mbit at 30 kbit/s; 1 Mbit spans the recovery.
     assert download_time(step, 29.9, 62_500) == pytest.approx(0.1 + 500 / 30)
     assert download_time(step, 29.9, 125_000) == pytest.approx(0.1 + 30 + 0.1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(0.2, 10.0), st.floats(0.0, 3000.0), st.floats(0.0, 0.3)),
+        min_size=1,
+        max_size=6,
+    ).filter(lambda ps: any(p[1] > 0 for p in ps)),
+    st.floats(0.0, 100.0),
+    st.floats(0.0, 50.0),
+    st.floats(1.0, 2e5),
+)
+def test_a_shifted_trace_is_the_same_link_seen_from_later(periods, offset, start, nbytes):
+    link = Trace("t", tuple(Period(*p) for p in periods))
+    later = shifted(link, offset)
+    assert later.seconds == pytest.approx(link.seconds)
+    assert download_time(later, start, nbytes) == pytest.approx(
+        download_time(link, start + offset % link.seconds, nbytes), rel=1e-6, abs=1e-6
+    )
+
+
+def test_shifting_by_nothing_or_a_whole_pass_gives_the_trace_back():
+    link = Trace("t", (Period(2.0, 100.0, 0.0), Period(3.0, 500.0, 0.1)))
+    assert shifted(link, 0.0) is link and shifted(link, 5.0) is link
+    assert shifted(link, 1.0).periods == (
+        Period(1.0, 100.0, 0.0),
+        Period(3.0, 500.0, 0.1),
+        Period(1.0, 100.0, 0.0),
+    )
+    assert shifted(link, 1.0).name == "t@1s"

@@ -1,46 +1,58 @@
 """``cadenza bench abr``: the player's ABR rules on real 3G traces, next to the offline optimum.
 
-Every rule plays the same session (tracks of four minutes back to back, ``--segments`` in all,
-on the default ladder's lossy rungs) over every trace in ``<traces>/3g``, in the offline
-simulator (``player.simulate``). The optimum is the best score any rung sequence reaches on the
-same trace, knowing it in advance. A rule's share of the optimum is averaged over the traces
-whose optimum is positive (a trace with long outages can force a negative one). The step trace
-(1 Mbit/s, 30 s at 30 kbit/s, then 1 Mbit/s again) shows how soon each rule is back on the
-top rung after the link recovers.
+Sessions are played as the player plays them (``player.simulate``): its default buffer of
+``DEFAULT_MAX_BUFFER_S`` seconds, its bandwidth probe (the lowest rung's media playlist, fetched
+and timed before the first choice), each track's playlist and init segment before its first
+segment, and four-minute tracks of six-second segments back to back on the default ladder's
+lossy rungs. Every trace in ``<traces>/3g`` is played from three points (its start, a third and
+two thirds in), in sessions of 40 segments (one track) and of 200 (a queue of five).
+
+Score (QoE_lin, in kbit/s): the sum over segments of the rung's bitrate, less the top bitrate
+per second of stall, less the bitrate change at each switch. The optimum is the best score any
+rung sequence reaches on the same session knowing the trace in advance, found exactly. A rule's
+figure is its mean QoE over the mean optimum; per-trace medians (over the three starting points)
+and stall seconds are reported too. The baselines play in the same run: hls.js's default rule,
+robustMPC, BOLA and a plain throughput rule. The step trace (1 Mbit/s for 30 s, 30 kbit/s for
+longer than the buffer lasts, then 1 Mbit/s again) shows how soon each rule is back on the top
+rung after the link recovers.
 """
 
 import argparse
 import json
+import os
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from cadenza.errors import ConfigError
-from player.abr import DEFAULT_RULE, RULES, make_rule
-from player.simulate import (
-    MAX_BUFFER_S,
-    Content,
-    SimResult,
-    ladder_bitrates,
-    optimum,
-    playlist,
-    simulate,
-)
-from player.traces import ATTRIBUTION, DEFAULT_TRACES, Trace, load_folder, step_trace
+from player.abr import DEFAULT_MAX_BUFFER_S, DEFAULT_RULE, RULES, make_rule
+from player.simulate import Content, SimResult, ladder_bitrates, optimum, playlist, simulate
+from player.traces import ATTRIBUTION, DEFAULT_TRACES, Trace, load_folder, shifted, step_trace
 
 TRACK_SEGMENTS = 40  # a four-minute track of six-second segments
+SEGMENT_S = 6.0
+LENGTHS = (TRACK_SEGMENTS, 5 * TRACK_SEGMENTS)
+OFFSETS = (0.0, 1 / 3, 2 / 3)  # where sessions start, as shares of each trace's length
+# The player's requests besides segments, as the encoder writes them for a four-minute track.
+PLAYLIST_BYTES = 1_700.0
+INIT_BYTES = 770.0
 BASELINES = tuple(name for name in RULES if name != DEFAULT_RULE)
+REFERENCE = "hlsjs"  # the rule whose total stall the default may not exceed
 TARGET_SHARE = 0.90
 TARGET_RECOVERY_S = 10.0
-STEP = step_trace()
-STEP_RECOVERY_S = 60.0  # when the step trace's bandwidth comes back
+# 1 Mbit/s, then 30 kbit/s for longer than the buffer lasts, then 1 Mbit/s again: every rule has
+# to come down, and the step shows how soon it is back on the top rung.
+STEP_LOW_S = DEFAULT_MAX_BUFFER_S + 30.0
+STEP = step_trace(low_s=STEP_LOW_S)
+STEP_RECOVERY_S = 30.0 + STEP_LOW_S  # when the step trace's bandwidth comes back
 
 
 def add_parser(benches: Any) -> None:
     parser = benches.add_parser(
         "abr",
-        help="ABR rules on 3G traces, against the offline optimum",
+        help="ABR rules on 3G traces, played like the player, against the offline optimum",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -52,25 +64,37 @@ def add_parser(benches: Any) -> None:
     )
     parser.add_argument(
         "--segments",
+        default=",".join(map(str, LENGTHS)),
+        metavar="N[,N...]",
+        help=f"session lengths in segments, in tracks of {TRACK_SEGMENTS} (default "
+        f"{','.join(map(str, LENGTHS))}); the targets are judged on the first",
+    )
+    parser.add_argument(
+        "--jobs",
         type=int,
-        default=TRACK_SEGMENTS,
-        help=f"segments per session, in tracks of {TRACK_SEGMENTS} (default {TRACK_SEGMENTS})",
+        default=os.cpu_count() or 1,
+        help="processes that play sessions side by side (default: one per CPU)",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.segments < 1:
-        raise ConfigError(f"--segments must be at least 1, got {args.segments}")
+    lengths = _lengths(args.segments)
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
     started = time.perf_counter()
     folder = args.traces / "3g"
     traces = load_folder(folder)
     bitrates = ladder_bitrates()
-    content = session(args.segments)
-    per_trace = [measure(trace, bitrates, content) for trace in traces]
+    jobs = [(trace, share, n) for n in lengths for trace in traces for share in OFFSETS]
+    if args.jobs == 1:
+        sessions = [_measure_job(job) for job in jobs]
+    else:
+        with ProcessPoolExecutor(min(args.jobs, len(jobs))) as pool:
+            sessions = list(pool.map(_measure_job, jobs, chunksize=1))
     recovery = {name: step_recovery(name, bitrates) for name in RULES}
-    report = _report(folder, bitrates, content, per_trace, recovery, time.perf_counter() - started)
+    report = _report(folder, bitrates, lengths, sessions, recovery, time.perf_counter() - started)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -78,19 +102,52 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lengths(text: str) -> tuple[int, ...]:
+    try:
+        lengths = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--segments takes counts separated by commas, got {text!r}") from None
+    if not lengths or min(lengths) < 1:
+        raise ConfigError(f"--segments counts must be at least 1, got {text!r}")
+    return lengths
+
+
 def session(segments: int) -> Content:
     """``segments`` six-second segments, in four-minute tracks and a shorter last one."""
     whole, rest = divmod(segments, TRACK_SEGMENTS)
-    seconds = [TRACK_SEGMENTS * 6.0] * whole + ([rest * 6.0] if rest else [])
-    return playlist(seconds, 6.0)
+    seconds = [TRACK_SEGMENTS * SEGMENT_S] * whole + ([rest * SEGMENT_S] if rest else [])
+    return playlist(seconds, SEGMENT_S, track_start_bytes=PLAYLIST_BYTES + INIT_BYTES)
 
 
-def measure(trace: Trace, bitrates: tuple[float, ...], content: Content) -> dict[str, Any]:
-    """Every rule on one trace, and the optimum."""
-    results = {name: simulate(make_rule(name), trace, bitrates, content) for name in RULES}
-    best = optimum(trace, bitrates, content, reached=max(r.qoe for r in results.values()))
+def play(name: str, trace: Trace, bitrates: tuple[float, ...], content: Content) -> SimResult:
+    """One rule, fresh, through one session as the player plays it."""
+    return simulate(make_rule(name), trace, bitrates, content, DEFAULT_MAX_BUFFER_S, PLAYLIST_BYTES)
+
+
+def _measure_job(job: tuple[Trace, float, int]) -> dict[str, Any]:
+    trace, share, segments = job
+    return measure(shifted(trace, share * trace.seconds), ladder_bitrates(), segments, trace.name)
+
+
+def measure(
+    trace: Trace, bitrates: tuple[float, ...], segments: int, source: str | None = None
+) -> dict[str, Any]:
+    """Every rule through one session on ``trace``, and the exact optimum."""
+    content = session(segments)
+    results = {name: play(name, trace, bitrates, content) for name in RULES}
+    best = optimum(
+        trace,
+        bitrates,
+        content,
+        DEFAULT_MAX_BUFFER_S,
+        resolution_s=0.0,
+        reached=max(r.qoe for r in results.values()),
+        probe_bytes=PLAYLIST_BYTES,
+    )
     return {
-        "trace": trace.name,
+        "trace": source or trace.name,
+        "session": trace.name,
+        "segments": segments,
         "optimum": round(best, 1),
         "rules": {name: _summary(result) for name, result in results.items()},
     }
@@ -109,7 +166,7 @@ def _summary(result: SimResult) -> dict[str, Any]:
 
 def step_recovery(name: str, bitrates: tuple[float, ...]) -> float | None:
     """Seconds from the step trace's recovery to the rule's first request for the top rung."""
-    result = simulate(make_rule(name), STEP, bitrates, session(TRACK_SEGMENTS))
+    result = play(name, STEP, bitrates, session(2 * TRACK_SEGMENTS))  # outlasts the step
     top = len(bitrates) - 1
     for sent, rung in zip(result.requests_s, result.rungs, strict=True):
         if sent >= STEP_RECOVERY_S and rung == top:
@@ -118,113 +175,195 @@ def step_recovery(name: str, bitrates: tuple[float, ...]) -> float | None:
 
 
 def share(qoe: float, best: float) -> float | None:
-    """A rule's share of the optimum; None when the optimum is not positive."""
+    """A score's share of the optimum; None when the optimum is not positive."""
     return qoe / best if best > 0 else None
 
 
 def _report(
     folder: Path,
     bitrates: tuple[float, ...],
-    content: Content,
-    per_trace: list[dict[str, Any]],
+    lengths: tuple[int, ...],
+    sessions: list[dict[str, Any]],
     recovery: dict[str, float | None],
     seconds: float,
 ) -> dict[str, Any]:
-    rules = {name: _rule_report(name, per_trace, recovery[name]) for name in RULES}
-    default = rules[DEFAULT_RULE]
-    value = default["mean_optimum_share"]
-    rival = max(BASELINES, key=lambda name: rules[name]["mean_qoe"])
-    recovered = default["step_recovery_s"]
+    by_length = {
+        str(n): _length_report([s for s in sessions if s["segments"] == n], recovery)
+        for n in lengths
+    }
+    judged = by_length[str(lengths[0])]
     return {
-        "traces": {"folder": str(folder), "count": len(per_trace), "source": ATTRIBUTION},
-        "session": {
-            "segments": len(content.durations_s),
-            "seconds": sum(content.durations_s),
-            "max_buffer_s": MAX_BUFFER_S,
+        "traces": {
+            "folder": str(folder),
+            "count": len({s["trace"] for s in sessions}),
+            "source": ATTRIBUTION,
+        },
+        "player": {
+            "max_buffer_s": DEFAULT_MAX_BUFFER_S,
+            "probe_bytes": PLAYLIST_BYTES,
+            "track_start_bytes": PLAYLIST_BYTES + INIT_BYTES,
+            "segment_s": SEGMENT_S,
+            "offsets": [round(o, 4) for o in OFFSETS],
             "bitrates_kbps": list(bitrates),
         },
-        "optimum": {"mean_qoe": round(statistics.mean(t["optimum"] for t in per_trace), 1)},
-        "rules": rules,
-        "default": DEFAULT_RULE,
-        "targets": {
-            "optimum_share": {
-                "target": f">= {TARGET_SHARE}",
-                "value": value,
-                "met": value is not None and value >= TARGET_SHARE,
-            },
-            "beats_baselines": {
-                "target": f"mean QoE above {', '.join(BASELINES)}",
-                "value": default["mean_qoe"],
-                "best_baseline": rival,
-                "met": default["mean_qoe"] > rules[rival]["mean_qoe"],
-            },
-            "stall_vs_bola": {
-                "target": "total stall <= bola's",
-                "value": default["total_stall_s"],
-                "met": default["total_stall_s"] <= rules["bola"]["total_stall_s"],
-            },
-            "step_recovery": {
-                "target": f"<= {TARGET_RECOVERY_S} s",
-                "value": recovered,
-                "met": recovered is not None and recovered <= TARGET_RECOVERY_S,
-            },
+        "qoe": {
+            "bitrate": "kbit/s of each segment's rung",
+            "stall_per_s": max(bitrates),
+            "switch": "the bitrate change, kbit/s",
         },
-        "per_trace": per_trace,
+        "default": DEFAULT_RULE,
+        "lengths": by_length,
+        "targets": _targets(judged, lengths[0]),
         "seconds": round(seconds, 1),
     }
 
 
-def _rule_report(
-    name: str, per_trace: list[dict[str, Any]], recovery: float | None
+def _length_report(
+    sessions: list[dict[str, Any]], recovery: dict[str, float | None]
 ) -> dict[str, Any]:
-    runs = [t["rules"][name] for t in per_trace]
-    shares = [
-        s for t in per_trace if (s := share(t["rules"][name]["qoe"], t["optimum"])) is not None
-    ]
+    mean_optimum = statistics.mean(s["optimum"] for s in sessions)
+    rules = {}
+    for name in RULES:
+        runs = [s["rules"][name] for s in sessions]
+        mean_qoe = statistics.mean(r["qoe"] for r in runs)
+        rules[name] = {
+            "mean_qoe": round(mean_qoe, 1),
+            "optimum_share": _rounded(share(mean_qoe, mean_optimum)),
+            "median_trace_share": _rounded(_median_trace_share(sessions, name)),
+            "total_stall_s": round(sum(r["stall_s"] for r in runs), 1),
+            "median_stall_s": round(statistics.median(r["stall_s"] for r in runs), 2),
+            "mean_switches": round(statistics.mean(r["switches"] for r in runs), 2),
+            "mean_kbps": round(statistics.mean(r["mean_kbps"] for r in runs), 1),
+            "mean_startup_s": round(statistics.mean(r["startup_s"] for r in runs), 2),
+            "step_recovery_s": recovery[name],
+        }
     return {
-        "mean_qoe": round(statistics.mean(r["qoe"] for r in runs), 1),
-        "mean_optimum_share": round(statistics.mean(shares), 4) if shares else None,
-        "shared_traces": len(shares),
-        "total_stall_s": round(sum(r["stall_s"] for r in runs), 1),
-        "mean_stall_s": round(statistics.mean(r["stall_s"] for r in runs), 2),
-        "mean_switches": round(statistics.mean(r["switches"] for r in runs), 2),
-        "mean_kbps": round(statistics.mean(r["mean_kbps"] for r in runs), 1),
-        "mean_startup_s": round(statistics.mean(r["startup_s"] for r in runs), 2),
-        "step_recovery_s": recovery,
+        "sessions": len(sessions),
+        "segments": sessions[0]["segments"],
+        "optimum": {"mean_qoe": round(mean_optimum, 1)},
+        "rules": rules,
+        "per_trace": _per_trace(sessions),
     }
 
 
+def _median_trace_share(sessions: list[dict[str, Any]], name: str) -> float | None:
+    """The median over traces of each trace's median share (over its starting points)."""
+    medians = []
+    for trace in sorted({s["trace"] for s in sessions}):
+        shares = [
+            s["rules"][name]["qoe"] / s["optimum"]
+            for s in sessions
+            if s["trace"] == trace and s["optimum"] > 0
+        ]
+        if shares:
+            medians.append(statistics.median(shares))
+    return statistics.median(medians) if medians else None
+
+
+def _per_trace(sessions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per trace: the median over its starting points of the optimum and of each rule."""
+    rows = []
+    for trace in sorted({s["trace"] for s in sessions}):
+        mine = [s for s in sessions if s["trace"] == trace]
+        rows.append(
+            {
+                "trace": trace,
+                "optimum": statistics.median(s["optimum"] for s in mine),
+                "rules": {
+                    name: {
+                        "qoe": statistics.median(s["rules"][name]["qoe"] for s in mine),
+                        "stall_s": statistics.median(s["rules"][name]["stall_s"] for s in mine),
+                    }
+                    for name in RULES
+                },
+                "sessions": [
+                    {"session": s["session"], "optimum": s["optimum"], "rules": s["rules"]}
+                    for s in mine
+                ],
+            }
+        )
+    return rows
+
+
+def _targets(judged: dict[str, Any], segments: int) -> dict[str, Any]:
+    rules = judged["rules"]
+    default = rules[DEFAULT_RULE]
+    value = default["optimum_share"]
+    rival = max(BASELINES, key=lambda name: rules[name]["mean_qoe"])
+    recovered = default["step_recovery_s"]
+    return {
+        "segments": segments,
+        "optimum_share": {
+            "target": f">= {TARGET_SHARE}",
+            "value": value,
+            "met": value is not None and value >= TARGET_SHARE,
+        },
+        "beats_baselines": {
+            "target": f"mean QoE above {', '.join(BASELINES)}",
+            "value": default["mean_qoe"],
+            "best_baseline": rival,
+            "met": default["mean_qoe"] > rules[rival]["mean_qoe"],
+        },
+        "stall_vs_reference": {
+            "target": f"total stall <= {REFERENCE}'s",
+            "value": default["total_stall_s"],
+            "reference": rules[REFERENCE]["total_stall_s"],
+            "met": default["total_stall_s"] <= rules[REFERENCE]["total_stall_s"],
+        },
+        "step_recovery": {
+            "target": f"<= {TARGET_RECOVERY_S} s",
+            "value": recovered,
+            "met": recovered is not None and recovered <= TARGET_RECOVERY_S,
+        },
+    }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
 def _print(r: dict[str, Any]) -> None:
-    session, targets = r["session"], r["targets"]
-    rungs = "/".join(f"{b:.0f}" for b in session["bitrates_kbps"])
+    player, targets = r["player"], r["targets"]
+    rungs = "/".join(f"{b:.0f}" for b in player["bitrates_kbps"])
     print(
-        f"{r['traces']['count']} traces from {r['traces']['folder']}; sessions of "
-        f"{session['segments']} segments ({session['seconds'] / 60:.0f} min), max buffer "
-        f"{session['max_buffer_s']:.0f} s, rungs {rungs} kbit/s; {r['seconds']} s"
+        f"{r['traces']['count']} traces from {r['traces']['folder']}, each from "
+        f"{len(player['offsets'])} starting points; buffer {player['max_buffer_s']:.0f} s, "
+        f"probe {player['probe_bytes']:.0f} B, rungs {rungs} kbit/s; {r['seconds']} s"
     )
     print(r["traces"]["source"])
     print(
-        f"{'rule':12}{'mean QoE':>10}{'of optimum':>12}{'stall s':>9}{'per trace':>10}"
-        f"{'switches':>10}{'kbit/s':>8}{'startup s':>10}{'step back s':>12}"
+        f"QoE: bitrate kbit/s per segment, less {r['qoe']['stall_per_s']:.0f} per second of "
+        "stall, less the bitrate change at each switch"
     )
-    for name, rule in r["rules"].items():
+    for segments, length in r["lengths"].items():
+        print(f"\nsessions of {segments} segments ({length['sessions']} sessions)")
         print(
-            f"{name + ('*' if name == r['default'] else ''):12}{rule['mean_qoe']:>10.0f}"
-            f"{_percent(rule['mean_optimum_share']):>12}{rule['total_stall_s']:>9.1f}"
-            f"{rule['mean_stall_s']:>10.2f}{rule['mean_switches']:>10.1f}{rule['mean_kbps']:>8.0f}"
-            f"{rule['mean_startup_s']:>10.2f}{_seconds(rule['step_recovery_s']):>12}"
+            f"{'rule':12}{'mean QoE':>10}{'of optimum':>12}{'trace median':>14}{'stall s':>9}"
+            f"{'median':>8}{'switches':>10}{'kbit/s':>8}{'startup s':>10}{'step back s':>12}"
         )
-    print(f"{'optimum':12}{r['optimum']['mean_qoe']:>10.0f}")
+        for name, rule in length["rules"].items():
+            print(
+                f"{name + ('*' if name == r['default'] else ''):12}{rule['mean_qoe']:>10.0f}"
+                f"{_percent(rule['optimum_share']):>12}"
+                f"{_percent(rule['median_trace_share']):>14}{rule['total_stall_s']:>9.1f}"
+                f"{rule['median_stall_s']:>8.2f}{rule['mean_switches']:>10.1f}"
+                f"{rule['mean_kbps']:>8.0f}{rule['mean_startup_s']:>10.2f}"
+                f"{_seconds(rule['step_recovery_s']):>12}"
+            )
+        print(f"{'optimum':12}{length['optimum']['mean_qoe']:>10.0f}")
     print(
-        f"* default rule; 'of optimum' averages the {r['rules'][r['default']]['shared_traces']} "
-        "traces whose optimum is positive"
+        "\n* default rule; 'of optimum' is mean QoE over mean optimum; 'trace median' the median "
+        "over traces of each trace's median share"
     )
     share, rival = targets["optimum_share"], targets["beats_baselines"]
-    stall, step = targets["stall_vs_bola"], targets["step_recovery"]
-    print(f"targets for {r['default']}:")
-    print(f"  mean share of the optimum {_percent(share['value'])} (>= 90%): {_mark(share)}")
+    stall, step = targets["stall_vs_reference"], targets["step_recovery"]
+    print(f"targets for {r['default']}, on sessions of {targets['segments']} segments:")
+    print(f"  share of the optimum {_percent(share['value'])} (>= 90%): {_mark(share)}")
     print(f"  mean QoE above the best baseline, {rival['best_baseline']}: {_mark(rival)}")
-    print(f"  total stall {stall['value']:.1f} s, no more than bola's: {_mark(stall)}")
+    print(
+        f"  total stall {stall['value']:.1f} s, no more than {REFERENCE}'s "
+        f"{stall['reference']:.1f} s: {_mark(stall)}"
+    )
     print(f"  back on the top rung {_seconds(step['value'])} s after the step: {_mark(step)}")
 
 

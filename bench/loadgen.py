@@ -9,10 +9,11 @@ and downloads over a link shaped by a real mobile network trace. Player ``n`` be
 same whichever process runs it, so a run is the same for any number of processes.
 
 A listener's link goes on from play to play: each play starts where the trace was when it
-began (``from_offset``), rather than every play meeting the trace's first seconds again. As
-Pensieve's authors did with the same HSDPA logs (Mao et al., SIGCOMM 2017, section 5.1),
-traces whose average throughput is under 0.2 Mbit/s are left out (``usable``): no delivery can
-keep a stream going on them, and their stalls would measure the trace, not the fleet.
+began (``player.traces.shifted``), rather than every play meeting the trace's first seconds
+again. As Pensieve's authors did with the same HSDPA logs (Mao et al., SIGCOMM 2017, section
+5.1), traces whose average throughput is under 0.2 Mbit/s are left out (``usable``): no
+delivery can keep a stream going on them, and their stalls would measure the trace, not the
+fleet.
 """
 
 import asyncio
@@ -32,12 +33,12 @@ from typing import Any
 import uvloop
 
 from bench.processes import STOP_SECONDS, ServiceFailed
-from player.abr import RULES
+from player.abr import RULES, make_rule
 from player.cache import MB, MemoryObjects
 from player.qoe import Failure, QoE, SegmentRecord
 from player.queue import Ahead
 from player.session import PlaybackFailed, play
-from player.traces import Trace, load_folder
+from player.traces import Trace, load_folder, shifted
 
 PLAYERS_PER_GENERATOR = 250  # what one event loop plays comfortably, playlists and shaping
 MIN_TRACE_KBPS = 200.0  # average throughput under which a trace is left out
@@ -188,18 +189,6 @@ def usable(traces: Sequence[Trace]) -> list[Trace]:
     return [t for t in traces if mean_kbps(t) >= MIN_TRACE_KBPS]
 
 
-def from_offset(trace: Trace, offset_s: float) -> Trace:
-    """``trace`` as met ``offset_s`` seconds in (around the end, it starts again): it begins
-    with the period under way then, whole."""
-    at = offset_s % trace.seconds
-    elapsed = 0.0
-    for i, period in enumerate(trace.periods):
-        if elapsed + period.duration_s > at:
-            return replace(trace, periods=trace.periods[i:] + trace.periods[:i])
-        elapsed += period.duration_s
-    return trace
-
-
 class Deadline:
     """The job's deadline, which the benchmark may bring closer while the job runs."""
 
@@ -266,10 +255,11 @@ async def _listener(
         return track, rng.choice((1, 2)) if rng.random() < job.skip else None
 
     track, segments = pick()
+    abr = make_rule(job.rule)  # one rule for all the player's plays, as a queue has
     ahead = Ahead()
     try:
         while time.time() < deadline.at - 1:
-            trace = link and from_offset(link, (time.monotonic() - joined) * job.speed)
+            trace = link and shifted(link, (time.monotonic() - joined) * job.speed)
             master = await ahead.take(PLAY_GRACE_S)  # prepared during the last one's buffer
             following = pick()
 
@@ -278,7 +268,7 @@ async def _listener(
             ) -> None:
                 ahead.start(
                     following[0], job.locator, cache, territory=territory, lat=lat, lon=lon,
-                    rule=job.rule, trace=trace, speed=job.speed, listener=listener,
+                    rule=job.rule, trace=trace, speed=job.speed, listener=listener, abr=abr,
                 )  # fmt: skip
 
             started = time.time()
@@ -288,7 +278,7 @@ async def _listener(
                         track, job.locator, territory=territory, lat=lat, lon=lon,
                         rule=job.rule, trace=trace, speed=job.speed, max_segments=segments,
                         listener=listener, cache=cache, prepared=master,
-                        on_downloaded=start_next,
+                        on_downloaded=start_next, abr=abr,
                     ),
                     timeout=max(1.0, deadline.at - time.time() + PLAY_GRACE_S),
                 )  # fmt: skip

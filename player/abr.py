@@ -7,9 +7,15 @@ Rungs are indexed from 0, the lowest bitrate; ``choose`` always returns a valid 
 
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
+
+# The player's buffer: it never requests a segment that would take the buffer past this many
+# seconds of media. Two minutes of audio is under 4 MB at the top rung, and rides out the
+# outages of a 3G commute that 30 s (a video player's default) does not. The simulator and the
+# benchmark play with the same figure.
+DEFAULT_MAX_BUFFER_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -26,7 +32,10 @@ class PlayerState:
 
 @dataclass(frozen=True)
 class DownloadSample:
-    """One finished segment download, latency included."""
+    """One finished download, latency included: a segment, or (``segment_s`` 0) a playlist.
+
+    The player's first request, the lowest rung's media playlist, is its bandwidth probe.
+    """
 
     nbytes: float
     seconds: float
@@ -105,6 +114,9 @@ class ThroughputRule:
         self._slow.add(sample.seconds, sample.kbps)
 
 
+TOP_BUFFER_S = 30.0
+
+
 class BolaRule:
     """BOLA-BASIC (Spiteri, Urgaonkar and Sitaraman, INFOCOM 2016): buffer level only.
 
@@ -112,7 +124,8 @@ class BolaRule:
     (Vp * (v_m + gp) - buffer) / bitrate_m. The score thresholds between neighbouring rungs are
     linear in the buffer, so Vp and gp follow from two of them: the lowest rung below
     ``min_buffer_s``, the top rung from the buffer target up, by default the fullest buffer at
-    which the player requests (its maximum less one segment).
+    which the player requests (its maximum less one segment) but at most ``TOP_BUFFER_S``, as
+    dash.js's ``bufferTimeAtTopQuality``: a two-minute buffer would keep it low for minutes.
     """
 
     def __init__(self, min_buffer_s: float = 10.0, target_buffer_s: float | None = None) -> None:
@@ -125,7 +138,7 @@ class BolaRule:
             return 0
         target = self._target_buffer_s
         if target is None:
-            target = max(state.max_buffer_s - state.segment_s, state.segment_s)
+            target = max(min(state.max_buffer_s - state.segment_s, TOP_BUFFER_S), state.segment_s)
         # A small buffer squeezes the range, keeping the lowest rung up to half the target.
         vp, gp = bola_parameters(bitrates, min(self._min_buffer_s, target / 2), target)
         utilities = [math.log(b / bitrates[0]) for b in bitrates]
@@ -161,42 +174,206 @@ def bola_parameters(
     return vp, min_buffer_s / vp - low
 
 
-class CadenzaRule:
-    """Cadenza's rule: a short lookahead on a cautious throughput estimate and the buffer.
+class HlsJsRule:
+    """hls.js's default rule (its ``AbrController`` with the default configuration), as a baseline.
 
-    After RobustMPC (Yin et al., SIGCOMM 2015), simplified. For every rung it plays the next
-    ``horizon`` segments at that rung in a model of the buffer, at the estimated throughput, and
-    scores them as the simulator scores a session: bitrate, less the switch, less the top
-    bitrate per second of predicted stall and, as insurance against the next outage, a share
-    ``floor_weight`` of it, spread over the horizon, per second the buffer would sit below
-    ``floor_s`` at each arrival. The estimate is the lower of the last sample and the harmonic
-    mean of the last ``window`` samples: it falls at once and rises once the recent samples
-    agree. A rung above the last one must also be within ``up_safety`` of the estimate, so the
-    rule does not spend its buffer on an upswitch, yet a full buffer still rides out a dip
-    without switching.
+    The estimate is the lower of two EWMAs of throughput, with half-lives of 3 and 9 seconds
+    of download time, each sample taking at least 50 ms; 500 kbit/s before any. From the top
+    rung down it takes the first whose bitrate fits within ``up_factor`` (0.7) of the estimate
+    for a rung above the last one, ``factor`` (0.95) otherwise, and whose fetch, a time to
+    first byte (100 ms, hls.js's default: the simulator does not time it apart) plus the
+    transfer, ends before the buffer runs dry. When none does, it allows a stall of up to one
+    segment or 4 s; after the bandwidth probe, with an empty buffer, the budget is 4 s less the
+    probe's time, with no safety factors. Otherwise the lowest rung. hls.js's abandoning of a
+    slow download half way is not modelled.
     """
 
     def __init__(
         self,
-        horizon: int = 5,
+        factor: float = 0.95,
+        up_factor: float = 0.7,
+        max_starvation_s: float = 4.0,
+        ttfb_s: float = 0.1,
+        default_kbps: float = 500.0,
+    ) -> None:
+        self._fast = Ewma(3.0)
+        self._slow = Ewma(9.0)
+        self._factor = factor
+        self._up_factor = up_factor
+        self._max_starvation_s = max_starvation_s
+        self._ttfb_s = ttfb_s
+        self._default_kbps = default_kbps
+        self._probe_s: float | None = None
+
+    def estimate_kbps(self) -> float:
+        fast, slow = self._fast.value, self._slow.value
+        if fast is None or slow is None:
+            return self._default_kbps
+        return min(fast, slow)
+
+    def choose(self, state: PlayerState) -> int:
+        estimate = self.estimate_kbps()
+        starvation = state.buffer_s if state.playing else 0.0
+        if starvation > 0:
+            best = self._best(state, estimate, starvation, 0.0, self._factor, self._up_factor)
+            if best >= 0:
+                return best
+        allowed = min(state.segment_s, self._max_starvation_s)
+        factor, up_factor = self._factor, self._up_factor
+        if starvation <= 0 and self._probe_s is not None and state.last_rung is None:
+            allowed, factor, up_factor = allowed - self._probe_s, 1.0, 1.0
+        return max(self._best(state, estimate, starvation, allowed, factor, up_factor), 0)
+
+    def _best(
+        self,
+        state: PlayerState,
+        estimate: float,
+        starvation: float,
+        allowed: float,
+        factor: float,
+        up_factor: float,
+    ) -> int:
+        base = state.last_rung or 0
+        for rung in range(len(state.bitrates_kbps) - 1, -1, -1):
+            bitrate = state.bitrates_kbps[rung]
+            usable = (up_factor if rung > base else factor) * estimate
+            fetch = self._ttfb_s + bitrate * state.segment_s / max(usable, 1e-9)
+            if usable >= bitrate and fetch < starvation + allowed:
+                return rung
+        return -1
+
+    def observe(self, sample: DownloadSample) -> None:
+        seconds = max(sample.seconds, 0.05)
+        kbps = sample.nbytes * 8.0 / 1000.0 / seconds
+        self._fast.add(seconds, kbps)
+        self._slow.add(seconds, kbps)
+        if sample.segment_s == 0.0 and self._probe_s is None:
+            self._probe_s = sample.seconds
+
+
+class RobustMpcRule:
+    """RobustMPC (Yin et al., SIGCOMM 2015), as its authors' published code runs it: a baseline.
+
+    The bandwidth ahead is the harmonic mean of the last ``window`` samples divided by one plus
+    the largest relative error of the last ``window`` such predictions. Every sequence of rungs
+    for the next ``horizon`` segments is played in a model of the buffer at that bandwidth and
+    scored as the simulator scores a session; the rule takes the best sequence's first rung.
+    The search keeps, per step and rung, only the sequences no other one beats in both score
+    and buffer, which finds the same best as trying all of them, in far less time.
+    """
+
+    def __init__(self, horizon: int = 5, window: int = 5, default_kbps: float = 500.0) -> None:
+        self._samples: deque[float] = deque(maxlen=window)
+        self._errors: deque[float] = deque(maxlen=window)
+        self._predicted: float | None = None
+        self._horizon = horizon
+        self._default_kbps = default_kbps
+
+    def estimate_kbps(self) -> float:
+        if not self._samples:
+            return self._default_kbps
+        harmonic = len(self._samples) / sum(1.0 / max(s, 1e-9) for s in self._samples)
+        return harmonic / (1.0 + max(self._errors, default=0.0))
+
+    def choose(self, state: PlayerState) -> int:
+        estimate = max(self.estimate_kbps(), 1e-9)
+        self._predicted = estimate
+        bitrates, mu = state.bitrates_kbps, state.bitrates_kbps[-1]
+        room = state.max_buffer_s - state.segment_s
+        # Per last rung: (score, buffer, first rung) of the sequences kept so far.
+        fronts: dict[int, list[tuple[float, float, int]]] = {
+            -1 if state.last_rung is None else state.last_rung: [(0.0, state.buffer_s, -1)]
+        }
+        for step in range(self._horizon):
+            grown: dict[int, list[tuple[float, float, int]]] = {}
+            for last, front in fronts.items():
+                for score, buffer, first in front:
+                    level = min(buffer, room) if state.playing or step else buffer
+                    for rung, bitrate in enumerate(bitrates):
+                        fetch = bitrate * state.segment_s / estimate
+                        stall = max(0.0, fetch - level) if state.playing or step else 0.0
+                        change = abs(bitrate - bitrates[last]) if last >= 0 else 0.0
+                        grown.setdefault(rung, []).append(
+                            (
+                                score + bitrate - change - mu * stall,
+                                max(0.0, level - fetch) + state.segment_s,
+                                rung if first < 0 else first,
+                            )
+                        )
+            fronts = {rung: _pareto(states) for rung, states in grown.items()}
+        best = max((s for front in fronts.values() for s in front), key=lambda s: s[0])
+        return best[2]
+
+    def observe(self, sample: DownloadSample) -> None:
+        kbps = sample.kbps
+        if self._predicted is not None and sample.segment_s > 0:
+            self._errors.append(abs(self._predicted - kbps) / max(kbps, 1e-9))
+        self._samples.append(kbps)
+
+
+def _pareto(states: list[tuple[float, float, int]]) -> list[tuple[float, float, int]]:
+    """The states that no other beats in both score and buffer (ties: the first kept)."""
+    kept: list[tuple[float, float, int]] = []
+    fullest = -math.inf
+    for state in sorted(states, key=lambda s: (-s[0], -s[1])):
+        if state[1] > fullest:
+            kept.append(state)
+            fullest = state[1]
+    return kept
+
+
+class CadenzaRule:
+    """Cadenza's rule: a lookahead on a cautious throughput estimate that expects recovery.
+
+    After RobustMPC (Yin et al., SIGCOMM 2015). For every rung it plays the next ``horizon``
+    segments at that rung in a model of the buffer and scores them as the simulator scores a
+    session: bitrate, less the switch, less the top bitrate per second of predicted stall and,
+    as insurance against the next outage, a share ``floor_weight`` of it, spread over the
+    horizon, per second the buffer would sit below ``floor_s`` at each arrival.
+
+    The first segment of the lookahead is fetched at the short-term estimate, the lower of the
+    last sample and the harmonic mean of the last ``window`` samples: it falls at once and rises
+    once the recent samples agree. Later ones move towards the harmonic mean of the last
+    ``memory`` samples, a share ``recovery`` of the way closer per segment: on 3G a slow spell
+    usually passes, so a deep buffer rides it out at a good rung instead of dropping to the
+    lowest, while a shallow one still steps down at once. A rung above the last one must also be
+    within ``up_safety`` of the short-term estimate, so the rule does not spend its buffer on an
+    upswitch. The bandwidth probe (a playlist) is the only sample until the first segment
+    arrives, then forgotten: so small a transfer measures latency more than bandwidth, and would
+    hold the first minute back.
+    """
+
+    def __init__(
+        self,
+        horizon: int = 10,
         window: int = 3,
-        up_safety: float = 0.8,
-        floor_s: float = 8.0,
+        memory: int = 10,
+        recovery: float = 0.3,
+        up_safety: float = 0.9,
+        floor_s: float = 48.0,
         floor_weight: float = 0.5,
         default_kbps: float = 500.0,
     ) -> None:
-        self._samples: deque[float] = deque(maxlen=window)
+        self._samples: deque[float] = deque(maxlen=max(window, memory))
+        self._probing = True  # until the first segment arrives
+        self._window = window
         self._horizon = horizon
+        self._recovery = recovery
         self._up_safety = up_safety
         self._floor_s = floor_s
         self._floor_weight = floor_weight
         self._default_kbps = default_kbps
 
     def estimate_kbps(self) -> float:
+        """The short-term estimate, for the next segment."""
         if not self._samples:
             return self._default_kbps
-        harmonic = len(self._samples) / sum(1.0 / s for s in self._samples)
-        return min(self._samples[-1], harmonic)
+        recent = list(self._samples)[-self._window :]
+        return min(recent[-1], _harmonic(recent))
+
+    def longer_term_kbps(self) -> float:
+        """The harmonic mean of all the samples kept, which the lookahead moves towards."""
+        return _harmonic(self._samples) if self._samples else self._default_kbps
 
     def choose(self, state: PlayerState) -> int:
         estimate = self.estimate_kbps()
@@ -206,18 +383,27 @@ class CadenzaRule:
             for rung, bitrate in enumerate(bitrates)
             if rung == 0 or last is None or rung <= last or bitrate <= self._up_safety * estimate
         ]
-        return max(allowed, key=lambda rung: self._outlook(state, rung, estimate))
+        ahead = self._ahead(estimate, self.longer_term_kbps())
+        return max(allowed, key=lambda rung: self._outlook(state, rung, ahead))
 
-    def _outlook(self, state: PlayerState, rung: int, estimate: float) -> float:
+    def _ahead(self, estimate: float, longer: float) -> list[float]:
+        """The bandwidth expected for each segment of the lookahead."""
+        keep, ahead = 1.0, []
+        for _ in range(self._horizon):
+            ahead.append(keep * estimate + (1.0 - keep) * longer)
+            keep *= 1.0 - self._recovery
+        return ahead
+
+    def _outlook(self, state: PlayerState, rung: int, ahead: list[float]) -> float:
         """The predicted score of the next ``horizon`` segments, all at ``rung``."""
         bitrates = state.bitrates_kbps
         bitrate, mu = bitrates[rung], bitrates[-1]
         last = bitrates[rung if state.last_rung is None else state.last_rung]
         score = bitrate * self._horizon - abs(bitrate - last)
-        fetch_s = bitrate * state.segment_s / estimate
         room = state.max_buffer_s - state.segment_s
         buffer = state.buffer_s
-        for step in range(self._horizon):
+        for step, kbps in enumerate(ahead):
+            fetch_s = bitrate * state.segment_s / max(kbps, 1e-9)
             if state.playing or step:
                 buffer = min(buffer, room)
                 left = buffer - fetch_s
@@ -227,12 +413,22 @@ class CadenzaRule:
         return score
 
     def observe(self, sample: DownloadSample) -> None:
-        self._samples.append(sample.kbps)
+        if sample.segment_s > 0 and self._probing:
+            self._probing = False
+            self._samples.clear()
+        self._samples.append(max(sample.kbps, 1e-9))
+
+
+def _harmonic(values: Iterable[float]) -> float:
+    items = list(values)
+    return len(items) / sum(1.0 / max(v, 1e-9) for v in items)
 
 
 RULES: dict[str, Callable[[], AbrRule]] = {
     "throughput": ThroughputRule,
     "bola": BolaRule,
+    "hlsjs": HlsJsRule,
+    "robustmpc": RobustMpcRule,
     "cadenza": CadenzaRule,
 }
 DEFAULT_RULE = "cadenza"

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cadenza.errors import CadenzaError, ConfigError, InputError
-from player.abr import DEFAULT_RULE, RULES
+from player.abr import DEFAULT_MAX_BUFFER_S, DEFAULT_RULE, RULES
 
 if TYPE_CHECKING:
     from player.cache import Layers
@@ -70,7 +70,11 @@ def add_parser(commands: Any) -> None:
         "--speed", type=float, default=1.0, metavar="X", help="clock speed-up (default 1)"
     )
     parser.add_argument(
-        "--max-buffer", type=float, default=30.0, metavar="S", help="seconds (default 30)"
+        "--max-buffer",
+        type=float,
+        default=DEFAULT_MAX_BUFFER_S,
+        metavar="S",
+        help=f"seconds of media to hold ahead at most (default {DEFAULT_MAX_BUFFER_S:.0f})",
     )
     parser.add_argument("--timeout", type=float, metavar="S", help="give up after S seconds")
     parser.add_argument(

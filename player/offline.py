@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cadenza.errors import CadenzaError, ConfigError
+from player.abr import DEFAULT_MAX_BUFFER_S
 
 if TYPE_CHECKING:
     import aiohttp
@@ -627,7 +628,7 @@ def play_offline(
     *,
     rule: str | None = None,
     speed: float = 1.0,
-    max_buffer_s: float = 30.0,
+    max_buffer_s: float = DEFAULT_MAX_BUFFER_S,
     timeout_s: float | None = None,
     now: float | None = None,
 ) -> "QoE":

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from player.abr import DEFAULT_RULE
+from player.abr import DEFAULT_MAX_BUFFER_S, DEFAULT_RULE, RULES, make_rule
 from player.cache import MemoryObjects, ObjectSource
 from player.hls import Multivariant
 from player.qoe import QoE
@@ -62,7 +62,7 @@ async def play_queue(
     rule: str = DEFAULT_RULE,
     trace: Trace | None = None,
     speed: float = 1.0,
-    max_buffer_s: float = 30.0,
+    max_buffer_s: float = DEFAULT_MAX_BUFFER_S,
     timeout_s: float | None = None,
     cache: ObjectSource | None = None,
     max_segments: Sequence[int | None] | None = None,
@@ -71,11 +71,13 @@ async def play_queue(
 ) -> list[Entry]:
     """Play ``track_ids`` in order, each next one prepared during the current one's last
     buffer; one Entry per track. ``timeout_s`` bounds each play; ``max_segments`` (one per
-    track) makes the listener skip after that many segments."""
+    track) makes the listener skip after that many segments. One ABR rule plays every track,
+    so the next track starts at the rung the link has been giving, not from scratch."""
     if not 1 <= len(track_ids) <= MAX_QUEUE:
         raise ValueError(f"a queue holds 1 to {MAX_QUEUE} tracks, not {len(track_ids)}")
     store = cache if cache is not None else MemoryObjects()
     entries: list[Entry] = []
+    abr = make_rule(rule) if rule in RULES else None  # a bad name: the play says so
     ahead = Ahead()
     ended: float | None = None  # wall clock when the previous track ended
     try:
@@ -90,7 +92,7 @@ async def play_queue(
                     ahead.start(
                         following, locator_url, store, territory=territory, lat=lat, lon=lon,
                         rule=rule, max_buffer_s=max_buffer_s, trace=trace, speed=speed,
-                        listener=listener,
+                        listener=listener, abr=abr,
                     )  # fmt: skip
 
             try:
@@ -99,6 +101,7 @@ async def play_queue(
                     trace=trace, speed=speed, max_buffer_s=max_buffer_s, timeout_s=timeout_s,
                     max_segments=max_segments[n] if max_segments else None, cache=store,
                     prepared=master, on_downloaded=start_next, listener=listener, report=report,
+                    abr=abr,
                 )  # fmt: skip
             except PlaybackFailed as e:
                 entries.append(Entry(track_id, None, str(e), None, master is not None))

@@ -22,7 +22,15 @@ from cadenza.errors import CadenzaError, ConfigError
 from cadenza.hls import MediaPlaylist, Variant, parse_media_playlist
 from cadenza.log import get_logger
 from player import cmcd, hls, loudness, reports
-from player.abr import DEFAULT_RULE, RULES, AbrRule, DownloadSample, PlayerState, make_rule
+from player.abr import (
+    DEFAULT_MAX_BUFFER_S,
+    DEFAULT_RULE,
+    RULES,
+    AbrRule,
+    DownloadSample,
+    PlayerState,
+    make_rule,
+)
 from player.cache import ObjectSource, object_key
 from player.qoe import Failure, Playback, QoE, SegmentRecord
 from player.shaping import PlayClock, shaped
@@ -104,7 +112,7 @@ async def play(
     rule: str = DEFAULT_RULE,
     trace: Trace | None = None,
     speed: float = 1.0,
-    max_buffer_s: float = 30.0,
+    max_buffer_s: float = DEFAULT_MAX_BUFFER_S,
     timeout_s: float | None = None,
     max_segments: int | None = None,
     on_segment: SegmentObserver | None = None,
@@ -114,6 +122,7 @@ async def play(
     on_downloaded: Callable[[], None] | None = None,
     listener: str | None = None,
     report: bool = True,
+    abr: AbrRule | None = None,
 ) -> QoE:
     """Play ``track_id`` as the locator at ``locator_url`` steers it; the play's QoE.
 
@@ -130,6 +139,8 @@ async def play(
     buffer still plays: the moment to prepare the next track. ``listener`` names the listener
     to a locator in labs (``?listener=``); with ``report`` an online play's events go to the
     locator (``player.reports``), never holding the play up (an offline play journals its own).
+    ``abr`` is a rule that goes on from earlier plays (a queue keeps one for all its tracks, so
+    what it learnt of the link carries over); by default a fresh one named by ``rule``.
     ConfigError for bad arguments, PlaybackFailed when the play cannot go on.
     """
     _check(rule, lat, lon, speed, max_buffer_s, max_segments)
@@ -146,7 +157,7 @@ async def play(
                 p = _Play(
                     http, clock, trace, track_id, master,
                     hls.PathwayChoice(master.pathways, master.default_pathway),
-                    make_rule(rule), max_buffer_s, max_segments, on_segment, cache,
+                    abr or make_rule(rule), max_buffer_s, max_segments, on_segment, cache,
                     offline is not None, on_downloaded,
                 )  # fmt: skip
                 if sender is not None:
@@ -174,16 +185,18 @@ async def prepare(
     lat: float | None = None,
     lon: float | None = None,
     rule: str = DEFAULT_RULE,
-    max_buffer_s: float = 30.0,
+    max_buffer_s: float = DEFAULT_MAX_BUFFER_S,
     trace: Trace | None = None,
     speed: float = 1.0,
     listener: str | None = None,
+    abr: AbrRule | None = None,
 ) -> hls.Multivariant:
     """Ask for the play of ``track_id`` ahead, and put in ``cache`` what its start reads: the
     lowest rung's media playlist (the first read, see ``_media_playlist``), and the playlist,
     init and first segment of the rung that ``rule`` will choose first. ``play(...,
     prepared=the answer, cache=cache)`` then starts from the device. A failure to fetch the
-    objects only costs the play its head start; a refused play raises PlaybackFailed."""
+    objects only costs the play its head start; a refused play raises PlaybackFailed. ``abr``,
+    the rule that will play the track, chooses that first rung; by default a fresh ``rule``."""
     _check(rule, lat, lon, speed, max_buffer_s, None)
     clock = PlayClock(speed)
     where = {"lat": lat, "lon": lon, "territory": territory, "listener": listener}
@@ -192,7 +205,9 @@ async def prepare(
         master = await _locate(http, clock, trace, url)
         ladder = master.ladder(master.default_pathway or master.pathways[0])
         try:
-            await _prefetch_start(http, clock, trace, cache, ladder, make_rule(rule), max_buffer_s)
+            await _prefetch_start(
+                http, clock, trace, cache, ladder, abr or make_rule(rule), max_buffer_s
+            )
         except (aiohttp.ClientError, TimeoutError, ValueError, IndexError) as e:
             logger.info("the start of %s could not be fetched ahead: %s", track_id, _describe(e))
     return master

@@ -42,24 +42,6 @@ def test_traces_under_200_kbits_on_average_are_left_out():
     assert loadgen.mean_kbps(slow) == 175
 
 
-def test_a_link_goes_on_from_the_period_under_way():
-    t = trace(1, 2, 3)
-    assert loadgen.from_offset(t, 0).periods == t.periods
-    assert [p.kbps for p in loadgen.from_offset(t, 2.5).periods] == [2, 3, 1]
-    assert [p.kbps for p in loadgen.from_offset(t, 4.0).periods] == [3, 1, 2]
-    assert [p.kbps for p in loadgen.from_offset(t, 6.5).periods] == [1, 2, 3]  # around again
-
-
-@given(st.lists(st.floats(1, 5000), min_size=1, max_size=8), st.floats(0, 1e6))
-def test_a_link_from_any_offset_is_the_same_trace_turned(kbps, offset):
-    t = trace(*kbps)
-    turned = loadgen.from_offset(t, offset)
-    assert turned.seconds == t.seconds
-    doubled = t.periods + t.periods
-    n = len(t.periods)
-    assert any(doubled[i : i + n] == turned.periods for i in range(n))
-
-
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment, str]]:
     root = tmp_path_factory.mktemp("loadgen")

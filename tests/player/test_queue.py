@@ -9,8 +9,10 @@ import pytest
 
 from bench.catalog import MasterSpec, write_master
 from bench.deploy import Deployment, deploy
+from player.abr import CadenzaRule, DownloadSample
 from player.cache import MemoryObjects
 from player.queue import MAX_QUEUE, Entry, play_queue, render
+from player.session import play, prepare
 from tests.processes import cadenza
 
 TRACKS = 5
@@ -61,6 +63,30 @@ async def test_a_skip_still_prepares_the_next_track_and_a_refusal_does_not_stop_
     assert [len(e.qoe.segments) for e in (entries[0], entries[2])] == [1, 1]
     assert entries[3].prepared  # prepared while the skipped track's one segment played
     assert Entry("x", None, "refused", None, False).to_json()["status"] == "failed"
+
+
+async def test_a_rule_goes_on_from_one_play_to_the_next(fleet):
+    deployment, tracks = fleet
+    where = {"territory": "FR", "lat": 48.85, "lon": 2.35}
+
+    def inits(cache: MemoryObjects) -> set[str]:
+        return {key.split("/")[-2] for key in cache._data if key.endswith("/init.mp4")}
+
+    fresh = MemoryObjects()
+    await prepare(tracks[0], deployment.locator.url, fresh, **where)
+    assert inits(fresh) and inits(fresh) != {"aac_48"}  # 500 kbit/s assumed: above the lowest
+    slow = CadenzaRule()
+    for _ in range(3):
+        slow.observe(DownloadSample(60 * 125.0, 1.0, 6.0, 0))  # it has seen 60 kbit/s
+    taught = MemoryObjects()
+    await prepare(tracks[0], deployment.locator.url, taught, **where, abr=slow)
+    assert inits(taught) == {"aac_48"}
+    # The play goes on with the same rule: what it hears of the (fast) link, the rule learns.
+    qoe = await play(
+        tracks[0], deployment.locator.url, **where, speed=4.0, timeout_s=60, abr=slow,
+        max_segments=2, report=False,
+    )  # fmt: skip
+    assert qoe.segments[0].rung == 0 and slow.estimate_kbps() > 100
 
 
 async def test_a_queue_is_bounded():

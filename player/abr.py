@@ -81,11 +81,43 @@ class Ewma:
         return self._mean / given if given > 0.0 else None
 
 
-class ThroughputRule:
-    """Throughput-based, as hls.js does it: a fast and a slow EWMA, trust the lower.
+class DualEwma:
+    """Shaka's and hls.js's estimator: a fast and a slow EWMA of throughput, trust the lower.
 
-    Picks the highest rung within ``safety`` of the estimate; before any sample, assumes
-    ``default_kbps``.
+    Each sample weighs its download time, at least ``min_seconds``; ``default_kbps`` until the
+    first sample.
+    """
+
+    def __init__(
+        self,
+        fast_half_life_s: float = 3.0,
+        slow_half_life_s: float = 9.0,
+        default_kbps: float = 500.0,
+        min_seconds: float = 0.0,
+    ) -> None:
+        self._fast = Ewma(fast_half_life_s)
+        self._slow = Ewma(slow_half_life_s)
+        self._default_kbps = default_kbps
+        self._min_seconds = min_seconds
+
+    @property
+    def kbps(self) -> float:
+        fast, slow = self._fast.value, self._slow.value
+        if fast is None or slow is None:
+            return self._default_kbps
+        return min(fast, slow)
+
+    def add(self, sample: DownloadSample) -> None:
+        seconds = max(sample.seconds, self._min_seconds, 1e-6)
+        kbps = sample.nbytes * 8.0 / 1000.0 / seconds
+        self._fast.add(seconds, kbps)
+        self._slow.add(seconds, kbps)
+
+
+class ThroughputRule:
+    """Throughput-based: the highest rung within ``safety`` of a dual-EWMA estimate.
+
+    Before any sample, assumes ``default_kbps``.
     """
 
     def __init__(
@@ -95,23 +127,17 @@ class ThroughputRule:
         safety: float = 0.9,
         default_kbps: float = 500.0,
     ) -> None:
-        self._fast = Ewma(fast_half_life_s)
-        self._slow = Ewma(slow_half_life_s)
+        self._estimator = DualEwma(fast_half_life_s, slow_half_life_s, default_kbps)
         self._safety = safety
-        self._default_kbps = default_kbps
 
     def estimate_kbps(self) -> float:
-        fast, slow = self._fast.value, self._slow.value
-        if fast is None or slow is None:
-            return self._default_kbps
-        return min(fast, slow)
+        return self._estimator.kbps
 
     def choose(self, state: PlayerState) -> int:
         return highest_below(state.bitrates_kbps, self._safety * self.estimate_kbps())
 
     def observe(self, sample: DownloadSample) -> None:
-        self._fast.add(sample.seconds, sample.kbps)
-        self._slow.add(sample.seconds, sample.kbps)
+        self._estimator.add(sample)
 
 
 TOP_BUFFER_S = 30.0
@@ -196,20 +222,15 @@ class HlsJsRule:
         ttfb_s: float = 0.1,
         default_kbps: float = 500.0,
     ) -> None:
-        self._fast = Ewma(3.0)
-        self._slow = Ewma(9.0)
+        self._estimator = DualEwma(3.0, 9.0, default_kbps, min_seconds=0.05)
         self._factor = factor
         self._up_factor = up_factor
         self._max_starvation_s = max_starvation_s
         self._ttfb_s = ttfb_s
-        self._default_kbps = default_kbps
         self._probe_s: float | None = None
 
     def estimate_kbps(self) -> float:
-        fast, slow = self._fast.value, self._slow.value
-        if fast is None or slow is None:
-            return self._default_kbps
-        return min(fast, slow)
+        return self._estimator.kbps
 
     def choose(self, state: PlayerState) -> int:
         estimate = self.estimate_kbps()
@@ -243,10 +264,7 @@ class HlsJsRule:
         return -1
 
     def observe(self, sample: DownloadSample) -> None:
-        seconds = max(sample.seconds, 0.05)
-        kbps = sample.nbytes * 8.0 / 1000.0 / seconds
-        self._fast.add(seconds, kbps)
-        self._slow.add(seconds, kbps)
+        self._estimator.add(sample)
         if sample.segment_s == 0.0 and self._probe_s is None:
             self._probe_s = sample.seconds
 

@@ -188,23 +188,19 @@ def test_hlsjs_budgets_its_first_choice_by_the_probe_without_safety_factors():
     assert rule.choose(first) == 2
 
 
-def brute_force_mpc(estimate, state):
-    """Every rung sequence over the horizon, scored as RobustMpcRule's model scores one."""
+def mpc_score(estimate, state, rungs):
+    """A sequence of rungs scored as RobustMpcRule's model scores it."""
     bitrates, mu = state.bitrates_kbps, state.bitrates_kbps[-1]
     room = state.max_buffer_s - state.segment_s
-    best, choice = -float("inf"), None
-    for rungs in itertools.product(range(len(bitrates)), repeat=5):
-        score, buffer, last = 0.0, state.buffer_s, state.last_rung
-        for step, rung in enumerate(rungs):
-            level = min(buffer, room) if state.playing or step else buffer
-            fetch = bitrates[rung] * state.segment_s / estimate
-            stall = max(0.0, fetch - level) if state.playing or step else 0.0
-            change = abs(bitrates[rung] - bitrates[last]) if last is not None else 0.0
-            score += bitrates[rung] - change - mu * stall
-            buffer, last = max(0.0, level - fetch) + state.segment_s, rung
-        if score > best + 1e-9:
-            best, choice = score, rungs[0]
-    return best, choice
+    score, buffer, last = 0.0, state.buffer_s, state.last_rung
+    for step, rung in enumerate(rungs):
+        level = min(buffer, room) if state.playing or step else buffer
+        fetch = bitrates[rung] * state.segment_s / estimate
+        stall = max(0.0, fetch - level) if state.playing or step else 0.0
+        change = abs(bitrates[rung] - bitrates[last]) if last is not None else 0.0
+        score += bitrates[rung] - change - mu * stall
+        buffer, last = max(0.0, level - fetch) + state.segment_s, rung
+    return score
 
 
 @settings(max_examples=60, deadline=None)
@@ -218,34 +214,14 @@ def test_robustmpc_finds_the_best_sequence_as_trying_every_one_does(kbps, buffer
     for rate in kbps:
         rule.choose(state(10.0))
         rule.observe(DownloadSample(rate * 125.0 * 6.0, 6.0, 6.0, 0))
-    playing = last is not None
-    now = PlayerState(LADDER, buffer_s, 60.0, 6.0, last, playing)
-    best, _ = brute_force_mpc(rule.estimate_kbps(), now)
+    now = PlayerState(LADDER, buffer_s, 60.0, 6.0, last, last is not None)
+    estimate = rule.estimate_kbps()
+    every = list(itertools.product(range(len(LADDER)), repeat=5))
+    best = max(mpc_score(estimate, now, rungs) for rungs in every)
     choice = rule.choose(now)
-    # The rule's first rung starts a sequence scoring the best: replay that rung, then the best.
-    scores = []
-    for first in range(len(LADDER)):
-        trial = PlayerState(LADDER, buffer_s, 60.0, 6.0, last, playing)
-        score, _ = _best_from(rule.estimate_kbps(), trial, first)
-        scores.append(score)
-    assert scores[choice] == pytest.approx(best, abs=1e-6)
-
-
-def _best_from(estimate, state, first):
-    bitrates, mu = state.bitrates_kbps, state.bitrates_kbps[-1]
-    room = state.max_buffer_s - state.segment_s
-    best = -float("inf")
-    for rest in itertools.product(range(len(bitrates)), repeat=4):
-        score, buffer, last = 0.0, state.buffer_s, state.last_rung
-        for step, rung in enumerate((first, *rest)):
-            level = min(buffer, room) if state.playing or step else buffer
-            fetch = bitrates[rung] * state.segment_s / estimate
-            stall = max(0.0, fetch - level) if state.playing or step else 0.0
-            change = abs(bitrates[rung] - bitrates[last]) if last is not None else 0.0
-            score += bitrates[rung] - change - mu * stall
-            buffer, last = max(0.0, level - fetch) + state.segment_s, rung
-        best = max(best, score)
-    return best, first
+    # The rule's first rung starts a sequence that scores the best.
+    from_choice = max(mpc_score(estimate, now, rungs) for rungs in every if rungs[0] == choice)
+    assert from_choice == pytest.approx(best, abs=1e-6)
 
 
 def test_robustmpc_discounts_its_prediction_by_its_recent_errors():

@@ -1,20 +1,20 @@
 """``cadenza bench abr``: the player's ABR rules on real 3G traces, next to the offline optimum.
 
-Sessions are played as the player plays them (``player.simulate``): its default buffer of
-``DEFAULT_MAX_BUFFER_S`` seconds, its bandwidth probe (the lowest rung's media playlist, fetched
-and timed before the first choice), each track's playlist and init segment before its first
-segment, and four-minute tracks of six-second segments back to back on the default ladder's
-lossy rungs. Every trace in ``<traces>/3g`` is played from three points (its start, a third and
-two thirds in), in sessions of 40 segments (one track) and of 200 (a queue of five).
+Sessions are played as the player plays them (``player.simulate``): its default buffer (two
+minutes), its bandwidth probe (the lowest rung's media playlist, fetched and timed before the
+first choice), each track's playlist and init segment before its first segment, and four-minute
+tracks of six-second segments back to back on the default ladder's lossy rungs. Every trace in
+``<traces>/3g`` is played from three points (its start, a third and two thirds in), in sessions
+of 40 segments (one track) and of 200 (a queue of five).
 
 Score (QoE_lin, in kbit/s): the sum over segments of the rung's bitrate, less the top bitrate
-per second of stall, less the bitrate change at each switch. The optimum is the best score any
-rung sequence reaches on the same session knowing the trace in advance, found exactly. A rule's
-figure is its mean QoE over the mean optimum; per-trace medians (over the three starting points)
-and stall seconds are reported too. The baselines play in the same run: hls.js's default rule,
-robustMPC, BOLA and a plain throughput rule. The step trace (1 Mbit/s for 30 s, 30 kbit/s for
-longer than the buffer lasts, then 1 Mbit/s again) shows how soon each rule is back on the top
-rung after the link recovers.
+per second of stall (the startup included), less the bitrate change at each switch. The optimum
+is the best score any rung sequence reaches on the same session knowing the trace in advance,
+found exactly. A rule's figure is its mean QoE over the mean optimum; per-trace medians (over
+the three starting points) and stall seconds are reported too. The baselines play in the same
+run: hls.js's default rule, robustMPC, BOLA and a plain throughput rule. The step trace (1
+Mbit/s for 30 s, 30 kbit/s for longer than the buffer lasts, then 1 Mbit/s again) shows how soon
+each rule is back on the top rung after the link recovers.
 """
 
 import argparse

@@ -115,9 +115,11 @@ def test_a_short_run_of_two_steps_writes_the_reports(tmp_path: Path):
     for step in top["steps"]:
         f = step["figures"]
         assert f["plays"] >= 1 and f["failed_plays"] == 0 and f["generators"] == 1
-        assert 0 < f["edge_hit_ratio"] <= 1 and f["average_kbps"] > 0
+        assert 0 <= f["edge_hit_ratio"] <= 1 and f["average_kbps"] > 0
         assert f["fleet_cpu_s"] > 0 and f["origin_requests_per_play"] > 0
         assert f["warmup_s"] >= 2.0 and f["generators_cpu_s"] > 0
+    # Two players of two tracks may well miss every time; more players share some objects.
+    assert any(step["figures"]["edge_hit_ratio"] > 0 for step in top["steps"])
     assert b"| origin offload |" in (out / "report.md").read_bytes()
     assert (out / "scaling.png").read_bytes().startswith(b"\x89PNG")
     for name in ("report.md", "hit_ratio.png", "origin_egress.png", "qoe.png", "edge_load.png"):

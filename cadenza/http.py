@@ -3,6 +3,7 @@
 Pure (RFC 9110 sections 8.8.3, 13.1 and 14); the services' handlers call these.
 """
 
+import functools
 import itertools
 import re
 from dataclasses import dataclass
@@ -140,11 +141,13 @@ def content_type(name: str) -> str:
     return CONTENT_TYPES.get(PurePosixPath(name).suffix.lower(), "application/octet-stream")
 
 
+@functools.lru_cache(maxsize=4096)
 def object_key(raw_path: str) -> str | None:
     """The storage key of a ``/tracks/...`` request path, or None when it is not a safe one.
 
     The raw path (before percent-decoding) must use only the characters keys are made of, so
-    ``%2e%2e``, ``%2f``, encoded backslashes and NUL bytes never become a key.
+    ``%2e%2e``, ``%2f``, encoded backslashes and NUL bytes never become a key. Remembered for
+    the last few thousand paths: an edge's memory hits ask for the same ones again and again.
     """
     path = raw_path.split("?", 1)[0]
     if len(path) > MAX_PATH or not _SAFE_PATH.fullmatch(path):

@@ -1,10 +1,10 @@
 """Run an aiohttp application until SIGINT or SIGTERM, on uvloop, the same way for every service.
 
 With several workers, each is a process of its own with its own event loop, all listening on one
-port: they inherit one listening socket and whichever is free accepts the next connection
-(SO_REUSEPORT would pin connections to workers by a hash of their addresses, so a few busy
-connections can load one worker while another idles); SIGTERM to the parent drains every worker,
-and a worker that dies is replaced while the others serve on.
+port: they inherit one listening socket and whichever is free accepts the next connection, one
+at a time (SO_REUSEPORT would pin connections to workers by a hash of their addresses, so a few
+busy connections can load one worker while another idles); SIGTERM to the parent drains every
+worker, and a worker that dies is replaced while the others serve on.
 """
 
 import asyncio
@@ -32,6 +32,7 @@ logger = get_logger("serving")
 
 DRAIN_SECONDS = 30.0
 READY_SECONDS = 30.0
+RETRY_SECONDS = 0.1  # a worker out of file descriptors accepts again after this
 
 
 class Front(Protocol):
@@ -288,22 +289,21 @@ async def _serve(
     assert runner.server is not None
     connections = _Connections(runner.server, service.head_timeout, handler_args)
     front: Front | None = None
-    tcp: asyncio.Server | None = None
+    tcp: asyncio.Server | _Acceptor | None = None
     loop = asyncio.get_running_loop()
     try:
         front = None if service.front is None else service.front(app, connections)
         factory: Callable[[], asyncio.Protocol] = connections if front is None else front
-        try:
-            tcp = await (
-                loop.create_server(factory, sock=sock, backlog=1024)
-                if sock is not None
-                else loop.create_server(factory, service.host, service.port, backlog=1024)
-            )
-        except OSError as e:
-            raise _cannot_listen(service, e) from None
+        if sock is not None:  # a worker: the socket is shared
+            tcp = _Acceptor(loop, factory, sock)
+        else:
+            try:
+                tcp = await loop.create_server(factory, service.host, service.port, backlog=1024)
+            except OSError as e:
+                raise _cannot_listen(service, e) from None
         if ready is not None:
             os.write(ready, b"%d\n" % os.getpid())
-        if announce:
+        if announce and not isinstance(tcp, _Acceptor):
             bound_host, bound_port = tcp.sockets[0].getsockname()[:2]
             # One line on stdout that scripts (and tests) read to find the port.
             print(f"{service.name} listening on http://{bound_host}:{bound_port}", flush=True)
@@ -320,6 +320,59 @@ async def _serve(
             front.close()  # idle ones in the lean lane end now
         await runner.cleanup()  # closes idle connections, lets in-flight responses finish
     return 0
+
+
+class _Acceptor:
+    """A worker's share of the listening socket: one connection taken per readiness.
+
+    uvloop's own server accepts every connection waiting at once, so the first worker to wake
+    takes a burst of them (64 connections opened together split 13 to 51). Taking one at a time,
+    each worker comes back for the next when its loop is free again, so the connections go to
+    the workers that have time for them.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        factory: Callable[[], asyncio.Protocol],
+        sock: socket.socket,
+    ) -> None:
+        self.loop = loop
+        self.factory = factory
+        self.sock = sock
+        self.opening: set[asyncio.Task[Any]] = set()
+        self.closed = False
+        loop.add_reader(sock.fileno(), self._accept)
+
+    def _accept(self) -> None:
+        try:
+            connection, _ = self.sock.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return  # another worker took it, or the client gave up
+        except OSError as e:  # out of descriptors: pause rather than spin on the ready socket
+            logger.warning("cannot accept a connection (%s); retrying in %g s", e, RETRY_SECONDS)
+            self.loop.remove_reader(self.sock.fileno())
+            self.loop.call_later(RETRY_SECONDS, self._resume)
+            return
+        connection.setblocking(False)
+        # The transport owns the socket from here on, and closes it.
+        task = self.loop.create_task(self.loop.connect_accepted_socket(self.factory, connection))
+        self.opening.add(task)
+        task.add_done_callback(self._opened)
+
+    def _opened(self, task: "asyncio.Task[Any]") -> None:
+        self.opening.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            logger.warning("an accepted connection could not be opened: %s", error)
+
+    def _resume(self) -> None:
+        if not self.closed:
+            self.loop.add_reader(self.sock.fileno(), self._accept)
+
+    def close(self) -> None:
+        """No new connections; those accepted already are the protocols' to finish."""
+        self.closed = True
+        self.loop.remove_reader(self.sock.fileno())
 
 
 class _Connections(web.Server):

@@ -385,13 +385,15 @@ def readahead(
 
 
 async def _read_ahead(app: web.Application, path: str, paths: list[str], prefix: str) -> None:
+    if not any(_wanted(app, http.object_key(next_path)) for next_path in paths):
+        return  # all held or coming already: the playlist, perhaps read from disk, cannot matter
     folder_key = http.object_key(path.rsplit("/", 1)[0] + "/" + MEDIA_PLAYLIST)
     playlist = folder_key and (app[MEMORY].peek(folder_key) or await app[DISK].get(folder_key))
     listed = listed_segments(playlist.body) if playlist and playlist.status == 200 else frozenset()
     fills = []
     for next_path in allowed(paths, prefix, listed):
         next_key = http.object_key(next_path)
-        if next_key is None or next_key in app[INFLIGHT] or app[MEMORY].peek(next_key):
+        if next_key is None or not _wanted(app, next_key):
             continue
         fill, first = music_fill(app, next_key)
         if first:
@@ -399,6 +401,11 @@ async def _read_ahead(app: web.Application, path: str, paths: list[str], prefix:
             app[METRICS].prefetches.labels("issued").inc()
             fills.append(fill)
     await asyncio.gather(*(_settle(fill) for fill in fills))
+
+
+def _wanted(app: web.Application, key: str | None) -> bool:
+    """Whether readahead would fetch ``key``: neither held in memory nor being fetched."""
+    return key is not None and key not in app[INFLIGHT] and not app[MEMORY].peek(key)
 
 
 async def _settle(fill: Fill) -> None:

@@ -6,7 +6,7 @@ object's key (never the token, never the query), and takedowns.
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from cadenza import http
 from cadenza.tokens import TokenClaims, TokenError, split_token_path, verify
@@ -14,8 +14,9 @@ from edge.memory import Entry
 from edge.purge import Denials
 
 
-@dataclass(frozen=True)
-class Admitted:
+class Admitted(NamedTuple):
+    """Who may have what (a tuple: the lane makes one per memory hit)."""
+
     key: str  # the cache key: the object's storage key
     path: str  # the request path without the token
     claims: TokenClaims | None  # None: unsigned, where the edge allows it
@@ -25,8 +26,7 @@ class Admitted:
         return self.claims.acl if self.claims else None
 
 
-@dataclass(frozen=True)
-class Refused:
+class Refused(NamedTuple):
     status: int
     reason: str
 

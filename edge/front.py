@@ -59,11 +59,15 @@ class Front:
         self.app = app
         self.server = server
         self.connections: set[FrontProtocol] = set()
-        self._date = (0, "")
-        settings = app[edge_app.SETTINGS]
+        self._date = (0, "", b"")
+        # What every hit reads, looked up once (the application is frozen once it runs).
+        self.settings = settings = app[edge_app.SETTINGS]
         self.head_timeout = settings.head_timeout
         self.keepalive_timeout = settings.keepalive_timeout
         self.metrics = app[edge_app.METRICS]
+        self.memory = app[edge_app.MEMORY]
+        self.denials = app[edge_app.DENIALS]
+        self.plays = app[edge_app.PLAYS]
         self.loop = asyncio.get_running_loop()
         handler = server()  # aiohttp's protocol as this server makes it: the lane keeps its limits
         self.limits = Limits(handler.max_line_size, handler.max_field_size, handler.max_headers)
@@ -76,10 +80,15 @@ class Front:
             connection.close()
 
     def date(self) -> str:
+        return self._dated()[1]
+
+    def _dated(self) -> tuple[int, str, bytes]:
+        """This second's Date value, and its header line as bytes."""
         second = int(time.time())
         if self._date[0] != second:
-            self._date = (second, formatdate(second, usegmt=True))
-        return self._date[1]
+            value = formatdate(second, usegmt=True)
+            self._date = (second, value, f"Date: {value}\r\n".encode())
+        return self._date
 
     def answer(self, head: Head, transport: Sink) -> bool:
         """Answer ``head`` from memory if it is a fresh hit; False leaves it to aiohttp."""
@@ -88,21 +97,19 @@ class Front:
         raw_path, _, query = head.target.partition("?")
         if not raw_path.startswith(("/tracks/", "/p/")):
             return False
-        settings = app[edge_app.SETTINGS]
+        settings = self.settings
         now = time.time()
-        admitted = admit(
-            raw_path, settings.token_keys, settings.allow_unsigned, app[edge_app.DENIALS], now
-        )
+        admitted = admit(raw_path, settings.token_keys, settings.allow_unsigned, self.denials, now)
         if isinstance(admitted, Refused):
             return False  # aiohttp answers the refusal
         key = admitted.key
-        memory = app[edge_app.MEMORY]
+        memory = self.memory
         entry = memory.peek(key)
         if entry is None or entry.status != 200 or not serves_from_cache(entry, now):
             return False
         memory.get(key)  # the policy hears of the hit
         edge_app.record_hit(app, key)
-        app[edge_app.PLAYS].record(key)
+        self.plays.record(key)
         params = dict(parse_qsl(query)) if query else {}
         edge_app.readahead(app, key, admitted.path, params, head.headers, admitted.acl)
         fields = head.headers
@@ -123,7 +130,7 @@ class Front:
             transport.writelines((response_head, body))
         else:
             transport.write(response_head)
-        metrics = app[edge_app.METRICS]
+        metrics = self.metrics
         metrics.served(status, "HIT")
         metrics.first_byte("HIT", time.perf_counter() - started)
         edge_app.count(app, sent)
@@ -152,15 +159,18 @@ class Front:
             _, lines, _ = entry_answer(entry, {}, "HIT", now)
             text = "".join(f"{n}: {v}\r\n" for n, v in lines if n != "Age")
             fixed = entry.rendered["lane"] = text.encode("latin-1")
-        date = b"" if "date" in entry.fields else f"Date: {self.date()}\r\n".encode()
-        tail = f"Age: {int(entry.stored.age(now))}\r\nContent-Length: {len(entry.body)}\r\n"
+        date = b"" if "date" in entry.fields else self._dated()[2]
+        tail = b"Age: %d\r\nContent-Length: %d\r\n" % (entry.stored.age(now), len(entry.body))
         close = b"" if keep_alive else b"Connection: close\r\n"
-        return b"".join((b"HTTP/1.1 200 OK\r\n", date, fixed, tail.encode(), close, b"\r\n"))
+        return b"".join((b"HTTP/1.1 200 OK\r\n", date, fixed, tail, close, b"\r\n"))
+
+
+_access_logger = logging.getLogger(LOGGER)
 
 
 def _log(head: Head, raw_path: str, status: int, nbytes: int, seconds: float,
          params: dict[str, str]) -> None:  # fmt: skip
-    logger = logging.getLogger(LOGGER)
+    logger = _access_logger
     if logger.isEnabledFor(logging.INFO):
         cmcd = from_request(params, head.headers)
         record = access_record(head.method, raw_path, status, nbytes, seconds, "HIT", cmcd)

@@ -20,9 +20,9 @@ class Egress:
         second = int(now)
         if self._buckets and self._buckets[-1][0] == second:
             self._buckets[-1] = (second, self._buckets[-1][1] + nbytes)
-        else:
+        else:  # trimmed once a second, not per answer: a reading trims anyway
             self._buckets.append((second, nbytes))
-        self._trim(now)
+            self._trim(now)
 
     def bits_per_second(self, now: float) -> float:
         self._trim(now)

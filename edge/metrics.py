@@ -6,11 +6,13 @@ sample (``sum_expositions``, pure).
 """
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from cadenza import expositions
 from cadenza.expositions import SampleKey
@@ -28,6 +30,13 @@ class EdgeMetrics:
 
     def __post_init__(self) -> None:
         r = self.registry
+        # The hit path's counts wait in plain ints until the registry is collected (a scrape,
+        # ``exposition``): a counter's ``inc`` costs more than a memory hit can spare. Registered
+        # first, so that the counters are brought up to date before they are read.
+        self._pending_served: dict[tuple[int, str], int] = {}
+        self._pending_lane = 0
+        self._pending_bytes = 0
+        r.register(_BeforeCollection(self._fold))
         self.requests = Counter(
             "cadenza_edge_requests", "Requests by status and cache result", ["status", "cache"],
             registry=r,
@@ -121,10 +130,18 @@ class EdgeMetrics:
         return generate_latest(self.registry)
 
     def served(self, status: int, cache: str) -> None:
-        child = self._served.get((status, cache))
-        if child is None:
-            child = self._served[status, cache] = self.requests.labels(str(status), cache)
-        child.inc()
+        key = (status, cache)
+        pending = self._pending_served
+        if key in pending:
+            pending[key] += 1
+            return
+        if key not in self._served:  # the sample exists from the first answer on, as before
+            self._served[key] = self.requests.labels(str(status), cache)
+        pending[key] = 1
+
+    def sent(self, nbytes: int) -> None:
+        """Body bytes sent to a client."""
+        self._pending_bytes += nbytes
 
     def first_byte(self, cache: str, seconds: float) -> None:
         child = self._first_byte.get(cache)
@@ -142,7 +159,33 @@ class EdgeMetrics:
 
     def lane_served(self) -> None:
         self.lane_answered += 1
-        self.lane_requests.inc()
+        self._pending_lane += 1
+
+    def _fold(self) -> None:
+        """Add the counts made since the last collection to their counters."""
+        for key, n in self._pending_served.items():
+            self._served[key].inc(n)
+        self._pending_served.clear()
+        if self._pending_lane:
+            self.lane_requests.inc(self._pending_lane)
+            self._pending_lane = 0
+        if self._pending_bytes:
+            self.bytes_served.inc(self._pending_bytes)
+            self._pending_bytes = 0
+
+
+class _BeforeCollection(Collector):
+    """Runs ``action`` whenever its registry is collected, ahead of the collectors after it."""
+
+    def __init__(self, action: Callable[[], None]) -> None:
+        self.action = action
+
+    def collect(self) -> Iterable[Metric]:
+        self.action()
+        return []
+
+    def describe(self) -> Iterable[Metric]:
+        return []
 
 
 def sum_expositions(

@@ -14,6 +14,7 @@ The plan and the ledger are pure; ``preposition`` is the loop that fetches.
 
 import asyncio
 import contextlib
+import functools
 import posixpath
 import re
 from collections import Counter
@@ -106,23 +107,31 @@ class PlayCounts:
             return
         if self.ledger is not None:
             self.ledger.requested(key)
-        parts = key.split("/")
-        if len(parts) != 5:
+        place = segment_place(key)
+        if place is None:
             return
-        if (match := SEGMENT.fullmatch(parts[4])) is None:
-            return
-        index = int(match[1])
-        self.positions[parts[3], index] += 1
+        track, rung, index = place
+        self.positions[rung, index] += 1
         if self.first is None or index < self.first:
             self.first = index
         if index == self.first:  # a play asks for its first segment once, at one rung
-            self.plays[parts[1]] += 1
+            self.plays[track] += 1
 
     def take(self) -> "Demand":
         """The demand as of now; then every count halves, so old habits fade."""
         demand = Demand(dict(self.plays), dict(self.positions))
         self.plays, self.positions = _halved(self.plays), _halved(self.positions)
         return demand
+
+
+@functools.lru_cache(maxsize=4096)
+def segment_place(key: str) -> tuple[str, str, int] | None:
+    """A segment's key as (track, rung, segment number); None for other keys. Remembered for
+    the last few thousand keys: every memory hit is recorded."""
+    parts = key.split("/")
+    if len(parts) != 5 or (match := SEGMENT.fullmatch(parts[4])) is None:
+        return None
+    return parts[1], parts[3], int(match[1])
 
 
 def _halved(counts: "Counter[K]") -> "Counter[K]":

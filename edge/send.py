@@ -33,7 +33,7 @@ def count(app: web.Application, nbytes: int) -> None:
     """Body bytes sent to a client."""
     if app[FOR_PEERS]:  # not egress: the client-facing worker counts it
         return
-    app[METRICS].bytes_served.inc(nbytes)
+    app[METRICS].sent(nbytes)
     app[EGRESS].add(nbytes, time.time())
 
 

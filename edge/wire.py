@@ -9,6 +9,7 @@ elsewhere). Everything unusual is aiohttp's, with the bytes from that request on
 """
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from aiohttp.http import HttpRequestParser, HttpVersion11, RawRequestMessage
 from multidict import CIMultiDictProxy
@@ -28,9 +29,9 @@ class Limits:
     max_headers: int = 128
 
 
-@dataclass(frozen=True, slots=True)
-class Head:
-    """A bodiless HTTP/1.1 GET or HEAD as llhttp parsed it."""
+class Head(NamedTuple):
+    """A bodiless HTTP/1.1 GET or HEAD as llhttp parsed it (a tuple: one is made per request,
+    and a frozen dataclass costs several times as much to make)."""
 
     method: str
     target: str  # origin-form, with the query

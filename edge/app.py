@@ -300,7 +300,9 @@ async def _deliver(request: web.Request, key: str, started: float) -> web.Stream
     """From memory or disk when fresh, else from the one fill under way for ``key``."""
     app = request.app
     cors = not app[FOR_PEERS]  # a peer's answer is stored, not shown to a browser
-    entry = app[MEMORY].get(key) or await _from_disk(app, key)
+    entry = app[MEMORY].get(key)
+    if entry is None and key not in app[INFLIGHT]:  # a fill under way is fresher than the disk
+        entry = await _from_disk(app, key)
     if entry is not None and serves_from_cache(entry, time.time()):
         if not app[FOR_PEERS]:
             record_hit(app, key)

@@ -2,6 +2,8 @@
 
 diskcache is synchronous (SQLite plus files), so every call runs in a worker thread; a hit is
 promoted to the memory tier by the caller. Bodies are stored with what is needed to serve them.
+Concurrent reads of one key share one lookup: a stampede of misses queues one job in the small
+thread pool, not one per waiter ahead of the fetch they all wait for.
 """
 
 import asyncio
@@ -23,12 +25,28 @@ class DiskTier:
         self.cache = diskcache.Cache(
             str(folder), size_limit=size_limit, eviction_policy="least-recently-used"
         )
+        self._reading: dict[str, asyncio.Future[Entry | None]] = {}
 
     async def get(self, key: str) -> Entry | None:
+        reading = self._reading.get(key)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read(key))
+            self._reading[key] = reading
+            reading.add_done_callback(lambda done: self._forget(key, done))
+        # A waiter that gives up (its client left) does not cancel the others' read.
+        return await asyncio.shield(reading)
+
+    async def _read(self, key: str) -> Entry | None:
         record = await asyncio.to_thread(self.cache.get, key)
         if not isinstance(record, dict) or record.get("format") != FORMAT:
             return None  # written by an older edge: a miss, refetched and rewritten
         return _entry(record)
+
+    def _forget(self, key: str, done: "asyncio.Future[Entry | None]") -> None:
+        if self._reading.get(key) is done:
+            del self._reading[key]
+        if not done.cancelled():
+            done.exception()  # retrieved: a failed read is each waiter's own error
 
     async def remove(self, key: str) -> None:
         await asyncio.to_thread(self.cache.delete, key)

@@ -1,5 +1,6 @@
 """The disk tier round-trips entries, survives reopening and purges by prefix."""
 
+import asyncio
 from pathlib import Path
 
 from edge.disk import DiskTier
@@ -36,5 +37,51 @@ async def test_remove_prefix(tmp_path: Path):
         assert await disk.remove_prefix("tracks/a/") == 2
         assert await disk.get("tracks/ab/v/1") == ENTRY
         assert len(disk) == 1
+    finally:
+        disk.close()
+
+
+class CountingCache:
+    """diskcache's Cache, counting the reads that reach it."""
+
+    def __init__(self, cache):
+        self.cache = cache
+        self.gets = 0
+
+    def get(self, key):
+        self.gets += 1
+        return self.cache.get(key)
+
+    def __getattr__(self, name):
+        return getattr(self.cache, name)
+
+
+async def test_concurrent_reads_of_one_key_share_one_lookup(tmp_path: Path):
+    disk = DiskTier(tmp_path, 1 << 30)
+    try:
+        await disk.put("tracks/a/v/seg_00000.m4s", ENTRY)
+        counting = CountingCache(disk.cache)
+        disk.cache = counting
+        many = [disk.get("tracks/a/v/seg_00000.m4s") for _ in range(64)]
+        assert await asyncio.gather(*many) == [ENTRY] * 64
+        assert counting.gets == 1
+        # Once done, the next read looks again; another key has its own lookup.
+        assert await disk.get("tracks/a/v/seg_00000.m4s") == ENTRY
+        assert await disk.get("tracks/a/v/seg_00001.m4s") is None
+        assert counting.gets == 3
+    finally:
+        disk.close()
+
+
+async def test_a_waiter_that_gives_up_leaves_the_read_to_the_others(tmp_path: Path):
+    disk = DiskTier(tmp_path, 1 << 30)
+    try:
+        await disk.put("tracks/a/v/seg_00000.m4s", ENTRY)
+        first = asyncio.ensure_future(disk.get("tracks/a/v/seg_00000.m4s"))
+        second = asyncio.ensure_future(disk.get("tracks/a/v/seg_00000.m4s"))
+        await asyncio.sleep(0)
+        first.cancel()
+        assert await second == ENTRY
+        assert first.cancelled()
     finally:
         disk.close()

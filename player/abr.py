@@ -290,8 +290,7 @@ class RobustMpcRule:
     def estimate_kbps(self) -> float:
         if not self._samples:
             return self._default_kbps
-        harmonic = len(self._samples) / sum(1.0 / max(s, 1e-9) for s in self._samples)
-        return harmonic / (1.0 + max(self._errors, default=0.0))
+        return _harmonic(self._samples) / (1.0 + max(self._errors, default=0.0))
 
     def choose(self, state: PlayerState) -> int:
         estimate = max(self.estimate_kbps(), 1e-9)

@@ -222,6 +222,7 @@ def _length_report(
     sessions: list[dict[str, Any]], recovery: dict[str, float | None]
 ) -> dict[str, Any]:
     mean_optimum = statistics.mean(s["optimum"] for s in sessions)
+    by_trace = _by_trace(sessions)
     rules = {}
     for name in RULES:
         runs = [s["rules"][name] for s in sessions]
@@ -229,7 +230,7 @@ def _length_report(
         rules[name] = {
             "mean_qoe": round(mean_qoe, 1),
             "optimum_share": _rounded(share(mean_qoe, mean_optimum)),
-            "median_trace_share": _rounded(_median_trace_share(sessions, name)),
+            "median_trace_share": _rounded(_median_trace_share(by_trace, name)),
             "total_stall_s": round(sum(r["stall_s"] for r in runs), 1),
             "median_stall_s": round(statistics.median(r["stall_s"] for r in runs), 2),
             "mean_switches": round(statistics.mean(r["switches"] for r in runs), 2),
@@ -242,29 +243,32 @@ def _length_report(
         "segments": sessions[0]["segments"],
         "optimum": {"mean_qoe": round(mean_optimum, 1)},
         "rules": rules,
-        "per_trace": _per_trace(sessions),
+        "per_trace": _per_trace(by_trace),
     }
 
 
-def _median_trace_share(sessions: list[dict[str, Any]], name: str) -> float | None:
+def _by_trace(sessions: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The sessions of each trace (one per starting point), traces by name."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for s in sessions:
+        grouped.setdefault(s["trace"], []).append(s)
+    return dict(sorted(grouped.items()))
+
+
+def _median_trace_share(by_trace: dict[str, list[dict[str, Any]]], name: str) -> float | None:
     """The median over traces of each trace's median share (over its starting points)."""
     medians = []
-    for trace in sorted({s["trace"] for s in sessions}):
-        shares = [
-            s["rules"][name]["qoe"] / s["optimum"]
-            for s in sessions
-            if s["trace"] == trace and s["optimum"] > 0
-        ]
+    for mine in by_trace.values():
+        shares = [s["rules"][name]["qoe"] / s["optimum"] for s in mine if s["optimum"] > 0]
         if shares:
             medians.append(statistics.median(shares))
     return statistics.median(medians) if medians else None
 
 
-def _per_trace(sessions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _per_trace(by_trace: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """Per trace: the median over its starting points of the optimum and of each rule."""
     rows = []
-    for trace in sorted({s["trace"] for s in sessions}):
-        mine = [s for s in sessions if s["trace"] == trace]
+    for trace, mine in by_trace.items():
         rows.append(
             {
                 "trace": trace,

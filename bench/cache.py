@@ -231,22 +231,10 @@ def _print(r: dict[str, Any]) -> None:
         )
         print(f"{'':15}{'miss ratio by requests':^45}  {'gap closed':^27}")
         print(f"{'cache':15}{columns}  {gaps}")
-        for size in table["sizes"]:
-            print(
-                _label(size)
-                + "".join(_cell(size["miss_ratio"][n], ".4f") for n in names)
-                + "  "
-                + "".join(_cell(size["gap_closed"][n], ".1%") for n in CANDIDATES)
-            )
+        _rows(table["sizes"], ("miss_ratio", names, ".4f"), ("gap_closed", CANDIDATES, ".1%"))
         print(f"{'':15}{'miss ratio by bytes':^45}  {'waited-on miss ratio':^45}")
         print(f"{'cache':15}{columns}  {columns}")
-        for size in table["sizes"]:
-            print(
-                _label(size)
-                + "".join(_cell(size["byte_miss_ratio"][n], ".4f") for n in names)
-                + "  "
-                + "".join(_cell(size["waited_ratio"][n], ".4f") for n in names)
-            )
+        _rows(table["sizes"], ("byte_miss_ratio", names, ".4f"), ("waited_ratio", names, ".4f"))
     print("\nwaited on: the misses that readahead of a session's next segment does not hide")
     for target in r["targets"]["gap_closed"]:
         mark = "met" if target["met"] else "MISSED"
@@ -255,6 +243,15 @@ def _print(r: dict[str, Any]) -> None:
             f"zipf {target['zipf']}: default policy {target['policy']} closes {value} of the "
             f"LRU-to-OPT gap at a {target['share']:.0%} cache (target >= {TARGET_GAP:.0%}: {mark})"
         )
+
+
+def _rows(sizes: list[dict[str, Any]], *halves: tuple[str, tuple[str, ...], str]) -> None:
+    """One line per cache size: its label, then each half's field for its columns."""
+    for size in sizes:
+        cells = (
+            "".join(_cell(size[field][n], spec) for n in names) for field, names, spec in halves
+        )
+        print(_label(size) + "  ".join(cells))
 
 
 def _label(size: dict[str, Any]) -> str:

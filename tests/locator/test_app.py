@@ -359,7 +359,7 @@ async def test_rights_playlists_and_events_come_from_the_replica_that_answers():
             world = World(fake, {"paris": edge}, {"paris": edge_url}, locator, client)
             await _until_up(world, 1)
             status, text, _ = await world.get(f"/v1/play/{TRACK}", **IN_PARIS)
-            assert status == 200 and "#EXT-X-CONTENT-STEERING" in text
+            assert status == 200 and "#EXT-X-CONTENT-STEERING" in text, text  # which refusal
             fake.withdrawn.add(TRACK)
             fake.events.append({"seq": 1, "kind": "takedown", "track_id": TRACK})
             deadline = time.monotonic() + 10

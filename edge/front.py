@@ -15,6 +15,7 @@ before the hand-off. The lane keeps its own deadlines: a whole request head with
 import asyncio
 import json
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -30,13 +31,16 @@ from edge import app as edge_app
 from edge.access_log import LOGGER, access_record
 from edge.answer import entry_answer
 from edge.cmcd import from_request
-from edge.core import Refused, admit, serves_from_cache
+from edge.core import Admitted, Refused, admit, serves_from_cache
+from edge.keys import EGRESS, FOR_PEERS
 from edge.memory import Entry
 from edge.wire import Head, Limits, head_end, lane_head, request_parser
+from edge.zerocopy import Pages
 
 # Bytes the lane holds before it leaves the connection to aiohttp, whose parser keeps its own
 # bounds (a head within aiohttp's limits may be larger; aiohttp then reads it).
 MOST_BUFFERED = 64 * 1024
+ADMISSIONS = 4096  # paths whose admission the lane remembers (a token's check costs an HMAC)
 _REASONS = {
     200: "OK", 206: "Partial Content", 304: "Not Modified", 412: "Precondition Failed",
     416: "Range Not Satisfiable",
@@ -50,6 +54,8 @@ class Sink(Protocol):
     def write(self, data: bytes) -> None: ...
 
     def writelines(self, chunks: Iterable[bytes]) -> None: ...
+
+    def sendfile(self, head: bytes, body: bytes, fd: int) -> None: ...
 
 
 class Front:
@@ -68,6 +74,10 @@ class Front:
         self.memory = app[edge_app.MEMORY]
         self.denials = app[edge_app.DENIALS]
         self.plays = app[edge_app.PLAYS]
+        self.pages = Pages(settings.sendfile_bytes)
+        self.egress = None if app[FOR_PEERS] else app[EGRESS]  # a peer's answer is not egress
+        # Raw path -> its admission, the takedowns' generation it saw, and until when it holds.
+        self.admissions: dict[str, tuple[Admitted, int, float]] = {}
         self.loop = asyncio.get_running_loop()
         handler = server()  # aiohttp's protocol as this server makes it: the lane keeps its limits
         self.limits = Limits(handler.max_line_size, handler.max_field_size, handler.max_headers)
@@ -78,6 +88,7 @@ class Front:
     def close(self) -> None:
         for connection in list(self.connections):
             connection.close()
+        self.pages.close()
 
     def date(self) -> str:
         return self._dated()[1]
@@ -97,10 +108,9 @@ class Front:
         raw_path, _, query = head.target.partition("?")
         if not raw_path.startswith(("/tracks/", "/p/")):
             return False
-        settings = self.settings
         now = time.time()
-        admitted = admit(raw_path, settings.token_keys, settings.allow_unsigned, self.denials, now)
-        if isinstance(admitted, Refused):
+        admitted = self._admit(raw_path, now)
+        if admitted is None:
             return False  # aiohttp answers the refusal
         key = admitted.key
         memory = self.memory
@@ -126,16 +136,39 @@ class Front:
             status, body = 200, entry.body
             response_head = self._plain(entry, now, head.keep_alive)
         sent = len(body) if head.method != "HEAD" and status in (200, 206) else 0
-        if sent:
+        fd = self.pages.fd(entry) if sent and status == 200 else None
+        if fd is not None:
+            transport.sendfile(response_head, body, fd)
+        elif sent:
             transport.writelines((response_head, body))
         else:
             transport.write(response_head)
         metrics = self.metrics
         metrics.served(status, "HIT")
-        metrics.first_byte("HIT", time.perf_counter() - started)
-        edge_app.count(app, sent)
+        metrics.hit_first_byte(time.perf_counter() - started)
+        if self.egress is not None:
+            metrics.sent(sent)
+            self.egress.add(sent, now)
         _log(head, raw_path, status, sent, time.perf_counter() - started, params)
         return True
+
+    def _admit(self, raw_path: str, now: float) -> Admitted | None:
+        """``admit``'s answer for ``raw_path``, remembered while no takedown came and its token
+        holds; None for a refusal (aiohttp answers it, and words it)."""
+        denials = self.denials
+        held = self.admissions.get(raw_path)
+        if held is not None and held[1] == denials.generation and now < held[2]:
+            return held[0]
+        settings = self.settings
+        admitted = admit(raw_path, settings.token_keys, settings.allow_unsigned, denials, now)
+        if isinstance(admitted, Refused):
+            return None
+        if len(self.admissions) >= ADMISSIONS:
+            self.admissions.clear()
+        claims = admitted.claims
+        until = float(claims.expires) if claims is not None else float("inf")
+        self.admissions[raw_path] = (admitted, denials.generation, until)
+        return admitted
 
     def _render(
         self, entry: Entry, status: int, headers: list[tuple[str, str]], length: int,
@@ -191,6 +224,7 @@ class FrontProtocol(asyncio.Protocol):
         self.refused = False  # llhttp refused the bytes after the pending requests
         self.handed_off = False
         self.transport: asyncio.Transport | None = None
+        self.fileno = -1  # the socket's, for sendfile
         self.paused = False
         self.wrote = False
         self.loop = front.loop
@@ -201,6 +235,8 @@ class FrontProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        sock = transport.get_extra_info("socket")
+        self.fileno = sock.fileno() if sock is not None else -1
         self.front.connections.add(self)
         self._wait(self.loop.time() + self.front.head_timeout)
 
@@ -279,6 +315,22 @@ class FrontProtocol(asyncio.Protocol):
         assert self.transport is not None
         self.wrote = True
         self.transport.writelines(chunks)
+
+    def sendfile(self, head: bytes, body: bytes, fd: int) -> None:
+        """``head``, then ``body`` from ``fd``, a file holding it: by ``sendfile`` as far as the
+        socket takes it now, the rest copied as ``write`` does (and sent when the socket drains)."""
+        transport = self.transport
+        assert transport is not None
+        self.wrote = True
+        transport.write(head)
+        sent = 0
+        if self.fileno >= 0 and not transport.get_write_buffer_size():
+            try:
+                sent = os.sendfile(self.fileno, fd, 0, len(body))
+            except OSError:  # full (EAGAIN) or broken: the transport's write copes as ever
+                sent = 0
+        if sent < len(body):
+            transport.write(memoryview(body)[sent:] if sent else body)
 
     def _hand_off(self) -> None:
         """aiohttp takes the connection over, with the bytes not yet answered."""

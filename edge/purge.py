@@ -24,6 +24,7 @@ class Denials:
 
     takedowns: dict[str, set[str | None]] = field(default_factory=dict)
     last_seq: int = 0
+    generation: int = 0  # moves with every takedown recorded: answers remembered before are void
 
     def apply(self, batch: Iterable[events.Event]) -> list[str]:
         """Record takedown events; returns the tracks withdrawn everywhere (to purge)."""
@@ -34,6 +35,7 @@ class Denials:
                 continue
             track, territory = event.track_id, event.territory
             self.takedowns.setdefault(track, set()).add(territory)
+            self.generation += 1
             if territory is None:
                 purge.append(track)
         return purge

@@ -67,6 +67,9 @@ class EdgeSettings:
     capacity_bps: float = setting(1e9, check=positive)
     memory_bytes: int = setting(256 * MIB, check=positive)
     disk_bytes: int = setting(4096 * MIB, check=positive)
+    # The hottest memory objects are also kept as in-memory files, at most this many bytes, so
+    # the lean lane sends them with sendfile rather than copying them per hit (0: always copy).
+    sendfile_bytes: int = setting(64 * MIB, check=non_negative)
     cache_dir: Path = setting(
         Path("data/edge"), help="the disk tier, kept across restarts", metavar="DIR"
     )

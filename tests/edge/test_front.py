@@ -23,9 +23,10 @@ from hypothesis import strategies as st
 
 from bench.stub_origin import body_for
 from bench.stub_origin import create_app as create_origin
+from cadenza.events import TAKEDOWN, Event
 from cadenza.tokens import TokenClaims, sign
 from edge.access_log import LOGGER
-from edge.app import MEMORY, METRICS, create_app
+from edge.app import DENIALS, MEMORY, METRICS, create_app
 from edge.front import Front
 from edge.settings import EdgeSettings
 from tests.loopback import serve
@@ -42,6 +43,7 @@ class Edge:
     host: str
     port: int
     app: web.Application
+    front: Front
 
     @property
     def lane(self) -> int:
@@ -65,7 +67,7 @@ async def running_edge(tmp_path: Path, size: int = SIZE, **overrides: Any) -> As
     server = await asyncio.get_running_loop().create_server(front, "127.0.0.1", 0)
     host, port = server.sockets[0].getsockname()[:2]
     try:
-        yield Edge(host, port, app)
+        yield Edge(host, port, app, front)
     finally:
         server.close()
         front.close()
@@ -212,6 +214,67 @@ async def test_tokens_are_checked_in_the_lean_lane_and_refusals_come_from_aiohtt
     assert (signed.status, signed.headers["x-cache"]) == (200, "HIT")
     assert refused.status == 403 and b"token refused" in refused.body
     assert edge.lane == 1
+
+
+async def test_a_takedown_ends_lane_answers_at_once(edge: Edge):
+    """The lane remembers each path's admission, but not across a takedown: the object still
+    held in memory is refused by the next request (aiohttp answers the 410)."""
+    await hit_ready(edge)
+    reader, writer = await asyncio.open_connection(edge.host, edge.port)
+    writer.write(request(SEGMENT))
+    served = await read_answer(reader)
+    edge.app[DENIALS].apply([Event(7, TAKEDOWN, TRACK)])  # recorded, not yet purged
+    assert edge.app[MEMORY].peek(SEGMENT.lstrip("/")) is not None
+    writer.write(request(SEGMENT))
+    refused = await read_answer(reader)
+    writer.close()
+    assert (served.status, refused.status) == (200, 410)
+    assert edge.lane == 1
+
+
+async def test_a_token_that_expires_is_refused_by_the_next_request(edge: Edge):
+    await hit_ready(edge)
+    expires = int(time.time()) + 2
+    token = sign(TokenClaims(f"/tracks/{TRACK}/", expires, "k1", "FR"), KEYS["k1"])
+    reader, writer = await asyncio.open_connection(edge.host, edge.port)
+    writer.write(request(f"/p/{token}{SEGMENT}"))
+    served = await read_answer(reader)
+    await asyncio.sleep(max(0.0, expires - time.time()) + 0.05)
+    writer.write(request(f"/p/{token}{SEGMENT}"))
+    refused = await read_answer(reader)
+    writer.close()
+    assert (served.status, refused.status) == (200, 403)
+    assert b"expired" in refused.body
+    assert edge.lane == 1
+
+
+async def test_hits_are_sent_from_kernel_pages_within_the_budget(tmp_path: Path):
+    """sendfile from an in-memory file, not a copy: the bytes are the object's, and the files
+    held stay within ``sendfile_bytes`` (here room for one object of two)."""
+    async with running_edge(tmp_path, sendfile_bytes=SIZE + 1) as edge:
+        other = SEGMENT.replace("00001", "00003")
+        await hit_ready(edge)
+        await hit_ready(edge, other)
+        reader, writer = await asyncio.open_connection(edge.host, edge.port)
+        bodies = []
+        for path in (SEGMENT, SEGMENT, other):
+            writer.write(request(path))
+            bodies.append((await read_answer(reader)).body)
+        writer.close()
+        assert bodies == [body_for(p, SIZE) for p in (SEGMENT, SEGMENT, other)]
+        assert edge.lane == 3
+        assert (len(edge.front.pages), edge.front.pages.bytes) == (1, SIZE)
+
+
+async def test_with_no_sendfile_budget_hits_are_copied(tmp_path: Path):
+    async with running_edge(tmp_path, sendfile_bytes=0) as edge:
+        await hit_ready(edge)
+        reader, writer = await asyncio.open_connection(edge.host, edge.port)
+        writer.write(request(SEGMENT))
+        answer = await read_answer(reader)
+        writer.close()
+        assert answer.body == body_for(SEGMENT, SIZE) and edge.lane == 1
+        assert len(edge.front.pages) == 0
 
 
 async def test_connection_close_is_honoured_by_the_lane(edge: Edge):

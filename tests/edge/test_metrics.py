@@ -122,3 +122,28 @@ async def test_every_scrape_of_a_two_worker_edge_counts_every_request(tmp_path: 
     finally:
         await asyncio.to_thread(edge.stop)
         await origin_runner.cleanup()
+
+
+@given(st.lists(st.floats(min_value=0, max_value=20, allow_nan=False), max_size=30))
+def test_lane_hit_times_fold_into_the_histogram_as_observations_would(times: list[float]):
+    bounds = [0.0005, 0.001, 0.025, 5.0]  # exact bucket bounds belong to their bucket (le)
+    folded, observed = EdgeMetrics(), EdgeMetrics()
+    for seconds in [*times, *bounds]:
+        folded.hit_first_byte(seconds)
+        observed.first_byte("HIT", seconds)
+    name = "cadenza_edge_first_byte_seconds"
+
+    def histogram(metrics: EdgeMetrics) -> dict[tuple[str, str], float]:
+        text = metrics.exposition(0, 0).decode()
+        return {
+            (sample.name, sample.labels.get("le", "")): sample.value
+            for family in text_string_to_metric_families(text)
+            if family.name == name
+            for sample in family.samples
+            if not sample.name.endswith("_created")
+        }
+
+    got, want = histogram(folded), histogram(observed)
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        assert abs(got[key] - value) < 1e-9, key

@@ -32,3 +32,15 @@ def version_prefix(track_id: str, version: str) -> PurePosixPath:
 
 def segment_name(index: int) -> str:
     return SEGMENT_TEMPLATE % index
+
+
+def segment_index(name: str) -> int | None:
+    """``segment_name``'s inverse: the index in a segment's file name; None for any other name
+    (another padding, a sign, non-ASCII digits, more than 9 digits)."""
+    if not name.startswith("seg_") or not name.endswith(".m4s"):
+        return None
+    digits = name[4:-4]
+    if not (5 <= len(digits) <= 9 and digits.isascii() and digits.isdigit()):
+        return None
+    index = int(digits)
+    return index if segment_name(index) == name else None

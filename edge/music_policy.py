@@ -43,6 +43,8 @@ import math
 import zlib
 from collections import OrderedDict
 
+from cadenza.layout import segment_index
+
 SKIP_SEGMENTS = 5  # 30 s of 6 s segments: survival is learnt up to here, flat after
 MAX_RUNGS = 32  # rung names counted apart; more are a misuse, given the worst share
 SKETCH_PERIOD = 10  # plays per column between two halvings of the sketch
@@ -72,10 +74,8 @@ def locate(key: str) -> Place | None:
     if len(parts) != 5 or parts[0] != "tracks":
         return None
     stream = key[: key.rfind("/")]
-    name = parts[4]
-    if name.startswith("seg_") and name[4:9].isdigit():
-        return parts[1], parts[3], int(name[4:9]), stream
-    return parts[1], parts[3], -1, stream
+    index = segment_index(parts[4])
+    return parts[1], parts[3], -1 if index is None else index, stream
 
 
 class PlaySketch:

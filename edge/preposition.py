@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import functools
 import posixpath
-import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import TypeVar
 import aiohttp
 
 from cadenza import hls, http
+from cadenza.layout import segment_index
 from cadenza.log import get_logger
 
 logger = get_logger("edge.preposition")
@@ -32,7 +32,6 @@ logger = get_logger("edge.preposition")
 MIN_EXPECTED = 1.0  # requests expected before the next round for an object to be worth warming
 WASTE_ROUNDS = 2  # a warmed object nobody asked for within this many rounds is wasted
 MAX_LEDGER = 100_000  # warmed objects remembered at once; the oldest leave as wasted
-SEGMENT = re.compile(r"seg_(\d{1,9})\.m4s")
 
 K = TypeVar("K")
 Outcome = Callable[[str, int], None]  # ("warmed" | "used" | "wasted", bytes)
@@ -129,9 +128,8 @@ def segment_place(key: str) -> tuple[str, str, int] | None:
     """A segment's key as (track, rung, segment number); None for other keys. Remembered for
     the last few thousand keys: every memory hit is recorded."""
     parts = key.split("/")
-    if len(parts) != 5 or (match := SEGMENT.fullmatch(parts[4])) is None:
-        return None
-    return parts[1], parts[3], int(match[1])
+    index = segment_index(parts[4]) if len(parts) == 5 else None
+    return None if index is None else (parts[1], parts[3], index)
 
 
 def _halved(counts: "Counter[K]") -> "Counter[K]":

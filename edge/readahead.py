@@ -5,30 +5,32 @@ fetch n+1, n+2, ...; the edge warms about ``seconds`` of audio ahead at low prio
 """
 
 import math
-import re
 
 from cadenza import hls
+from cadenza.layout import segment_index, segment_name
 
-SEGMENT = re.compile(r"^(?P<folder>.*/)seg_(?P<number>\d{5})\.m4s$")
 SEGMENT_SECONDS = 6.0
+LAST_INDEX = 99_999  # readahead never names a segment past this
 
 
 def segment_number(path: str) -> int | None:
-    match = SEGMENT.match(path)
-    return int(match.group("number")) if match else None
+    """The index of the segment ``path`` names (in some folder); None for other paths."""
+    _, slash, name = path.rpartition("/")
+    return segment_index(name) if slash else None
 
 
 def following_segments(
     path: str, seconds: float, segment_seconds: float = SEGMENT_SECONDS
 ) -> list[str]:
     """The paths of the segments covering the next ``seconds`` after ``path``'s segment."""
-    match = SEGMENT.match(path)
-    if match is None or seconds <= 0:
+    number = segment_number(path)
+    if number is None or seconds <= 0:
         return []
     count = math.ceil(seconds / segment_seconds)
-    first = int(match.group("number")) + 1
-    last = min(first + count, 100_000)
-    return [f"{match.group('folder')}seg_{n:05d}.m4s" for n in range(first, last)]
+    folder = path[: path.rfind("/") + 1]
+    return [
+        folder + segment_name(n) for n in range(number + 1, min(number + 1 + count, LAST_INDEX + 1))
+    ]
 
 
 def listed_segments(playlist: bytes) -> frozenset[str]:
@@ -48,7 +50,7 @@ def allowed(paths: list[str], prefix: str, listed: frozenset[str]) -> list[str]:
     for path in paths:
         if not path.startswith(prefix):
             continue
-        if SEGMENT.match(path) and path.rsplit("/", 1)[1] not in listed:
+        if segment_number(path) is not None and path.rsplit("/", 1)[1] not in listed:
             continue
         kept.append(path)
     return kept

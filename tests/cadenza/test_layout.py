@@ -24,7 +24,7 @@ def test_names_the_encoder_never_writes_are_refused():
         "seg_1234567890.m4s",  # ten digits
         "seg_-0001.m4s",
         "seg_+0001.m4s",
-        "seg_٠٠٠٠١.m4s",  # Arabic-Indic digits
+        "seg_\u0660\u0660\u0660\u0660\u0661.m4s",  # Arabic-Indic digits
         "seg_00001.m4s.tmp",
         "seg_00001x.m4s",
         "init.mp4",

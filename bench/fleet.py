@@ -344,11 +344,13 @@ async def _step(
     and end, plays counted when they started within it."""
     count = plan.generators or loadgen.generators(plan.players)
     plan = replace(plan, generators=count)
-    latest = time.time() + max(plan.warmup, plan.warmup_max) + plan.seconds
+    duration = max(plan.warmup, plan.warmup_max) + plan.seconds
+    latest = time.time() + loadgen.READY_S + duration
     jobs = [
         loadgen.Job(
             deployment.locator.url, tuple(catalog), first, n, latest, plan.zipf, plan.skip,
             plan.speed, plan.rule, plan.seed, str(traces), ramp_s=max(5.0, plan.warmup * 0.75),
+            duration=duration,
         )
         for first, n in loadgen.split(plan.players, count)
     ]  # fmt: skip
@@ -362,6 +364,8 @@ async def _step(
     generators = loadgen.start(jobs, folder)
     samples: list[dict[str, Any]] = []
     try:
+        # The players' time runs from when they can play: what a start took is not theirs.
+        await asyncio.to_thread(loadgen.wait_ready, generators)
         started = time.monotonic()
         await asyncio.sleep(plan.warmup)
         share = await _until_settled(deployment, plan.warmup_max - plan.warmup)

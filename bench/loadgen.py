@@ -51,6 +51,7 @@ CLIENTS = {  # where virtual players are, by region: (lat, lon, territory)
 PLAY_GRACE_S = 60.0  # a play under way at the deadline may end this much later (a track)
 AHEAD_BYTES = MB // 2  # each player's memory for the next track's start, fetched ahead
 FAILURE_PAUSE_S = 1.0  # a player whose play failed waits before the next
+READY_S = 60.0  # how long a new generator may take to load what it plays with
 Timed = tuple[float, str, QoE]  # the play's start (time.time), region, QoE
 
 
@@ -71,6 +72,8 @@ class Job:
     traces: str  # a folder of traces, "" for unshaped links
     ramp_s: float = 5.0  # players join at random times over these first seconds
     deadline_file: str = ""  # once it exists: a closer deadline (see ``end_early``)
+    ready_file: str = ""  # made once the process is ready to play (see ``wait_ready``)
+    duration: float = 0.0  # if set: the deadline comes this long after that, at the latest
 
 
 def cores() -> int:
@@ -109,7 +112,13 @@ def start(jobs: Sequence[Job], folder: Path) -> list[Generator]:
     started = []
     for i, job in enumerate(jobs):
         out, log = folder / f"plays-{i}.json", folder / f"players-{i}.log"
-        job = replace(job, deadline_file=str(out.with_suffix(".deadline")))
+        job = replace(
+            job,
+            deadline_file=str(out.with_suffix(".deadline")),
+            ready_file=str(out.with_suffix(".ready")),
+        )
+        for left in (job.deadline_file, job.ready_file):  # by an earlier run in this folder
+            Path(left).unlink(missing_ok=True)
         with out.open("wb") as stdout, log.open("wb") as stderr:
             process = subprocess.Popen(
                 [sys.executable, "-m", "bench.loadgen"],
@@ -120,6 +129,21 @@ def start(jobs: Sequence[Job], folder: Path) -> list[Generator]:
         process.stdin.close()
         started.append(Generator(process, out, log))
     return started
+
+
+def wait_ready(generators: Sequence[Generator], timeout: float = READY_S) -> None:
+    """Until every generator has loaded its modules and traces and is about to play (or has
+    ended: ``collect`` tells why), at most ``timeout`` seconds. On a loaded machine a new
+    process takes seconds to get there, and a measure started before would miss its plays."""
+    deadline = time.monotonic() + timeout
+    waiting = list(generators)
+    while waiting and time.monotonic() < deadline:
+        waiting = [
+            g for g in waiting
+            if g.process.poll() is None and not g.out.with_suffix(".ready").exists()
+        ]  # fmt: skip
+        if waiting:
+            time.sleep(0.05)
 
 
 def end_early(generators: Sequence[Generator], deadline: float) -> None:
@@ -153,6 +177,8 @@ def collect(generators: Sequence[Generator], deadline: float) -> Collected:
             g.process.wait(timeout=STOP_SECONDS)
             raise ServiceFailed(f"load generator {g.process.pid} did not end in time") from None
         text = g.out.read_text()
+        for marker in (".ready", ".deadline"):  # served their turn
+            g.out.with_suffix(marker).unlink(missing_ok=True)
         if g.process.returncode != 0 or not text.strip():
             tail = g.log.read_text(errors="replace").strip()[-2000:]
             raise ServiceFailed(f"load generator {g.process.pid} failed: {tail}")
@@ -208,7 +234,10 @@ async def run_job(job: Job) -> dict[str, Any]:
     traces = usable(load_folder(Path(job.traces))) if job.traces else []
     plays: list[Timed] = []
     errors: list[tuple[float, str]] = []
-    deadline = Deadline(job.deadline, job.deadline_file)
+    if job.ready_file:
+        Path(job.ready_file).touch()
+    at = min(job.deadline, time.time() + job.duration) if job.duration > 0 else job.deadline
+    deadline = Deadline(at, job.deadline_file)
     follower = asyncio.create_task(deadline.follow())
     try:
         await asyncio.gather(

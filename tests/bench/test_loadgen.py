@@ -97,6 +97,29 @@ def test_a_closer_deadline_ends_the_players_sooner(fleet: tuple[Deployment, str]
     assert got.plays and all(started < closer for started, _, _ in got.plays)
 
 
+def test_the_players_time_runs_from_when_their_process_is_ready(
+    fleet: tuple[Deployment, str], tmp_path: Path
+):
+    """A process loads for a while before it can play; with ``duration`` the players' time
+    starts once it can, and ``wait_ready`` tells when that is."""
+    deployment, track = fleet
+    far = time.time() + 600
+    job = loadgen.Job(deployment.locator.url, (track,), 0, 2, far, 0.9, 1.0, 8.0, "cadenza", 3,
+                      "", ramp_s=0.5, duration=4.0)  # fmt: skip
+    generators = loadgen.start([job], tmp_path)
+    try:
+        loadgen.wait_ready(generators)
+        ready = time.time()
+        assert (tmp_path / "plays-0.ready").exists() and generators[0].process.poll() is None
+        got = loadgen.collect(generators, ready + job.duration)
+    finally:
+        loadgen.stop(generators)
+    assert got.plays and got.failures == []
+    assert all(started < ready + job.duration for started, _, _ in got.plays)
+    assert max(started for started, _, _ in got.plays) > ready  # they played after it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["players-0.log", "plays-0.json"]
+
+
 def test_a_generator_that_fails_is_named_with_what_it_said(tmp_path: Path):
     job = loadgen.Job("http://127.0.0.1:1", ("x",), 0, 1, time.time() + 1, 0.9, 0.0, 1.0,
                       "no-such-rule", 1, "")  # fmt: skip

@@ -49,6 +49,17 @@ def test_the_least_recently_sent_go_first_when_the_budget_is_full():
     del fd_b
 
 
+def test_files_are_bounded_by_count_too():
+    pages = Pages(1 << 30, most_files=2)
+    entries = [entry(SMALLEST, bytes([65 + i])) for i in range(3)]
+    fds = [pages.fd(e) for e in entries]
+    assert None not in fds and len(pages) == 2
+    assert pages.fd(entries[2]) == fds[2]  # the newest kept, the oldest closed
+    assert Pages(1 << 30, most_files=0).fd(entries[0]) is None
+    assert Pages(1 << 30).most_files >= 1  # a quarter of this process's descriptors
+    pages.close()
+
+
 def test_an_entry_that_dies_takes_its_file_along():
     pages = Pages(1 << 20)
     one = entry(SMALLEST)

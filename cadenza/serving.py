@@ -11,6 +11,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import resource
 import select
 import signal
 import socket
@@ -33,6 +34,7 @@ logger = get_logger("serving")
 DRAIN_SECONDS = 30.0
 READY_SECONDS = 30.0
 RETRY_SECONDS = 0.1  # a worker out of file descriptors accepts again after this
+MOST_OPEN_FILES = 1 << 20  # the soft limit a service asks for when its hard limit has none
 
 
 class Front(Protocol):
@@ -62,6 +64,7 @@ def run(app: web.Application, host: str, port: int, name: str,
 
 
 def run_service(app: web.Application, service: Service) -> int:
+    open_files_limit()
     _send_without_joining()
     return uvloop.run(_serve(app, service, announce=True))
 
@@ -74,6 +77,7 @@ def run_workers(make_app: Callable[[int], web.Application], service: Service, wo
     """
     if workers <= 1:
         return run_service(make_app(0), service)
+    open_files_limit()  # the workers inherit it
     with _reserve(service) as reserved:
         shared = replace(service, port=reserved.getsockname()[1])
         pool = _Pool(make_app, shared, reserved, workers)
@@ -229,6 +233,22 @@ def _worker(
         logger.exception("%s: worker %d failed", service.name, worker)
         code = 1
     sys.exit(code)
+
+
+def open_files_limit() -> int:
+    """Lift this process's soft limit of open files to its hard limit, as servers do (nginx's
+    ``worker_rlimit_nofile``): every connection takes a descriptor, and a soft limit of 1,024,
+    common by default, would turn clients away near a thousand connections. Returns the soft
+    limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = MOST_OPEN_FILES if hard == resource.RLIM_INFINITY else hard
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ValueError, OSError):  # above what the kernel allows: keep the soft limit
+        return soft
+    return wanted
 
 
 def _send_without_joining() -> None:

@@ -7,6 +7,7 @@ The edge is the service under test (a process of its own); its origin is a fake 
 import asyncio
 import json
 import os
+import resource
 import shutil
 import signal
 import tempfile
@@ -81,6 +82,27 @@ async def test_two_workers_share_the_port_and_drain_on_sigterm(tmp_path: Path):
             assert await response.read() == BODY
         assert await asyncio.to_thread(edge.process.wait, 15) == 0
         assert all(_gone(pid) for pid in pids)
+    finally:
+        await asyncio.to_thread(edge.stop)
+        await origin_runner.cleanup()
+
+
+async def test_a_service_lifts_its_open_files_limit_to_the_hard_limit(tmp_path: Path):
+    """Each connection takes a descriptor: started under a soft limit of 256, the edge and its
+    workers run with the hard limit."""
+    origin_runner, origin = await _slow_origin()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))  # inherited by the edge
+    try:
+        edge = _start_edge(origin, tmp_path / "cache")
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    try:
+        pids = await _worker_pids(edge)
+        for pid in {edge.pid, *pids}:
+            limits = Path(f"/proc/{pid}/limits").read_text().splitlines()
+            line = next(row for row in limits if row.startswith("Max open files"))
+            assert line.split()[3:5] == [str(hard), str(hard)], line
     finally:
         await asyncio.to_thread(edge.stop)
         await origin_runner.cleanup()

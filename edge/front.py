@@ -34,6 +34,7 @@ from edge.cmcd import from_request
 from edge.core import Admitted, Refused, admit, serves_from_cache
 from edge.keys import EGRESS, FOR_PEERS
 from edge.memory import Entry
+from edge.send import count_egress
 from edge.wire import Head, Limits, head_end, lane_head, request_parser
 from edge.zerocopy import Pages
 
@@ -147,8 +148,7 @@ class Front:
         metrics.served(status, "HIT")
         metrics.hit_first_byte(time.perf_counter() - started)
         if self.egress is not None:
-            metrics.sent(sent)
-            self.egress.add(sent, now)
+            count_egress(metrics, self.egress, sent, now)
         _log(head, raw_path, status, sent, time.perf_counter() - started, params)
         return True
 

@@ -16,7 +16,9 @@ from edge.answer import CORS, body_allowed, entry_answer, with_cors
 from edge.fetch import Head, OriginTimeout
 from edge.inflight import Fill, FillFailed
 from edge.keys import EGRESS, FOR_PEERS, METRICS
+from edge.load import Egress
 from edge.memory import Entry, make_entry
+from edge.metrics import EdgeMetrics
 
 logger = get_logger("edge")
 
@@ -33,8 +35,13 @@ def count(app: web.Application, nbytes: int) -> None:
     """Body bytes sent to a client."""
     if app[FOR_PEERS]:  # not egress: the client-facing worker counts it
         return
-    app[METRICS].sent(nbytes)
-    app[EGRESS].add(nbytes, time.time())
+    count_egress(app[METRICS], app[EGRESS], nbytes, time.time())
+
+
+def count_egress(metrics: EdgeMetrics, egress: Egress, nbytes: int, now: float) -> None:
+    """Body bytes sent to a client at ``now``: in the counters and in the load's window."""
+    metrics.sent(nbytes)
+    egress.add(nbytes, now)
 
 
 async def send_entry(

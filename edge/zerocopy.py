@@ -14,6 +14,7 @@ import resource
 import weakref
 from collections import OrderedDict
 
+from cadenza.serving import MOST_OPEN_FILES
 from edge.memory import Entry
 
 SMALLEST = 16 * 1024  # below this a copy costs less than a second system call
@@ -73,7 +74,7 @@ class Pages:
 def _descriptors() -> int:
     """The process's limit of open files (its soft limit)."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+    return soft if soft != resource.RLIM_INFINITY else MOST_OPEN_FILES
 
 
 def _write_all(fd: int, body: bytes) -> None:

@@ -56,7 +56,7 @@ class Sink(Protocol):
 
     def writelines(self, chunks: Iterable[bytes]) -> None: ...
 
-    def sendfile(self, head: bytes, body: bytes, fd: int) -> None: ...
+    def sendfile(self, head: bytes, body: bytes, fd: int, offset: int, headed: bool) -> None: ...
 
 
 class Front:
@@ -137,9 +137,9 @@ class Front:
             status, body = 200, entry.body
             response_head = self._plain(entry, now, head.keep_alive)
         sent = len(body) if head.method != "HEAD" and status in (200, 206) else 0
-        fd = self.pages.fd(entry) if sent and status == 200 else None
-        if fd is not None:
-            transport.sendfile(response_head, body, fd)
+        where = self.pages.file(entry, response_head) if sent and status == 200 else None
+        if where is not None:
+            transport.sendfile(response_head, body, *where)
         elif sent:
             transport.writelines((response_head, body))
         else:
@@ -316,21 +316,30 @@ class FrontProtocol(asyncio.Protocol):
         self.wrote = True
         self.transport.writelines(chunks)
 
-    def sendfile(self, head: bytes, body: bytes, fd: int) -> None:
-        """``head``, then ``body`` from ``fd``, a file holding it: by ``sendfile`` as far as the
-        socket takes it now, the rest copied as ``write`` does (and sent when the socket drains)."""
+    def sendfile(self, head: bytes, body: bytes, fd: int, offset: int, headed: bool) -> None:
+        """The answer ``head`` + ``body`` from ``fd``, which holds from ``offset`` the body, or
+        with ``headed`` the head and the body: by ``sendfile`` as far as the socket takes it now
+        (after writing the head when the file lacks it), the rest copied as ``write`` does (and
+        sent when the socket drains)."""
         transport = self.transport
         assert transport is not None
         self.wrote = True
-        transport.write(head)
+        if not headed:
+            transport.write(head)
+            head = b""
+        count = len(head) + len(body)
         sent = 0
         if self.fileno >= 0 and not transport.get_write_buffer_size():
             try:
-                sent = os.sendfile(self.fileno, fd, 0, len(body))
+                sent = os.sendfile(self.fileno, fd, offset, count)
             except OSError:  # full (EAGAIN) or broken: the transport's write copes as ever
                 sent = 0
-        if sent < len(body):
-            transport.write(memoryview(body)[sent:] if sent else body)
+        if sent < len(head):
+            transport.write(head[sent:])
+            sent = len(head)
+        if sent < count:
+            rest = sent - len(head)
+            transport.write(memoryview(body)[rest:] if rest else body)
 
     def _hand_off(self) -> None:
         """aiohttp takes the connection over, with the bytes not yet answered."""

@@ -29,6 +29,7 @@ from edge.access_log import LOGGER
 from edge.app import DENIALS, MEMORY, METRICS, create_app
 from edge.front import Front
 from edge.settings import EdgeSettings
+from edge.zerocopy import REWRITE_AFTER
 from tests.loopback import serve
 
 SIZE = 50_000
@@ -250,8 +251,9 @@ async def test_a_token_that_expires_is_refused_by_the_next_request(edge: Edge):
 
 async def test_hits_are_sent_from_kernel_pages_within_the_budget(tmp_path: Path):
     """sendfile from an in-memory file, not a copy: the bytes are the object's, and the files
-    held stay within ``sendfile_bytes`` (here room for one object of two)."""
-    async with running_edge(tmp_path, sendfile_bytes=SIZE + 1) as edge:
+    held stay within ``sendfile_bytes`` (here room for one object of two, and its head)."""
+    budget = SIZE + 1024
+    async with running_edge(tmp_path, sendfile_bytes=budget) as edge:
         other = SEGMENT.replace("00001", "00003")
         await hit_ready(edge)
         await hit_ready(edge, other)
@@ -263,7 +265,26 @@ async def test_hits_are_sent_from_kernel_pages_within_the_budget(tmp_path: Path)
         writer.close()
         assert bodies == [body_for(p, SIZE) for p in (SEGMENT, SEGMENT, other)]
         assert edge.lane == 3
-        assert (len(edge.front.pages), edge.front.pages.bytes) == (1, SIZE)
+        assert len(edge.front.pages) == 1 and SIZE < edge.front.pages.bytes <= budget
+
+
+async def test_answers_from_a_file_stay_whole_when_their_head_changes(edge: Edge):
+    """Age ticks: the lane sends the head and then the body from the file, and writes a hot
+    file again with the new head; every answer is the object, its head of its own second."""
+    await hit_ready(edge)
+    reader, writer = await asyncio.open_connection(edge.host, edge.port)
+    answers = []
+    for count in (2, 2 * REWRITE_AFTER):  # a new file, then one that is worth rewriting
+        await asyncio.sleep(1.05)
+        for _ in range(count):
+            writer.write(request(SEGMENT))
+            answers.append(await read_answer(reader))
+    writer.close()
+    assert {a.status for a in answers} == {200}
+    assert all(a.body == body_for(SEGMENT, SIZE) for a in answers)
+    ages = [int(a.headers["age"]) for a in answers]
+    assert ages == sorted(ages) and ages[-1] > ages[0]
+    assert edge.lane == len(answers) and len(edge.front.pages) == 1
 
 
 async def test_with_no_sendfile_budget_hits_are_copied(tmp_path: Path):

@@ -50,8 +50,8 @@ class Trace:
             raise ValueError(f"trace {self.name!r} has no periods")
         if any(p.duration_s <= 0 or p.kbps < 0 or p.latency_s < 0 for p in self.periods):
             raise ValueError(f"trace {self.name!r}: durations must be positive, the rest >= 0")
-        if not any(p.kbps > 0 for p in self.periods):
-            raise ValueError(f"trace {self.name!r} never offers any bandwidth")
+        if not delivers(self.periods):
+            raise ValueError(f"trace {self.name!r} delivers under one bit per pass")
 
     @property
     def seconds(self) -> float:
@@ -67,6 +67,12 @@ class Trace:
     def _bits(self) -> list[float]:
         """Bits the link can deliver from the start of a pass to the start of each period."""
         return _accumulate(p.kbps * 1000.0 * p.duration_s for p in self.periods)
+
+
+def delivers(periods: Iterable[Period]) -> bool:
+    """Whether a pass through ``periods`` delivers at least one bit. Less (no bandwidth, or a
+    denormal figure) would make a download's count of passes overflow."""
+    return sum(p.kbps * 1000.0 * p.duration_s for p in periods) >= 1.0
 
 
 def _accumulate(values: Iterable[float]) -> list[float]:
@@ -152,8 +158,10 @@ def load_trace(path: Path) -> Trace:
     if not isinstance(raw, list) or not raw:
         raise InputError(f"{path}: a trace is a non-empty JSON list of periods")
     periods = tuple(_period(entry, f"{path}: period {i + 1}") for i, entry in enumerate(raw))
-    if not any(p.kbps > 0 for p in periods):
-        raise InputError(f"{path}: every period has zero bandwidth")
+    if not delivers(periods):
+        raise InputError(
+            f"{path}: the periods deliver under one bit in all (zero or next to zero bandwidth)"
+        )
     return Trace(path.stem, periods)
 
 

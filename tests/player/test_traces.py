@@ -12,6 +12,7 @@ from player.traces import (
     DEFAULT_TRACES,
     Period,
     Trace,
+    delivers,
     download_time,
     load_folder,
     load_trace,
@@ -113,6 +114,7 @@ def test_a_trace_file_loads_in_seconds(tmp_path):
         ('[{"duration_ms": Infinity, "bandwidth_kbps": 1, "latency_ms": 0}]', "a number"),
         ([{"duration_ms": 0, "bandwidth_kbps": 100, "latency_ms": 0}], "must be positive"),
         ([{"duration_ms": 10, "bandwidth_kbps": 0, "latency_ms": 0}], "zero bandwidth"),
+        ([{"duration_ms": 1000, "bandwidth_kbps": 1e-308, "latency_ms": 0}], "under one bit"),
     ],
 )
 def test_a_malformed_trace_is_an_input_error_naming_the_file(tmp_path, content, message):
@@ -155,7 +157,7 @@ def test_the_step_trace_drops_then_recovers():
         st.tuples(st.floats(0.2, 10.0), st.floats(0.0, 3000.0), st.floats(0.0, 0.3)),
         min_size=1,
         max_size=6,
-    ).filter(lambda ps: any(p[1] > 0 for p in ps)),
+    ).filter(lambda ps: delivers(Period(*p) for p in ps)),
     st.floats(0.0, 100.0),
     st.floats(0.0, 50.0),
     st.floats(1.0, 2e5),
@@ -167,6 +169,15 @@ def test_a_shifted_trace_is_the_same_link_seen_from_later(periods, offset, start
     assert download_time(later, start, nbytes) == pytest.approx(
         download_time(link, start + offset % link.seconds, nbytes), rel=1e-6, abs=1e-6
     )
+
+
+def test_a_trace_of_next_to_no_bandwidth_is_refused():
+    """A denormal bandwidth once passed as some bandwidth, and a download on it overflowed."""
+    with pytest.raises(ValueError, match="under one bit"):
+        Trace("t", (Period(1.0, 2.2250738585072014e-308, 0.0),))
+    with pytest.raises(ValueError, match="under one bit"):
+        Trace("t", (Period(1.0, 0.0, 0.1),))
+    assert download_time(Trace("t", (Period(1.0, 0.001, 0.0),)), 0.0, 1.0) == 8.0
 
 
 def test_shifting_by_nothing_or_a_whole_pass_gives_the_trace_back():

@@ -104,6 +104,8 @@ class Generator:
     process: "subprocess.Popen[bytes]"
     out: Path  # its plays, as JSON, once it ends
     log: Path  # what its players logged (failovers)
+    ready: Path  # appears once it is about to play
+    deadline: Path  # where ``end_early`` tells it when to stop starting plays
 
 
 def start(jobs: Sequence[Job], folder: Path) -> list[Generator]:
@@ -112,13 +114,10 @@ def start(jobs: Sequence[Job], folder: Path) -> list[Generator]:
     started = []
     for i, job in enumerate(jobs):
         out, log = folder / f"plays-{i}.json", folder / f"players-{i}.log"
-        job = replace(
-            job,
-            deadline_file=str(out.with_suffix(".deadline")),
-            ready_file=str(out.with_suffix(".ready")),
-        )
-        for left in (job.deadline_file, job.ready_file):  # by an earlier run in this folder
-            Path(left).unlink(missing_ok=True)
+        ready, deadline = out.with_suffix(".ready"), out.with_suffix(".deadline")
+        job = replace(job, deadline_file=str(deadline), ready_file=str(ready))
+        for left in (ready, deadline):  # by an earlier run in this folder
+            left.unlink(missing_ok=True)
         with out.open("wb") as stdout, log.open("wb") as stderr:
             process = subprocess.Popen(
                 [sys.executable, "-m", "bench.loadgen"],
@@ -127,7 +126,7 @@ def start(jobs: Sequence[Job], folder: Path) -> list[Generator]:
         assert process.stdin is not None
         process.stdin.write(json.dumps(asdict(job)).encode())
         process.stdin.close()
-        started.append(Generator(process, out, log))
+        started.append(Generator(process, out, log, ready, deadline))
     return started
 
 
@@ -140,7 +139,7 @@ def wait_ready(generators: Sequence[Generator], timeout: float = READY_S) -> Non
     while waiting and time.monotonic() < deadline:
         waiting = [
             g for g in waiting
-            if g.process.poll() is None and not g.out.with_suffix(".ready").exists()
+            if g.process.poll() is None and not g.ready.exists()
         ]  # fmt: skip
         if waiting:
             time.sleep(0.05)
@@ -149,10 +148,9 @@ def wait_ready(generators: Sequence[Generator], timeout: float = READY_S) -> Non
 def end_early(generators: Sequence[Generator], deadline: float) -> None:
     """Tell running generators to stop starting plays at ``deadline`` (time.time)."""
     for g in generators:
-        path = g.out.with_suffix(".deadline")
-        staged = path.with_suffix(".tmp")
+        staged = g.deadline.with_suffix(".tmp")
         staged.write_text(repr(deadline))
-        staged.replace(path)  # atomic: a generator never reads half a number
+        staged.replace(g.deadline)  # atomic: a generator never reads half a number
 
 
 @dataclass
@@ -177,8 +175,8 @@ def collect(generators: Sequence[Generator], deadline: float) -> Collected:
             g.process.wait(timeout=STOP_SECONDS)
             raise ServiceFailed(f"load generator {g.process.pid} did not end in time") from None
         text = g.out.read_text()
-        for marker in (".ready", ".deadline"):  # served their turn
-            g.out.with_suffix(marker).unlink(missing_ok=True)
+        for marker in (g.ready, g.deadline):  # served their turn
+            marker.unlink(missing_ok=True)
         if g.process.returncode != 0 or not text.strip():
             tail = g.log.read_text(errors="replace").strip()[-2000:]
             raise ServiceFailed(f"load generator {g.process.pid} failed: {tail}")

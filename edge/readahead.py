@@ -50,7 +50,8 @@ def allowed(paths: list[str], prefix: str, listed: frozenset[str]) -> list[str]:
     for path in paths:
         if not path.startswith(prefix):
             continue
-        if segment_number(path) is not None and path.rsplit("/", 1)[1] not in listed:
+        name = path.rpartition("/")[2]
+        if segment_index(name) is not None and name not in listed:
             continue
         kept.append(path)
     return kept

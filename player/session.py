@@ -223,8 +223,7 @@ async def _prefetch_start(
     max_buffer_s: float,
 ) -> None:
     async def fetch(url: str) -> bytes:
-        key = object_key(url)
-        held = cache.get(key) if key is not None else None
+        key, held = _held(cache, url)
         if held is not None:
             return held
         sent = clock.now()
@@ -398,14 +397,11 @@ async def _get(p: _Play, url: str, kind: cmcd.ObjectType, rung: int, next_url: s
         p.session_id, p.track_id, kind, p.bitrates[rung], level, p.throughput_kbps, nor, level <= 0
     )
     what = {cmcd.MANIFEST: "playlist", cmcd.INIT: "init", cmcd.AUDIO: "segment"}[kind]
-    key = object_key(url) if p.cache is not None else None
-    p.from_cache = False
-    if p.cache is not None and key is not None:
-        body = p.cache.get(key)
-        if body is not None:
-            p.from_cache = True
-            p.playback.local_hits += 1
-            return body
+    key, body = _held(p.cache, url)
+    p.from_cache = body is not None
+    if body is not None:
+        p.playback.local_hits += 1
+        return body
     if p.local_only:
         raise _RequestFailed(what, f"{key or url} is not on this device")
     try:
@@ -419,6 +415,13 @@ async def _get(p: _Play, url: str, kind: cmcd.ObjectType, rung: int, next_url: s
     if p.cache is not None and key is not None:
         await asyncio.to_thread(_keep, p.cache, key, body)
     return body
+
+
+def _held(cache: ObjectSource | None, url: str) -> tuple[str | None, bytes | None]:
+    """The media object's key in the local cache (None if it has none, or there is no cache)
+    and its bytes if the cache holds them."""
+    key = object_key(url) if cache is not None else None
+    return key, cache.get(key) if cache is not None and key is not None else None
 
 
 def _keep(cache: ObjectSource, key: str, body: bytes) -> None:

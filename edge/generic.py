@@ -11,6 +11,7 @@ workers' Unix sockets.
 import functools
 import time
 import uuid
+from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
@@ -23,7 +24,7 @@ from edge.fields import Lines, combined, end_to_end, without
 from edge.freshness import request_directives
 from edge.inflight import Fill, FillFailed
 from edge.keys import DISK, FETCHER, FOR_PEERS, HITS, INFLIGHT, MEMORY, PEERS, SETTINGS
-from edge.memory import Entry, refreshed
+from edge.memory import Entry, MemoryTier, refreshed
 from edge.peers import PEER_PREFIX
 from edge.send import count, failed, refuse, send_entry, send_fill
 from edge.vary import secondary_key, selecting
@@ -109,16 +110,28 @@ async def _stored(
 ) -> tuple[str, Entry | None]:
     """The key of the variant this request selects, and what is stored under it."""
     memory = app[MEMORY]
-    names = memory.varies.get(target)
-    if names:
-        key = secondary_key(target, names, fields)
-        return key, memory.get(key)
-    entry = memory.get(target)
-    if entry is None:
-        entry = await app[DISK].get(target)
-        if entry is not None:
-            memory.put(target, entry)
+    held = _in_memory(memory, target, fields, memory.get)
+    if held[1] is not None or held[0] != target:
+        return held
+    entry = await app[DISK].get(target)
+    # A fill may have stored the answer while the disk was read: that copy is the newer one,
+    # and its fill is over, so a miss now would fetch the object a second time.
+    held = _in_memory(memory, target, fields, memory.peek)
+    if held[1] is not None or held[0] != target:
+        return held
+    if entry is not None:
+        memory.put(target, entry)
     return target, entry
+
+
+def _in_memory(
+    memory: MemoryTier, target: str, fields: dict[str, str], look: Callable[[str], Entry | None]
+) -> tuple[str, Entry | None]:
+    """The key of the variant this request selects (variants live in memory only) and what
+    ``look`` (the memory's ``get``, or ``peek`` that the policy does not hear of) finds there."""
+    names = memory.varies.get(target)
+    key = secondary_key(target, names, fields) if names else target
+    return key, look(key)
 
 
 async def _pass_through(

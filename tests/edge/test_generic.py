@@ -5,9 +5,11 @@ what reached the origin, through real sockets on loopback.
 """
 
 import asyncio
+import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
@@ -18,6 +20,7 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from edge.app import create_app
+from edge.keys import INFLIGHT, MEMORY
 from edge.peers import owner
 from edge.settings import EdgeSettings
 from tests.edge.workers import edge_workers
@@ -399,3 +402,63 @@ async def test_a_pass_through_answer_is_relayed_whole(rig: Rig):
     rig.origin.scripts["/post"] = large
     async with rig.client.post(rig.edge + "/post", data=b"x") as response:
         assert (response.status, await response.read()) == (200, big)
+
+
+async def test_a_miss_that_reads_the_disk_while_the_fill_is_stored_serves_that_copy(
+    tmp_path: Path,
+):
+    """The second request misses memory and reads the disk (held up here behind the one
+    worker thread) while the first one's fill ends and is stored: it is answered from that
+    copy, not fetched from the origin a second time."""
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+    origin, origin_runner, origin_url = await _start_origin()
+    ending = asyncio.Event()
+
+    async def slow_end(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Cache-Control": "max-age=3600"})
+        await response.prepare(request)  # chunked: the fill ends with the last chunk
+        await response.write(b"body")
+        await ending.wait()
+        await response.write_eof()
+        return response
+
+    origin.scripts["/race"] = slow_end
+    settings = EdgeSettings(
+        origin=origin_url, cache_dir=tmp_path / "cache", generic=True, allow_unsigned=True,
+        workers=1,
+    )  # fmt: skip
+    app = create_app(settings)
+    edge_runner, edge_url = await serve(app)
+    disk_free = threading.Event()
+    try:
+        async with aiohttp.ClientSession() as client:
+
+            async def body() -> bytes:
+                async with client.get(edge_url + "/race") as response:
+                    assert response.status == 200
+                    return await response.read()
+
+            first = asyncio.create_task(body())
+            await until(lambda: "/race" in app[INFLIGHT])  # its disk read is over
+            held = loop.run_in_executor(None, disk_free.wait)
+            second = asyncio.create_task(body())
+            await asyncio.sleep(0.3)  # the second request waits for the disk
+            ending.set()
+            await until(lambda: "/race" not in app[INFLIGHT] and app[MEMORY].peek("/race"))
+            disk_free.set()
+            await held
+            assert await asyncio.wait_for(asyncio.gather(first, second), 10) == [b"body"] * 2
+        assert origin.requests["/race"] == 1
+    finally:
+        ending.set()
+        disk_free.set()
+        await asyncio.wait_for(edge_runner.cleanup(), 10)
+        await asyncio.wait_for(origin_runner.cleanup(), 10)
+
+
+async def until(condition: Callable[[], object], seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)

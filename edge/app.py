@@ -54,7 +54,7 @@ from edge.keys import (
     TASKS,
 )  # fmt: skip
 from edge.load import Egress, HitRatio
-from edge.memory import Entry, MemoryTier
+from edge.memory import MemoryTier
 from edge.metrics import EdgeMetrics, sum_expositions
 from edge.peers import PEER_PREFIX, Peers, combine, socket_path
 from edge.policy import make_policy
@@ -221,7 +221,7 @@ async def _preposition(app: web.Application) -> None:
         return plan(demand, tracks, s.preposition_tracks, most)
 
     async def obtain(key: str) -> bytes | None:
-        entry = app[MEMORY].peek(key) or await _from_disk(app, key)
+        entry = app[MEMORY].peek(key) or await app[DISK].promote(key, app[MEMORY])
         if entry is not None and entry.stored.fresh(time.time()):
             return entry.body
         fill, _ = music_fill(app, key)
@@ -302,7 +302,7 @@ async def _deliver(request: web.Request, key: str, started: float) -> web.Stream
     cors = not app[FOR_PEERS]  # a peer's answer is stored, not shown to a browser
     entry = app[MEMORY].get(key)
     if entry is None and key not in app[INFLIGHT]:  # a fill under way is fresher than the disk
-        entry = await _from_disk(app, key)
+        entry = await app[DISK].promote(key, app[MEMORY])
     if entry is not None and serves_from_cache(entry, time.time()):
         if not app[FOR_PEERS]:
             record_hit(app, key)
@@ -343,19 +343,6 @@ def record_hit(app: web.Application, key: str) -> None:
     if key in app[PREFETCHED]:
         app[PREFETCHED].discard(key)
         app[METRICS].prefetches.labels("used").inc()
-
-
-async def _from_disk(app: web.Application, key: str) -> Entry | None:
-    """A disk hit is promoted to memory (stale ones too: the fetcher revalidates them)."""
-    entry = await app[DISK].get(key)
-    # A fill may have stored the object while the disk was read: that copy is the newer one,
-    # and a miss now would fetch (or revalidate) it again.
-    current = app[MEMORY].peek(key)
-    if current is not None:
-        return current
-    if entry is not None:
-        app[MEMORY].put(key, entry)
-    return entry
 
 
 def readahead(

@@ -14,7 +14,7 @@ from typing import Any
 import diskcache
 
 from edge.freshness import CacheControl, Stored
-from edge.memory import Entry, make_entry
+from edge.memory import Entry, MemoryTier, make_entry
 
 FORMAT = 2  # of the stored records; others are misses
 
@@ -35,6 +35,19 @@ class DiskTier:
             reading.add_done_callback(lambda done: self._forget(key, done))
         # A waiter that gives up (its client left) does not cancel the others' read.
         return await asyncio.shield(reading)
+
+    async def promote(self, key: str, memory: MemoryTier) -> Entry | None:
+        """What the disk holds under ``key``, put in ``memory`` (stale copies too: the fetcher
+        revalidates them). A copy that a fill stored in memory while the disk was read is the
+        newer one and is returned instead: its fill is over, so a miss now would fetch (or
+        revalidate) the object a second time."""
+        entry = await self.get(key)
+        current = memory.peek(key)
+        if current is not None:
+            return current
+        if entry is not None:
+            memory.put(key, entry)
+        return entry
 
     async def _read(self, key: str) -> Entry | None:
         record = await asyncio.to_thread(self.cache.get, key)

@@ -110,21 +110,16 @@ async def _stored(
 ) -> tuple[str, Entry | None]:
     """The key of the variant this request selects, and what is stored under it."""
     memory = app[MEMORY]
-    held = _in_memory(memory, target, fields, memory.get)
-    if held[1] is not None or held[0] != target:
-        return held
-    entry = await app[DISK].get(target)
-    # A fill may have stored the answer while the disk was read: that copy is the newer one,
-    # and its fill is over, so a miss now would fetch the object a second time.
-    held = _in_memory(memory, target, fields, memory.peek)
-    if held[1] is not None or held[0] != target:
-        return held
-    if entry is not None:
-        memory.put(target, entry)
+    key, entry = _variant(memory, target, fields, memory.get)
+    if entry is not None or key != target:
+        return key, entry
+    entry = await app[DISK].promote(target, memory)
+    if memory.varies.get(target):  # the fill that ended meanwhile stored variants
+        return _variant(memory, target, fields, memory.peek)
     return target, entry
 
 
-def _in_memory(
+def _variant(
     memory: MemoryTier, target: str, fields: dict[str, str], look: Callable[[str], Entry | None]
 ) -> tuple[str, Entry | None]:
     """The key of the variant this request selects (variants live in memory only) and what

@@ -40,8 +40,11 @@ class DiskTier:
         """What the disk holds under ``key``, put in ``memory`` (stale copies too: the fetcher
         revalidates them). A copy that a fill stored in memory while the disk was read is the
         newer one and is returned instead: its fill is over, so a miss now would fetch (or
-        revalidate) the object a second time."""
+        revalidate) the object a second time. If that fill stored variants (Vary), the disk's
+        copy is outdated and None is returned: the caller selects a variant."""
         entry = await self.get(key)
+        if key in memory.varies:
+            return None
         current = memory.peek(key)
         if current is not None:
             return current

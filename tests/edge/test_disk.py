@@ -1,11 +1,14 @@
-"""The disk tier round-trips entries, survives reopening and purges by prefix."""
+"""The disk tier round-trips entries, survives reopening, purges by prefix and promotes its
+reads to memory."""
 
 import asyncio
+import threading
 from pathlib import Path
 
 from edge.disk import DiskTier
 from edge.freshness import CacheControl, Stored
-from edge.memory import make_entry
+from edge.memory import MemoryTier, make_entry
+from edge.policy import make_policy
 
 ENTRY = make_entry(
     200,
@@ -83,5 +86,71 @@ async def test_a_waiter_that_gives_up_leaves_the_read_to_the_others(tmp_path: Pa
         first.cancel()
         assert await second == ENTRY
         assert first.cancelled()
+    finally:
+        disk.close()
+
+
+class HeldCache:
+    """diskcache's Cache, whose reads wait until ``release`` is set (they run in a thread)."""
+
+    def __init__(self, cache):
+        self.cache = cache
+        self.reading = threading.Event()
+        self.release = threading.Event()
+
+    def get(self, key):
+        self.reading.set()
+        assert self.release.wait(10.0), "the test never released the read"
+        return self.cache.get(key)
+
+    def __getattr__(self, name):
+        return getattr(self.cache, name)
+
+
+async def _promote_while(disk: DiskTier, memory: MemoryTier, key: str, meanwhile) -> object:
+    """``disk.promote(key, memory)``, with ``meanwhile()`` run while the disk is read."""
+    held = HeldCache(disk.cache)
+    disk.cache = held
+    promoting = asyncio.ensure_future(disk.promote(key, memory))
+    assert await asyncio.to_thread(held.reading.wait, 10.0)
+    meanwhile()
+    held.release.set()
+    return await asyncio.wait_for(promoting, 10.0)
+
+
+KEY = "tracks/a/v/seg_00000.m4s"
+NEWER = make_entry(200, b"newer", (("ETag", '"n"'),), ENTRY.stored)
+
+
+async def test_a_read_is_promoted_to_memory_unless_a_fill_stored_a_newer_copy_meanwhile(
+    tmp_path: Path,
+):
+    disk = DiskTier(tmp_path, 1 << 30)
+    try:
+        await disk.put(KEY, ENTRY)
+        memory = MemoryTier(make_policy("lru", 1 << 20))
+        assert await disk.promote(KEY, memory) == ENTRY
+        assert memory.peek(KEY) == ENTRY
+        memory.remove(KEY)
+        got = await _promote_while(disk, memory, KEY, lambda: memory.put(KEY, NEWER))
+        assert got == NEWER and memory.peek(KEY) == NEWER
+    finally:
+        disk.close()
+
+
+async def test_a_read_is_not_promoted_when_a_fill_stored_variants_meanwhile(tmp_path: Path):
+    disk = DiskTier(tmp_path, 1 << 30)
+    try:
+        await disk.put(KEY, ENTRY)
+        memory = MemoryTier(make_policy("lru", 1 << 20))
+        variant = KEY + "\x00accept-language=fr"
+
+        def store_variants() -> None:
+            memory.varies[KEY] = ("accept-language",)
+            memory.put(variant, NEWER, KEY)
+
+        assert await _promote_while(disk, memory, KEY, store_variants) is None
+        assert memory.peek(KEY) is None  # the outdated copy takes no room
+        assert memory.peek(variant) == NEWER and len(memory) == 1
     finally:
         disk.close()

@@ -30,21 +30,35 @@ class PlayerState:
     playing: bool  # False until the first segment has arrived
 
 
+# A transfer is timed at no less than this: a response that came in one packet with its head
+# has no measurable transfer time, and would read as an endless link.
+MIN_TRANSFER_S = 0.01
+
+
 @dataclass(frozen=True)
 class DownloadSample:
     """One finished download, latency included: a segment, or (``segment_s`` 0) a playlist.
 
     The player's first request, the lowest rung's media playlist, is its bandwidth probe.
+    ``first_byte_s`` is the part of ``seconds`` spent before the response began to arrive (its
+    latency, as hls.js's ``loading.first``), 0 where it was not measured.
     """
 
     nbytes: float
     seconds: float
     segment_s: float
     rung: int
+    first_byte_s: float = 0.0
 
     @property
     def kbps(self) -> float:
         return self.nbytes * 8.0 / 1000.0 / max(self.seconds, 1e-6)
+
+    @property
+    def transfer_kbps(self) -> float:
+        """The rate of the bytes once they flowed: the latency left out, as hls.js measures."""
+        transfer = min(self.seconds - self.first_byte_s, self.seconds)
+        return self.nbytes * 8.0 / 1000.0 / max(transfer, MIN_TRANSFER_S)
 
 
 class AbrRule(Protocol):
@@ -358,6 +372,11 @@ class CadenzaRule:
     upswitch. The bandwidth probe (a playlist) is the only sample until the first segment
     arrives, then forgotten: so small a transfer measures latency more than bandwidth, and would
     hold the first minute back.
+
+    The first segment is chosen apart (``first_rung``): the startup is silence, scored like a
+    stall, and a first segment below the rung the link carries costs a switch as well as
+    bitrate. The probe's rate once its bytes flowed (``DownloadSample.transfer_kbps``), and its
+    latency, tell how long each rung's first segment would take.
     """
 
     def __init__(
@@ -373,6 +392,7 @@ class CadenzaRule:
     ) -> None:
         self._samples: deque[float] = deque(maxlen=max(window, memory))
         self._probing = True  # until the first segment arrives
+        self._probe: DownloadSample | None = None  # the first playlist's download
         self._window = window
         self._horizon = horizon
         self._recovery = recovery
@@ -393,6 +413,8 @@ class CadenzaRule:
         return _harmonic(self._samples) if self._samples else self._default_kbps
 
     def choose(self, state: PlayerState) -> int:
+        if state.last_rung is None and self._probe is not None:
+            return first_rung(state, self._probe)
         estimate = self.estimate_kbps()
         bitrates, last = state.bitrates_kbps, state.last_rung
         allowed = [
@@ -433,7 +455,31 @@ class CadenzaRule:
         if sample.segment_s > 0 and self._probing:
             self._probing = False
             self._samples.clear()
+        elif sample.segment_s == 0 and self._probing:
+            self._probe = sample
         self._samples.append(max(sample.kbps, 1e-9))
+
+
+def first_rung(state: PlayerState, probe: DownloadSample) -> int:
+    """The first segment's rung, from the bandwidth probe alone.
+
+    The link's rate is the probe's once its bytes flowed; the rung it carries is the highest
+    within it. A first segment at rung r scores its bitrate, less the top bitrate per second
+    of startup (the probe's latency, then the transfer at that rate), less the switch to the
+    carried rung that comes next. Below the carried rung that is linear in the bitrate, so the
+    choice is one end: the carried rung when a top-rung segment would take under 2 s at that
+    rate, else the lowest. A fast link starts high at once, a slow one low and quickly.
+    """
+    bitrates = state.bitrates_kbps
+    kbps = max(probe.transfer_kbps, 1e-9)
+    carried, mu = bitrates[highest_below(bitrates, kbps)], bitrates[-1]
+    latency = min(max(probe.first_byte_s, 0.0), probe.seconds)
+
+    def value(rung: int) -> float:
+        startup = latency + bitrates[rung] * state.segment_s / kbps
+        return bitrates[rung] - mu * startup - abs(bitrates[rung] - carried)
+
+    return max(range(len(bitrates)), key=value)
 
 
 def _harmonic(values: Iterable[float]) -> float:

@@ -33,7 +33,7 @@ from player.abr import (
 )
 from player.cache import ObjectSource, object_key
 from player.qoe import Failure, Playback, QoE, SegmentRecord
-from player.shaping import PlayClock, shaped
+from player.shaping import PlayClock, head_arrived, shaped
 from player.traces import Trace
 
 logger = get_logger("player")
@@ -85,6 +85,7 @@ class _Play:
     pathway: str | None = None  # the one fetched from last
     throughput_kbps: float | None = None  # of the last segment download
     from_cache: bool = False  # whether the last object came from the device
+    first_byte_s: float = 0.0  # of the last object: seconds from its request to its head
     reporter: reports.PlayReporter | None = None  # its play events
 
     def __post_init__(self) -> None:
@@ -319,7 +320,7 @@ async def _fetch_next(p: _Play, index: int) -> None:
     p.playback.arrived(p.clock.now(), record)
     _report(p)
     p.last_rung = rung
-    sample = DownloadSample(record.nbytes, record.seconds, record.duration_s, rung)
+    sample = DownloadSample(record.nbytes, record.seconds, record.duration_s, rung, p.first_byte_s)
     if not p.from_cache:  # a read from the device says nothing of the network
         p.throughput_kbps = sample.kbps
         p.rule.observe(sample)
@@ -376,7 +377,7 @@ async def _media_playlist(p: _Play, pathway: str, rung: int) -> tuple[str, Media
     if p.last_rung is None and p.measures_links() and not p.from_cache:
         # As hls.js tests the bandwidth before its first choice: the lowest rung's playlist,
         # fetched first, is the rule's first sample, so a slow link does not start at the top.
-        p.rule.observe(DownloadSample(len(body), p.clock.now() - sent, 0.0, rung))
+        p.rule.observe(DownloadSample(len(body), p.clock.now() - sent, 0.0, rung, p.first_byte_s))
     try:
         playlist = parse_media_playlist(body.decode("utf-8", "replace"))
     except ValueError as e:
@@ -399,6 +400,7 @@ async def _get(p: _Play, url: str, kind: cmcd.ObjectType, rung: int, next_url: s
     what = {cmcd.MANIFEST: "playlist", cmcd.INIT: "init", cmcd.AUDIO: "segment"}[kind]
     key, body = _held(p.cache, url)
     p.from_cache = body is not None
+    p.first_byte_s = 0.0
     if body is not None:
         p.playback.local_hits += 1
         return body
@@ -407,6 +409,7 @@ async def _get(p: _Play, url: str, kind: cmcd.ObjectType, rung: int, next_url: s
     try:
         sent = p.clock.now()
         async with p.http.get(URL(cmcd.with_cmcd(url, data), encoded=True)) as response:
+            p.first_byte_s = await head_arrived(p.trace, p.clock, sent)
             body = await _read(response, p.clock, p.trace, sent)
             if response.status != 200:
                 raise _RequestFailed(what, _reason(response, body))

@@ -49,6 +49,14 @@ def arrival_s(trace: Trace, sent_s: float, nbytes: float) -> float:
     return download_time(trace, sent_s, max(0.0, nbytes))
 
 
+async def head_arrived(trace: Trace | None, clock: PlayClock, sent_s: float) -> float:
+    """Seconds from ``sent_s`` to a response's head, which a shaped link holds for the trace's
+    latency first: the time to the first byte that a player measures apart from the transfer."""
+    if trace is not None:
+        await clock.sleep_until(sent_s + arrival_s(trace, sent_s, 0.0))
+    return clock.now() - sent_s
+
+
 async def shaped(
     chunks: AsyncIterable[bytes], trace: Trace | None, clock: PlayClock, sent_s: float
 ) -> AsyncIterator[bytes]:

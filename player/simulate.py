@@ -4,10 +4,12 @@ The model, the same for every rule and for the optimum, is the player's (``playe
 it may first fetch a bandwidth probe (the lowest rung's media playlist), which the rule sees
 as a download of ``segment_s`` 0. Then it requests one segment at a time, each as soon as the
 previous one has arrived, except that it first waits while the segment would overfill the
-buffer's maximum. A track's first segment carries that track's playlist and init segment too
-(``Content.extra_bytes``). Playback starts when the first segment arrives (the startup delay is
-scored like a stall) and drains the buffer in real time; when the buffer runs dry before the
-next segment arrives, playback stalls until it does. No sockets, no sleeping.
+buffer's maximum. Every download the rule sees carries its time to the first byte (its
+latency) apart, as a real player measures it. A track's first segment carries that track's
+playlist and init segment too (``Content.extra_bytes``). Playback starts when the first
+segment arrives (the startup delay is scored like a stall) and drains the buffer in real time;
+when the buffer runs dry before the next segment arrives, playback stalls until it does. No
+sockets, no sleeping.
 
 Score (QoE_lin): the sum over segments of the rung's bitrate, less ``mu`` (the top bitrate) per
 second of stall or of startup, less the bitrate change at every switch, all in kbit/s. Silence
@@ -24,7 +26,7 @@ from itertools import pairwise
 
 from encoder.ladder import DEFAULT_LADDER, Ladder
 from player.abr import DEFAULT_MAX_BUFFER_S, AbrRule, DownloadSample, PlayerState
-from player.traces import Trace, download_time
+from player.traces import Trace, download_time, first_byte_s
 
 MAX_BUFFER_S = DEFAULT_MAX_BUFFER_S
 RESOLUTION_S = 0.001
@@ -123,7 +125,7 @@ def simulate(
     stalls = 0
     if probe_bytes > 0:
         now = download_time(trace, 0.0, probe_bytes)
-        rule.observe(DownloadSample(probe_bytes, now, 0.0, 0))
+        rule.observe(DownloadSample(probe_bytes, now, 0.0, 0, first_byte_s(trace, 0.0)))
     startup = now
     rungs: list[int] = []
     requests: list[float] = []
@@ -149,7 +151,8 @@ def simulate(
         requests.append(now)
         now, buffer = now + seconds, buffer + duration
         rungs.append(rung)
-        rule.observe(DownloadSample(nbytes, seconds, duration, rung))
+        first = first_byte_s(trace, requests[-1])
+        rule.observe(DownloadSample(nbytes, seconds, duration, rung, first))
     played = sum(ladder[r] * d for r, d in zip(rungs, content.durations_s, strict=True))
     return SimResult(
         qoe=qoe(ladder, rungs, stall + startup),

@@ -93,6 +93,12 @@ def download_time(trace: Trace, start_s: float, nbytes: float) -> float:
     return max(sent, _time_at_bits(trace, _bits_at(trace, sent) + 8.0 * nbytes)) - start_s
 
 
+def first_byte_s(trace: Trace, start_s: float) -> float:
+    """Seconds from a request sent at ``start_s`` to the first byte of its response: the
+    latency, spent as ``download_time`` spends it."""
+    return _after_latency(trace, start_s) - start_s
+
+
 def _locate(trace: Trace, time_s: float) -> tuple[int, int, float]:
     """(pass, period index, seconds into that period) at ``time_s``."""
     loop, offset = divmod(time_s, trace.seconds)

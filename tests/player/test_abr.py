@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from player.abr import (
     DEFAULT_MAX_BUFFER_S,
     DEFAULT_RULE,
+    MIN_TRANSFER_S,
     RULES,
     BolaRule,
     CadenzaRule,
@@ -18,6 +19,8 @@ from player.abr import (
     PlayerState,
     RobustMpcRule,
     ThroughputRule,
+    first_rung,
+    highest_below,
     make_rule,
 )
 from player.simulate import ladder_bitrates, playlist, simulate
@@ -28,8 +31,8 @@ TOP = len(LADDER) - 1
 TRACK = playlist([240.0], 6.0)
 
 
-def steady(kbps: float) -> Trace:
-    return Trace(f"{kbps:g} kbit/s", (Period(60.0, kbps, 0.05),))
+def steady(kbps: float, latency_s: float = 0.05) -> Trace:
+    return Trace(f"{kbps:g} kbit/s", (Period(60.0, kbps, latency_s),))
 
 
 def state(buffer_s: float, last: int | None = TOP, playing: bool = True) -> PlayerState:
@@ -243,3 +246,54 @@ def test_cadenza_expects_a_slow_spell_to_pass_when_its_buffer_is_deep():
     shallow = PlayerState(LADDER, 6.0, DEFAULT_MAX_BUFFER_S, 6.0, TOP, True)
     assert rule.choose(deep) == TOP
     assert rule.choose(shallow) <= 1
+
+
+PROBE_BYTES = 1_700.0  # the lowest rung's media playlist of a four-minute track
+
+
+def probe(kbps: float, latency_s: float = 0.1) -> DownloadSample:
+    """The probe's download on a link of ``kbps`` after ``latency_s``."""
+    return DownloadSample(PROBE_BYTES, latency_s + PROBE_BYTES * 8 / 1000 / kbps, 0.0, 0, latency_s)
+
+
+def test_a_transfer_rate_leaves_the_latency_out_and_has_a_shortest_time():
+    sample = probe(1_000.0)  # 13.6 kbit in 13.6 ms after 100 ms
+    assert sample.kbps == pytest.approx(13.6 / 0.1136)
+    assert sample.transfer_kbps == pytest.approx(1_000.0)
+    instant = DownloadSample(PROBE_BYTES, 0.1, 0.0, 0, 0.1)  # the body came with the head
+    assert instant.transfer_kbps == pytest.approx(13.6 / MIN_TRANSFER_S)
+    unmeasured = DownloadSample(PROBE_BYTES, 0.2, 0.0, 0)
+    assert unmeasured.transfer_kbps == unmeasured.kbps
+
+
+def test_cadenza_starts_a_fast_link_at_the_top_and_a_slow_one_at_the_bottom_at_once():
+    # Before, a probe that took 114 ms read as 120 kbit/s, and every play began at the bottom.
+    for kbps, first in [(1_500.0, TOP), (1_000.0, TOP), (600.0, 0), (200.0, 0), (40.0, 0)]:
+        rule = CadenzaRule()
+        rule.observe(probe(kbps))
+        assert rule.choose(state(0.0, None, playing=False)) == first, kbps
+
+
+@given(
+    kbps=st.floats(1.0, 20_000.0),
+    faster=st.floats(1.0, 4.0),
+    latency_s=st.floats(0.0, 2.0),
+    ladder=ladders,
+)
+def test_the_first_rung_is_the_lowest_or_the_one_the_link_carries_and_rises_with_the_link(
+    kbps, faster, latency_s, ladder
+):
+    at = PlayerState(ladder, 0.0, 30.0, 6.0, None, False)
+    slow, fast = probe(kbps, latency_s), probe(kbps * faster, latency_s)
+    first = first_rung(at, slow)
+    # Above the rung the link carries a first segment only takes longer; below it, it costs
+    # the switch up as well as bitrate: the best is one end or the other.
+    assert first in {0, highest_below(ladder, slow.transfer_kbps)}
+    assert first_rung(at, fast) >= first
+
+
+@pytest.mark.parametrize(("kbps", "first"), [(3_000.0, TOP), (300.0, 0)])
+def test_cadenza_played_with_a_probe_begins_where_the_link_allows(kbps, first):
+    link = steady(kbps, latency_s=0.1)
+    result = simulate(CadenzaRule(), link, LADDER, TRACK, DEFAULT_MAX_BUFFER_S, PROBE_BYTES)
+    assert result.rungs[0] == first and result.stall_s == 0.0

@@ -14,6 +14,7 @@ import pytest
 
 from bench.catalog import MasterSpec, write_master
 from bench.deploy import Deployment, EdgeOptions, deploy
+from player.abr import CadenzaRule, DownloadSample
 from player.qoe import SegmentRecord
 from player.session import PlaybackFailed, play
 from player.traces import load_trace
@@ -90,6 +91,32 @@ async def test_a_slow_link_gets_lower_rungs_and_still_plays_through(fleet, tmp_p
     # 200 kbit/s, 50 ms latency: a segment takes at least its bytes at that rate.
     first = slow.segments[0]
     assert first.seconds >= first.nbytes * 8 / 200_000 + 0.05 - 0.01
+
+
+async def test_the_rule_sees_each_downloads_latency_apart_on_a_shaped_link(fleet, tmp_path):
+    deployment, short, _ = fleet
+    trace = tmp_path / "fast.json"
+    trace.write_text(
+        json.dumps([{"duration_ms": 60_000, "bandwidth_kbps": 3000, "latency_ms": 100}])
+    )
+    seen: list[DownloadSample] = []
+
+    class Watched(CadenzaRule):
+        def observe(self, sample: DownloadSample) -> None:
+            seen.append(sample)
+            super().observe(sample)
+
+    qoe = await play(
+        short, deployment.locator.url, trace=load_trace(trace), speed=10, timeout_s=TIMEOUT_S,
+        abr=Watched(),
+    )  # fmt: skip
+    assert [s.segment_s for s in seen] == [0.0, *(s.duration_s for s in qoe.segments)]
+    # The head waits out the link's 100 ms; the bytes follow at 3 Mbit/s, so a playlist of a
+    # few hundred bytes is nearly all latency and a segment mostly transfer.
+    for sample in seen:
+        assert 0.1 - 1e-6 <= sample.first_byte_s < 0.1 + 0.5
+        assert sample.seconds >= 0.1 + sample.nbytes * 8 / 3_000_000 - 1e-6
+    assert seen[0].first_byte_s > 0.8 * seen[0].seconds
 
 
 async def test_a_listener_who_skips_plays_only_the_first_segments(fleet):

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from player.shaping import PlayClock, arrival_s, shaped
+from player.shaping import PlayClock, arrival_s, head_arrived, shaped
 from player.traces import Period, Trace
 
 STEADY = Trace("steady", (Period(60.0, 800.0, 0.05),))  # 100 kB/s after 50 ms
@@ -67,6 +67,14 @@ async def test_chunks_are_held_until_the_trace_would_have_delivered_them():
         assert at >= sent + arrival_s(STEADY, sent, total) - 1e-6
     assert [s for s, _ in seen] == sizes
     assert seen[-1][1] - sent < 1.05 + 1.0  # about 1.05 s of trace, with room for a slow machine
+
+
+async def test_a_shaped_head_arrives_after_the_latency_and_an_unshaped_one_at_once():
+    clock = PlayClock(speed=50.0)
+    sent = clock.now()
+    assert 0.05 - 1e-6 <= await head_arrived(STEADY, clock, sent) < 0.05 + 1.0
+    sent = clock.now()
+    assert 0.0 <= await head_arrived(None, clock, sent) < 0.5
 
 
 async def test_without_a_trace_chunks_pass_at_once():

@@ -73,6 +73,20 @@ def test_a_probe_goes_first_and_the_rule_sees_it_as_a_playlist():
     assert result.startup_s == pytest.approx(0.02 + 0.72)
 
 
+def test_every_download_the_rule_sees_carries_its_time_to_the_first_byte():
+    seen = []
+
+    class Watching(Fixed):
+        def observe(self, sample: DownloadSample) -> None:
+            seen.append(sample)
+
+    link = trace((60.0, 800.0, 0.1))
+    simulate(Watching([0, 0]), link, (96,), segments(6, 6), probe_bytes=2_000)
+    assert [s.first_byte_s for s in seen] == pytest.approx([0.1, 0.1, 0.1])
+    assert seen[0].seconds == pytest.approx(0.12)  # 16 kbit at 800 kbit/s, after the latency
+    assert seen[0].transfer_kbps == pytest.approx(800.0)
+
+
 def test_extra_bytes_come_with_each_tracks_first_segment():
     content = playlist([12.0, 6.0], 6.0, track_start_bytes=1_000)
     assert content.extra_bytes == (1_000, 0.0, 1_000)

@@ -14,6 +14,7 @@ from player.traces import (
     Trace,
     delivers,
     download_time,
+    first_byte_s,
     load_folder,
     load_trace,
     shifted,
@@ -60,6 +61,13 @@ def test_a_latency_that_crosses_periods_goes_at_each_periods_pace():
     # Half the latency in the last 0.1 s of the first period, the other half takes 0.2 s.
     assert download_time(link, 0.9, 0) == pytest.approx(0.3)
     assert download_time(link, 0.9, 12_500) == pytest.approx(0.4)
+
+
+def test_the_first_byte_comes_after_the_latency_spent_as_a_download_spends_it():
+    link = trace((1.0, 1000.0, 0.2), (1.0, 1000.0, 0.4))
+    assert first_byte_s(link, 0.2) == pytest.approx(0.2)
+    assert first_byte_s(link, 0.9) == pytest.approx(0.3)  # 0.1 s at 0.2, 0.2 s at 0.4
+    assert first_byte_s(link, 0.9) == pytest.approx(download_time(link, 0.9, 0))
 
 
 def test_nothing_arrives_while_the_link_is_down():

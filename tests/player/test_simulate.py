@@ -26,6 +26,17 @@ class Fixed:
         pass
 
 
+class Watching(Fixed):
+    """``Fixed``, keeping every download it is shown."""
+
+    def __init__(self, rungs):
+        super().__init__(rungs)
+        self.seen: list[DownloadSample] = []
+
+    def observe(self, sample: DownloadSample) -> None:
+        self.seen.append(sample)
+
+
 def trace(*periods):
     return Trace("test", tuple(Period(*p) for p in periods))
 
@@ -60,28 +71,17 @@ def test_the_player_waits_while_the_next_segment_would_overfill_the_buffer():
 
 
 def test_a_probe_goes_first_and_the_rule_sees_it_as_a_playlist():
-    seen = []
-
-    class Watching(Fixed):
-        def observe(self, sample: DownloadSample) -> None:
-            seen.append(sample)
-
-    link = trace((60.0, 800.0, 0.0))
-    result = simulate(Watching([0, 0]), link, (96,), segments(6, 6), probe_bytes=2_000)
-    assert seen[0] == DownloadSample(2_000, 0.02, 0.0, 0)  # 16 kbit at 800 kbit/s
+    rule = Watching([0, 0])
+    result = simulate(rule, trace((60.0, 800.0, 0.0)), (96,), segments(6, 6), probe_bytes=2_000)
+    assert rule.seen[0] == DownloadSample(2_000, 0.02, 0.0, 0)  # 16 kbit at 800 kbit/s
     assert result.requests_s == pytest.approx((0.02, 0.74))
     assert result.startup_s == pytest.approx(0.02 + 0.72)
 
 
 def test_every_download_the_rule_sees_carries_its_time_to_the_first_byte():
-    seen = []
-
-    class Watching(Fixed):
-        def observe(self, sample: DownloadSample) -> None:
-            seen.append(sample)
-
-    link = trace((60.0, 800.0, 0.1))
-    simulate(Watching([0, 0]), link, (96,), segments(6, 6), probe_bytes=2_000)
+    rule = Watching([0, 0])
+    simulate(rule, trace((60.0, 800.0, 0.1)), (96,), segments(6, 6), probe_bytes=2_000)
+    seen = rule.seen
     assert [s.first_byte_s for s in seen] == pytest.approx([0.1, 0.1, 0.1])
     assert seen[0].seconds == pytest.approx(0.12)  # 16 kbit at 800 kbit/s, after the latency
     assert seen[0].transfer_kbps == pytest.approx(800.0)

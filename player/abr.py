@@ -454,6 +454,7 @@ class CadenzaRule:
     def observe(self, sample: DownloadSample) -> None:
         if sample.segment_s > 0 and self._probing:
             self._probing = False
+            self._probe = None  # the next track's first segment goes by what the link gave
             self._samples.clear()
         elif sample.segment_s == 0 and self._probing:
             self._probe = sample

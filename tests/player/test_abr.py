@@ -274,6 +274,14 @@ def test_cadenza_starts_a_fast_link_at_the_top_and_a_slow_one_at_the_bottom_at_o
         assert rule.choose(state(0.0, None, playing=False)) == first, kbps
 
 
+def test_once_a_segment_has_arrived_the_probe_no_longer_picks_a_tracks_first_rung():
+    rule = CadenzaRule()
+    rule.observe(probe(3_000.0))
+    rule.observe(DownloadSample(48 * 125.0 * 6.0, 6.0, 6.0, 0, 0.1))  # then 48 kbit/s
+    # The next track of a queue starts afresh (no last rung) on the link as it has become.
+    assert rule.choose(state(6.0, None, playing=False)) == 0
+
+
 @given(
     kbps=st.floats(1.0, 20_000.0),
     faster=st.floats(1.0, 4.0),

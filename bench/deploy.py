@@ -9,7 +9,6 @@ process it started when the block ends.
 
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.processes import Service, ServiceFailed, free_port, start_cadenza
+from cadenza.tokens import new_secret
 
 INGEST_SECONDS = 900
 READY_SECONDS = 15.0
@@ -149,8 +149,8 @@ def deploy(
 def run_origin(folder: Path) -> Iterator[OriginRun]:
     """An origin under ``folder`` with a label "bench", and the token keys of its fleet."""
     folder.mkdir(parents=True, exist_ok=True)
-    operator_key = secrets.token_urlsafe(16)
-    token_keys = f"k1:{secrets.token_urlsafe(24)}"
+    operator_key = new_secret(16)
+    token_keys = f"k1:{new_secret(24)}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CADENZA_")}
     env.update(CADENZA_TOKEN_KEYS=token_keys, CADENZA_OPERATOR_KEY=operator_key)
     data = folder / "origin"

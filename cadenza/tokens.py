@@ -41,6 +41,7 @@ import hashlib
 import hmac
 import math
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -228,3 +229,12 @@ def mac(secret: bytes, payload: str) -> str:
 
 def b64encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def new_secret(nbytes: int) -> str:
+    """``nbytes`` random bytes in URL-safe base64, never beginning with ``-``: a secret that an
+    operator passes as an option's value (``--operator-key KEY``) would otherwise read as an
+    option, once in 64 keys."""
+    while (secret := secrets.token_urlsafe(nbytes)).startswith("-"):
+        pass
+    return secret

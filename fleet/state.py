@@ -13,7 +13,6 @@ not regenerated, on the next ``up``, so a restarted fleet keeps its keys and its
 import fcntl
 import json
 import os
-import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from cadenza.errors import ConfigError
 from cadenza.settings import ENV_TOKEN_KEYS
+from cadenza.tokens import new_secret
 from fleet.plan import ENV_OPERATOR_KEY
 
 DEFAULT_FOLDER = Path("data/fleet")
@@ -73,8 +73,8 @@ class State:
 def new_secrets() -> dict[str, str]:
     """Fresh keys shared by the fleet's services (the edges' and locator's token keys agree)."""
     return {
-        ENV_TOKEN_KEYS: f"k1:{secrets.token_urlsafe(32)}",
-        ENV_OPERATOR_KEY: secrets.token_urlsafe(24),
+        ENV_TOKEN_KEYS: f"k1:{new_secret(32)}",
+        ENV_OPERATOR_KEY: new_secret(24),
     }
 
 

@@ -1,5 +1,6 @@
 """The token format and its checks: what a token grants, and every way a request can fail it."""
 
+import argparse
 import base64
 import hashlib
 import hmac
@@ -15,6 +16,7 @@ from cadenza.tokens import (
     TokenClaims,
     TokenError,
     join_token_path,
+    new_secret,
     sign,
     split_token_path,
     verify,
@@ -439,3 +441,15 @@ def test_an_acl_grants_exactly_its_own_subtree(granted: str, asked: str, leaf: s
         assert verify(token, KEYS, path, NOW).acl == f"/tracks/{granted}/"
     else:
         assert _reason(token, path=path) == "wrong_acl"
+
+
+def test_a_new_secret_never_begins_with_a_dash_so_an_option_takes_it_as_its_value():
+    # Once in 64 keys, a plain token_urlsafe began with "-" and "--operator-key KEY" failed.
+    keys = [new_secret(16) for _ in range(2_000)]
+    assert not [k for k in keys if k.startswith("-")]
+    assert len(set(keys)) == len(keys) and {len(k) for k in keys} == {22}
+    assert set("".join(keys)) <= set(string.ascii_letters + string.digits + "-_")
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--operator-key")
+    for key in keys:
+        assert parser.parse_args(["--operator-key", key]).operator_key == key

@@ -2,6 +2,9 @@
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO := build/demo
+# Test processes: modules run side by side (each module's tests in one process, in order), as
+# most tests wait on servers, ffmpeg and sockets rather than on the CPU. TEST_JOBS=0: one process.
+TEST_JOBS ?= 2
 
 .PHONY: setup demo test lint format bench clean
 
@@ -12,7 +15,7 @@ demo: setup
 	$(BIN)/cadenza bench demo --folder $(DEMO)
 
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check .

@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 
-from player.traces import Trace, download_time
+from player.traces import Trace, download_time, first_byte_s
 
 
 class PlayClock:
@@ -53,7 +53,7 @@ async def head_arrived(trace: Trace | None, clock: PlayClock, sent_s: float) -> 
     """Seconds from ``sent_s`` to a response's head, which a shaped link holds for the trace's
     latency first: the time to the first byte that a player measures apart from the transfer."""
     if trace is not None:
-        await clock.sleep_until(sent_s + arrival_s(trace, sent_s, 0.0))
+        await clock.sleep_until(sent_s + first_byte_s(trace, sent_s))
     return clock.now() - sent_s
 
 

@@ -6,6 +6,7 @@ are clamped at 2^31 (RFC 9111 1.2.2), and a directive given twice counts by its 
 """
 
 import calendar
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -187,6 +188,13 @@ class Stored:
 
     def fresh(self, now: float) -> bool:
         return self.age(now) < self.lifetime and not self.cc.no_cache
+
+    def fresh_until(self) -> float:
+        """When the response stops being fresh, its age reaching its lifetime (to the rounding
+        of a float: ``fresh`` decides)."""
+        if self.cc.no_cache or self.age_at_response >= self.lifetime:
+            return -math.inf
+        return self.response_time + self.lifetime - self.age_at_response
 
     def usable_on_error(
         self, now: float, grace: float, request: CacheControl = CacheControl()

@@ -15,12 +15,14 @@ before the hand-off. The lane keeps its own deadlines: a whole request head with
 import asyncio
 import json
 import logging
+import math
 import os
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
 from email.utils import formatdate
-from typing import Protocol, cast
+from typing import NamedTuple, Protocol, cast
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -42,6 +44,8 @@ from edge.zerocopy import Pages
 # bounds (a head within aiohttp's limits may be larger; aiohttp then reads it).
 MOST_BUFFERED = 64 * 1024
 ADMISSIONS = 4096  # paths whose admission the lane remembers (a token's check costs an HMAC)
+REPLAYS = 1024  # request byte strings whose answer the lane remembers for the second
+REPLAYED_BYTES = 4096  # the longest request remembered
 _REASONS = {
     200: "OK", 206: "Partial Content", 304: "Not Modified", 412: "Precondition Failed",
     416: "Range Not Satisfiable",
@@ -57,6 +61,20 @@ class Sink(Protocol):
     def writelines(self, chunks: Iterable[bytes]) -> None: ...
 
     def sendfile(self, head: bytes, body: bytes, fd: int, offset: int, headed: bool) -> None: ...
+
+
+class Replay(NamedTuple):
+    """A hit the lane answered to a request's exact bytes, and what its answer depends on."""
+
+    second: int  # of the clock when it was answered
+    generation: int  # of the takedowns
+    until: float  # when the answer's Date or Age would change, or its object or token expire
+    head: Head
+    raw_path: str
+    params: dict[str, str]
+    admitted: Admitted
+    entry: weakref.ref[Entry]  # not kept alive by its replay once memory lets it go
+    response_head: bytes
 
 
 class Front:
@@ -79,6 +97,8 @@ class Front:
         self.egress = None if app[FOR_PEERS] else app[EGRESS]  # a peer's answer is not egress
         # Raw path -> its admission, the takedowns' generation it saw, and until when it holds.
         self.admissions: dict[str, tuple[Admitted, int, float]] = {}
+        self.replays: dict[bytes, Replay] = {}
+        self.seen: set[int] = set()  # hashes of request bytes answered once: twice is remembered
         self.loop = asyncio.get_running_loop()
         handler = server()  # aiohttp's protocol as this server makes it: the lane keeps its limits
         self.limits = Limits(handler.max_line_size, handler.max_field_size, handler.max_headers)
@@ -102,10 +122,10 @@ class Front:
             self._date = (second, value, f"Date: {value}\r\n".encode())
         return self._date
 
-    def answer(self, head: Head, transport: Sink) -> bool:
-        """Answer ``head`` from memory if it is a fresh hit; False leaves it to aiohttp."""
+    def answer(self, head: Head, transport: Sink, raw: bytes | None = None) -> bool:
+        """Answer ``head`` from memory if it is a fresh hit; False leaves it to aiohttp. ``raw``:
+        the request's bytes, when they came alone from the start of a request."""
         started = time.perf_counter()
-        app = self.app
         raw_path, _, query = head.target.partition("?")
         if not raw_path.startswith(("/tracks/", "/p/")):
             return False
@@ -113,16 +133,10 @@ class Front:
         admitted = self._admit(raw_path, now)
         if admitted is None:
             return False  # aiohttp answers the refusal
-        key = admitted.key
-        memory = self.memory
-        entry = memory.peek(key)
+        entry = self.memory.peek(admitted.key)
         if entry is None or entry.status != 200 or not serves_from_cache(entry, now):
             return False
-        memory.get(key)  # the policy hears of the hit
-        edge_app.record_hit(app, key)
-        self.plays.record(key)
         params = dict(parse_qsl(query)) if query else {}
-        edge_app.readahead(app, key, admitted.path, params, head.headers, admitted.acl)
         fields = head.headers
         if (
             "Range" in fields
@@ -136,6 +150,74 @@ class Front:
         else:  # the common case: the whole object, its head rendered once per entry
             status, body = 200, entry.body
             response_head = self._plain(entry, now, head.keep_alive)
+            if raw is not None and head.keep_alive and len(raw) <= REPLAYED_BYTES:
+                self._remember(raw, head, raw_path, params, admitted, entry, response_head, now)
+        self._deliver(head, raw_path, params, admitted, entry, status, body, response_head,
+                      transport, now, started)  # fmt: skip
+        return True
+
+    def replay(self, raw: bytes, transport: Sink) -> bool:
+        """Answer the request ``raw`` as the lane answered the same bytes this second, while
+        that answer holds; False when there is none (then the bytes go through the parser)."""
+        replay = self.replays.get(raw)
+        if replay is None:
+            return False
+        started = time.perf_counter()
+        now = time.time()
+        entry = replay.entry()
+        if (
+            int(now) != replay.second
+            or now >= replay.until
+            or replay.generation != self.denials.generation
+            or entry is None
+            or self.memory.peek(replay.admitted.key) is not entry
+        ):
+            del self.replays[raw]
+            return False
+        self._deliver(replay.head, replay.raw_path, replay.params, replay.admitted, entry, 200,
+                      entry.body, replay.response_head, transport, now, started)  # fmt: skip
+        return True
+
+    def _remember(
+        self, raw: bytes, head: Head, raw_path: str, params: dict[str, str], admitted: Admitted,
+        entry: Entry, response_head: bytes, now: float,
+    ) -> None:  # fmt: skip
+        """Keep the answer to ``raw`` for ``replay`` while its head (Date, Age) and its object
+        and token hold, once the same bytes came before: where every request differs (a
+        player's CMCD data), remembering would cost each hit and save none."""
+        seen = self.seen
+        if len(seen) >= REPLAYS * 4:
+            seen.clear()
+        fingerprint = hash(raw)
+        if fingerprint not in seen:
+            seen.add(fingerprint)
+            return
+        stored = entry.stored
+        age = stored.age(now)
+        # Until the second ends (Date), the Age's whole seconds tick, the object turns stale or
+        # the token expires, whichever comes first.
+        until = min(math.floor(now) + 1, now + math.floor(age) + 1 - age, stored.fresh_until())
+        if admitted.claims is not None:
+            until = min(until, float(admitted.claims.expires))
+        if len(self.replays) >= REPLAYS:
+            self.replays.clear()
+        self.replays[raw] = Replay(
+            int(now), self.denials.generation, until, head, raw_path, params, admitted,
+            weakref.ref(entry), response_head,
+        )  # fmt: skip
+
+    def _deliver(
+        self, head: Head, raw_path: str, params: dict[str, str], admitted: Admitted,
+        entry: Entry, status: int, body: bytes, response_head: bytes, transport: Sink,
+        now: float, started: float,
+    ) -> None:  # fmt: skip
+        """Send a hit's answer, and tell the policy, the counts, readahead and the log of it."""
+        key = admitted.key
+        self.memory.get(key)  # the policy hears of the hit
+        app = self.app
+        edge_app.record_hit(app, key)
+        self.plays.record(key)
+        edge_app.readahead(app, key, admitted.path, params, head.headers, admitted.acl)
         sent = len(body) if head.method != "HEAD" and status in (200, 206) else 0
         where = self.pages.file(entry, response_head) if sent and status == 200 else None
         if where is not None:
@@ -150,7 +232,6 @@ class Front:
         if self.egress is not None:
             count_egress(metrics, self.egress, sent, now)
         _log(head, raw_path, status, sent, time.perf_counter() - started, params)
-        return True
 
     def _admit(self, raw_path: str, now: float) -> Admitted | None:
         """``admit``'s answer for ``raw_path``, remembered while no takedown came and its token
@@ -241,6 +322,14 @@ class FrontProtocol(asyncio.Protocol):
         self._wait(self.loop.time() + self.front.head_timeout)
 
     def data_received(self, data: bytes) -> None:
+        if (
+            self.start == len(self.buffer)  # every byte so far answered: a request begins here
+            and not self.pending
+            and not self.refused
+            and not self.paused
+            and self._replayed(data)
+        ):
+            return
         if self.start == len(self.buffer):
             self.buffer, self.start = data, 0
         else:
@@ -276,7 +365,10 @@ class FrontProtocol(asyncio.Protocol):
                 return
             head = lane_head(pending[0])
             end = -1 if head is None else head_end(self.buffer, self.start)
-            if head is None or end < 0 or not self._answer(head):
+            # Bytes that hold one whole request and nothing else, as llhttp read them from a
+            # request's start, parse the same way when they come again: their answer may too.
+            alone = self.start == 0 and end == len(self.buffer) and len(pending) == 1
+            if head is None or end < 0 or not self._answer(head, self.buffer if alone else None):
                 self._hand_off()
                 return
             pending.popleft()
@@ -296,15 +388,38 @@ class FrontProtocol(asyncio.Protocol):
             self.reading_head = True
             self._wait(self.loop.time() + self.front.head_timeout)
 
-    def _answer(self, head: Head) -> bool:
+    def _answer(self, head: Head, raw: bytes | None) -> bool:
         """True once the lane wrote the response; False leaves the request to aiohttp."""
         self.wrote = False
         try:
-            return self.front.answer(head, self)
+            return self.front.answer(head, self, raw)
         except Exception:
             # aiohttp answers the request, unless the lane's response has gone out already.
             lane_logger.exception("the lean lane failed on a %s request", head.method)
             return self.wrote
+
+    def _replayed(self, data: bytes) -> bool:
+        """True once the lane answered ``data``, one request, as it did the same bytes before;
+        else nothing was sent, and the bytes go the usual way."""
+        transport = self.transport
+        assert transport is not None
+        if transport.is_closing():
+            return False
+        self.wrote = False
+        try:
+            answered = self.front.replay(data, self)
+        except Exception:
+            lane_logger.exception("the lean lane failed to replay an answer")
+            answered = self.wrote
+        if not answered:
+            return False
+        self.buffer, self.start = b"", 0
+        metrics = self.front.metrics
+        metrics.lane_served()
+        metrics.lane_replay()
+        self.reading_head = False
+        self._wait(self.loop.time() + self.front.keepalive_timeout)
+        return True
 
     def write(self, data: bytes) -> None:
         assert self.transport is not None

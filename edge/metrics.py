@@ -37,6 +37,7 @@ class EdgeMetrics:
         # first, so that the counters are brought up to date before they are read.
         self._pending_served: dict[tuple[int, str], int] = {}
         self._pending_lane = 0
+        self._pending_replays = 0
         self._pending_bytes = 0
         # First-byte times of memory hits, as counts per histogram bucket and their sum.
         self._pending_hit_times = [0] * (len(FIRST_BYTE_BUCKETS) + 1)
@@ -118,6 +119,13 @@ class EdgeMetrics:
             registry=r,
         )
         self.lane_answered = 0  # the same count, for /status
+        self.lane_replays = Counter(
+            "cadenza_edge_lane_replays",
+            "Lean-lane responses to request bytes that came before within the same second, "
+            "answered as then without parsing them again; also in cadenza_edge_lane_requests",
+            registry=r,
+        )
+        self.lane_replayed = 0
         self.events_answered_at = Gauge(
             "cadenza_edge_events_answered_timestamp_seconds",
             "When the origin's event stream last answered this edge (Unix time; 0: never); "
@@ -172,6 +180,11 @@ class EdgeMetrics:
         self.lane_answered += 1
         self._pending_lane += 1
 
+    def lane_replay(self) -> None:
+        """A lane response replayed (``edge.front.Front.replay``); ``lane_served`` counts it too."""
+        self.lane_replayed += 1
+        self._pending_replays += 1
+
     def _fold(self) -> None:
         """Add the counts made since the last collection to their counters."""
         for key, n in self._pending_served.items():
@@ -180,6 +193,9 @@ class EdgeMetrics:
         if self._pending_lane:
             self.lane_requests.inc(self._pending_lane)
             self._pending_lane = 0
+        if self._pending_replays:
+            self.lane_replays.inc(self._pending_replays)
+            self._pending_replays = 0
         if self._pending_bytes:
             self.bytes_served.inc(self._pending_bytes)
             self._pending_bytes = 0

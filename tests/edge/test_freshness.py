@@ -189,3 +189,15 @@ def test_a_response_is_fresh_exactly_while_younger_than_its_lifetime(max_age, ag
     stored = Stored(float(max_age), age, 0.0, CacheControl(max_age=max_age))
     assert stored.fresh(wait) is (age + wait < max_age)
     assert stored.age(wait) >= stored.age(0)
+
+
+@given(
+    st.integers(0, 10**6),
+    st.integers(0, 10**6),
+    st.integers(0, 10**9),
+    st.integers(0, 10**9),
+    st.booleans(),
+)
+def test_a_response_is_fresh_until_fresh_until(lifetime, age, received, now, no_cache):
+    stored = Stored(float(lifetime), float(age), float(received), CacheControl(no_cache=no_cache))
+    assert stored.fresh(float(now)) is (float(now) < stored.fresh_until())

@@ -53,9 +53,12 @@ class Edge:
 
 
 @contextlib.asynccontextmanager
-async def running_edge(tmp_path: Path, size: int = SIZE, **overrides: Any) -> AsyncIterator[Edge]:
-    """An edge app behind the lane on an ephemeral port, with the stand-in origin behind it."""
-    origin_runner, origin_url = await serve(create_origin(size, 0.0))
+async def running_edge(
+    tmp_path: Path, size: int = SIZE, origin: web.Application | None = None, **overrides: Any
+) -> AsyncIterator[Edge]:
+    """An edge app behind the lane on an ephemeral port, with ``origin`` (by default the
+    stand-in origin) behind it."""
+    origin_runner, origin_url = await serve(origin or create_origin(size, 0.0))
     settings = EdgeSettings(
         origin=origin_url, cache_dir=tmp_path / "cache", token_keys=KEYS, allow_unsigned=True,
         readahead_seconds=0, preposition_interval=0, **overrides,
@@ -123,6 +126,12 @@ async def hit_ready(edge: Edge, path: str = SEGMENT) -> None:
 async def closed(reader: asyncio.StreamReader) -> bool:
     """True once the edge has closed the connection (and sent nothing more)."""
     return await asyncio.wait_for(reader.read(), WAIT) == b""
+
+
+async def next_second(past: float = 0.05) -> None:
+    """Sleep until ``past`` seconds into the next second of the clock."""
+    now = time.time()
+    await asyncio.sleep(int(now) + 1 + past - now)
 
 
 async def test_a_miss_goes_to_aiohttp_and_a_hit_is_answered_alike_from_memory(edge: Edge):
@@ -218,19 +227,23 @@ async def test_tokens_are_checked_in_the_lean_lane_and_refusals_come_from_aiohtt
 
 
 async def test_a_takedown_ends_lane_answers_at_once(edge: Edge):
-    """The lane remembers each path's admission, but not across a takedown: the object still
-    held in memory is refused by the next request (aiohttp answers the 410)."""
+    """The lane remembers each path's admission and the answers to repeated bytes, but not
+    across a takedown: the object still held in memory is refused by the next request (aiohttp
+    answers the 410)."""
     await hit_ready(edge)
     reader, writer = await asyncio.open_connection(edge.host, edge.port)
-    writer.write(request(SEGMENT))
-    served = await read_answer(reader)
+    await next_second()
+    served = []
+    for _ in range(3):  # parsed twice, then replayed
+        writer.write(request(SEGMENT))
+        served.append((await read_answer(reader)).status)
     edge.app[DENIALS].apply([Event(7, TAKEDOWN, TRACK)])  # recorded, not yet purged
     assert edge.app[MEMORY].peek(SEGMENT.lstrip("/")) is not None
     writer.write(request(SEGMENT))
     refused = await read_answer(reader)
     writer.close()
-    assert (served.status, refused.status) == (200, 410)
-    assert edge.lane == 1
+    assert (served, refused.status) == ([200, 200, 200], 410)
+    assert (edge.lane, edge.app[METRICS].lane_replayed) == (3, 1)
 
 
 async def test_a_token_that_expires_is_refused_by_the_next_request(edge: Edge):
@@ -247,6 +260,90 @@ async def test_a_token_that_expires_is_refused_by_the_next_request(edge: Edge):
     assert (served.status, refused.status) == (200, 403)
     assert b"expired" in refused.body
     assert edge.lane == 1
+
+
+async def test_the_same_request_bytes_within_a_second_get_the_same_answer_unparsed(edge: Edge):
+    """wrk, retries, players of one app: bytes that came twice are remembered, and answered
+    again as then (the replay count says so) within the second. Bytes that differ, or come
+    with more, are parsed."""
+    await hit_ready(edge)
+    metrics = edge.app[METRICS]
+    reader, writer = await asyncio.open_connection(edge.host, edge.port)
+    await next_second()
+    answers, replays = [], []
+    for raw in (
+        request(SEGMENT), request(SEGMENT), request(SEGMENT),  # parsed twice, then replayed
+        request(SEGMENT, "Accept: */*"),  # other bytes: parsed
+        request(SEGMENT) + request(SEGMENT),  # two requests in one read: parsed
+        request(SEGMENT),  # replayed
+    ):  # fmt: skip
+        writer.write(raw)
+        answers += [await read_answer(reader) for _ in range(raw.count(b"GET"))]
+        replays.append(metrics.lane_replayed)
+    await next_second()
+    writer.write(request(SEGMENT))  # a new second (a new Date or Age, maybe): parsed again
+    later = await read_answer(reader)
+    writer.close()
+    assert replays == [0, 0, 1, 1, 1, 2]
+    assert edge.lane == len(answers) + 1 == 8
+    assert all(a.status == 200 and a.body == body_for(SEGMENT, SIZE) for a in [*answers, later])
+    first, *again = [a.headers for i, a in enumerate(answers) if i in (0, 1, 2, 6)]
+    assert all(headers == first for headers in again)
+    assert metrics.lane_replayed == 2
+    assert edge.app[METRICS].registry.get_sample_value("cadenza_edge_lane_replays_total") == 2.0
+
+
+async def test_an_object_gone_from_memory_is_not_replayed(edge: Edge):
+    await hit_ready(edge)
+    reader, writer = await asyncio.open_connection(edge.host, edge.port)
+    await next_second()
+    answers = []
+    for _ in range(3):  # parsed twice, then replayed
+        writer.write(request(SEGMENT))
+        answers.append(await read_answer(reader))
+    edge.app[MEMORY].remove(SEGMENT.lstrip("/"))  # evicted, purged or replaced
+    writer.write(request(SEGMENT))
+    answers.append(await read_answer(reader))
+    writer.close()
+    assert all(a.status == 200 and a.body == body_for(SEGMENT, SIZE) for a in answers)
+    assert (edge.lane, edge.app[METRICS].lane_replayed) == (3, 1)  # then aiohttp's, from disk
+
+
+def aging_origin(lifetime: int) -> web.Application:
+    """An origin whose segments are fresh for ``lifetime`` seconds less the ``Age: 1`` they
+    come with, so that they turn stale inside a second, not at its start as ``Date`` would."""
+
+    async def segment(request: web.Request) -> web.Response:
+        return web.Response(
+            body=body_for(request.path, SIZE),
+            headers={"Cache-Control": f"max-age={lifetime}", "Age": "1", "ETag": '"v1"'},
+        )
+
+    app = web.Application()
+    app.router.add_get("/tracks/{tail:.+}", segment)
+    return app
+
+
+async def test_a_replayed_answer_ends_when_its_object_turns_stale(tmp_path: Path):
+    async with running_edge(tmp_path, origin=aging_origin(3)) as edge:
+        await next_second(0.1)
+        await hit_ready(edge)
+        until = edge.app[MEMORY].peek(SEGMENT.lstrip("/")).stored.fresh_until()
+        assert 0.05 < until % 1 < 0.6, "the object turns stale inside a second"
+        await asyncio.sleep(int(until) + 0.02 - time.time())
+        reader, writer = await asyncio.open_connection(edge.host, edge.port)
+        parsed = []
+        for _ in range(3):  # parsed twice, then replayed
+            writer.write(request(SEGMENT))
+            parsed.append(await read_answer(reader))
+        assert edge.app[METRICS].lane_replayed == 1 and time.time() < until
+        await asyncio.sleep(until + 0.02 - time.time())  # the same second, now stale
+        writer.write(request(SEGMENT))
+        after = await read_answer(reader)
+        writer.close()
+        assert [a.headers["x-cache"] for a in parsed] == ["HIT"] * 3
+        assert after.headers["x-cache"] != "HIT" and after.body == body_for(SEGMENT, SIZE)
+        assert edge.app[METRICS].lane_replayed == 1
 
 
 async def test_hits_are_sent_from_kernel_pages_within_the_budget(tmp_path: Path):

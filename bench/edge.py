@@ -1,11 +1,16 @@
 """``cadenza bench edge``: Cadenza's edge next to nginx, in front of the same origin, in one run.
 
-Two measurements, each repeated and reported as medians with Cadenza's figure over nginx's:
+Three measurements, each repeated and reported as medians with Cadenza's figure over nginx's:
 
 1. Hot hits: wrk with 64 connections requests 120 KB segments that both proxies hold already.
    nginx runs as a caching proxy (``proxy_cache``, ``sendfile on; tcp_nopush off``) with as many
    workers as the edge. Requests per second and latency percentiles.
-2. Cold stampede: 64 concurrent requests for one uncached segment while the origin answers after
+2. Player hot hits: the same, with every request carrying CMCD data as players send it (their
+   buffer length changes with every request), so that no two requests are the same bytes and the
+   edge answers none from a replay (it reports how many it did). nginx keys its cache by path
+   (``proxy_cache_key ... $uri``), as the edge does for segments. No target: this is what real
+   players get, next to the figure of repeated requests above.
+3. Cold stampede: 64 concurrent requests for one uncached segment while the origin answers after
    200 ms. How many fetches reached the origin, and the requests' median latency: nginx makes
    waiters poll every 500 ms (``proxy_cache_lock``), the edge streams the one fetch to all of them.
 
@@ -32,15 +37,17 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench import processes
-from bench.wrk import WrkResult, cycling_script, run_wrk
+from bench.wrk import WrkResult, cycling_script, player_script, run_wrk
 from cadenza.errors import ConfigError
 
 HOT_TARGET_RPS = 0.8  # Cadenza's requests/s over nginx's, at least
 HOT_TARGET_P99 = 2.0  # Cadenza's p99 over nginx's, at most
 COLD_TARGET_MEDIAN = 0.5  # Cadenza's median stampede latency over nginx's, at most
 TRACK = "b0b0b0b0b0b0b0b0"
+KBPS = 160  # the rung of the hot segments (``segment_paths``), as players state it in CMCD
 START_SECONDS = 15.0
 
 
@@ -109,6 +116,7 @@ http {{
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_cache segments;
+            proxy_cache_key $scheme$proxy_host$uri;
             proxy_cache_lock on;
             proxy_cache_lock_timeout 30s;
             proxy_cache_valid 200 1h;
@@ -144,17 +152,25 @@ def run(args: argparse.Namespace) -> int:
 def measure(scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
     size = args.segment_kb * 1024
     hot: dict[str, list[WrkResult]] = {"cadenza": [], "nginx": []}
+    players: dict[str, list[WrkResult]] = {"cadenza": [], "nginx": []}
     with _fleet(scratch / "hot", size, 0.0, args.workers) as (origin, proxies):
         paths = segment_paths(TRACK, args.segments)
         for url in proxies.values():
             _warm(url, paths)
         script = scratch / "hot.lua"
         script.write_text(cycling_script(paths))
+        player = scratch / "players.lua"
+        player.write_text(player_script(paths, TRACK, KBPS))
         for url in proxies.values():  # connections and caches settle before measuring
             run_wrk(url, script, args.connections, 2.0)
         for _ in range(args.runs):
             for side, url in proxies.items():
                 hot[side].append(run_wrk(url, script, args.connections, args.seconds))
+        replays = _replays(proxies["cadenza"])
+        for _ in range(args.runs):
+            for side, url in proxies.items():
+                players[side].append(run_wrk(url, player, args.connections, args.seconds))
+        replays = _replays(proxies["cadenza"]) - replays
     cold: dict[str, list[StampedeResult]] = {"cadenza": [], "nginx": []}
     with _fleet(scratch / "cold", size, args.delay, args.workers) as (origin, proxies):
         for run_index in range(args.runs):
@@ -162,7 +178,7 @@ def measure(scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
                 # A track of its own per run and side: readahead must not have warmed it.
                 path = segment_paths(f"c{run_index:07d}{side[:8]:0>8}", 1)[0]
                 cold[side].append(_stampede(origin, url, path, args.connections, size))
-    return _summary(args, hot, cold)
+    return _summary(args, hot, players, replays, cold)
 
 
 @contextmanager
@@ -227,6 +243,26 @@ def _wait_for_port(port: int, process: "subprocess.Popen[str]", log: Path) -> No
     raise processes.ServiceFailed(f"nginx did not listen on 127.0.0.1:{port}")
 
 
+def _replays(base: str) -> int:
+    """The edge's answers replayed so far (``cadenza_edge_lane_replays_total``, all workers)."""
+
+    async def read() -> str:
+        timeout = aiohttp.ClientTimeout(total=START_SECONDS)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as client,
+            client.get(base + "/metrics") as response,
+        ):
+            response.raise_for_status()
+            return await response.text()
+
+    for family in text_string_to_metric_families(asyncio.run(read())):
+        if family.name == "cadenza_edge_lane_replays":
+            return sum(
+                int(sample.value) for sample in family.samples if sample.name.endswith("_total")
+            )
+    raise processes.ServiceFailed(f"{base}/metrics has no cadenza_edge_lane_replays")
+
+
 def _warm(base: str, paths: Sequence[str]) -> None:
     """Fetch every path until the proxy answers it from its cache."""
 
@@ -272,21 +308,30 @@ def _stampede(
 def _summary(
     args: argparse.Namespace,
     hot: dict[str, list[WrkResult]],
+    players: dict[str, list[WrkResult]],
+    replays: int,
     cold: dict[str, list[StampedeResult]],
 ) -> dict[str, Any]:
     def med(results: Sequence[Any], name: str) -> float:
         return float(statistics.median(getattr(r, name) for r in results))
 
-    hot_sides: dict[str, dict[str, Any]] = {
-        side: {
-            "requests_per_s": med(runs, "requests_per_s"),
-            "p50_ms": med(runs, "p50_ms"),
-            "p99_ms": med(runs, "p99_ms"),
-            "errors": sum(r.errors for r in runs),
-            "runs": [asdict(r) for r in runs],
+    def wrk_sides(measured: dict[str, list[WrkResult]]) -> dict[str, Any]:
+        sides: dict[str, Any] = {
+            side: {
+                "requests_per_s": med(runs, "requests_per_s"),
+                "p50_ms": med(runs, "p50_ms"),
+                "p99_ms": med(runs, "p99_ms"),
+                "errors": sum(r.errors for r in runs),
+                "runs": [asdict(r) for r in runs],
+            }
+            for side, runs in measured.items()
         }
-        for side, runs in hot.items()
-    }
+        c, n = sides["cadenza"], sides["nginx"]
+        sides["rps_ratio"] = c["requests_per_s"] / n["requests_per_s"]
+        sides["p99_ratio"] = c["p99_ms"] / n["p99_ms"]
+        return sides
+
+    hot_sides, player_sides = wrk_sides(hot), wrk_sides(players)
     cold_sides: dict[str, dict[str, Any]] = {
         side: {
             "origin_fetches": max(r.origin_fetches for r in runs),
@@ -297,9 +342,7 @@ def _summary(
         }
         for side, runs in cold.items()
     }
-    c, n = hot_sides["cadenza"], hot_sides["nginx"]
-    rps_ratio = c["requests_per_s"] / n["requests_per_s"]
-    p99_ratio = c["p99_ms"] / n["p99_ms"]
+    rps_ratio, p99_ratio = hot_sides["rps_ratio"], hot_sides["p99_ratio"]
     median_ratio = cold_sides["cadenza"]["median_ms"] / cold_sides["nginx"]["median_ms"]
     one_fetch = all(side["origin_fetches"] == 1 for side in cold_sides.values())
     return {
@@ -313,7 +356,8 @@ def _summary(
             "origin_delay_s": args.delay,
             "cores": os.cpu_count(),
         },
-        "hot": {**hot_sides, "rps_ratio": rps_ratio, "p99_ratio": p99_ratio},
+        "hot": hot_sides,
+        "players": {**player_sides, "replays": replays},
         "cold": {**cold_sides, "median_ratio": median_ratio},
         "targets": {
             "hot_rps_ratio_at_least": HOT_TARGET_RPS,
@@ -336,17 +380,21 @@ def print_report(report: dict[str, Any]) -> None:
         f"{s['segment_bytes'] // 1024} KB, {s['workers']} workers each; "
         f"medians of {s['runs']} runs of {s['wrk_seconds']:g} s"
     )
-    print(f"  {'':14}{'requests/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
-    for side in ("cadenza", "nginx"):
-        r = hot[side]
-        print(
-            f"  {side:14}{r['requests_per_s']:>12,.0f}{r['p50_ms']:>10.2f}"
-            f"{r['p99_ms']:>10.2f}{r['errors']:>8}"
-        )
+    _print_wrk(hot)
     print(
         f"  Cadenza / nginx: requests/s {hot['rps_ratio']:.2f}x (target >= {HOT_TARGET_RPS}: "
         f"{_verdict(met['hot_rps'])}), p99 {hot['p99_ratio']:.2f}x (target <= {HOT_TARGET_P99}: "
         f"{_verdict(met['hot_p99'])})"
+    )
+    players = report["players"]
+    print(
+        "\nPlayer hot hits: the same, every request with its own CMCD data as players send it "
+        f"(answers the edge replayed: {players['replays']})"
+    )
+    _print_wrk(players)
+    print(
+        f"  Cadenza / nginx: requests/s {players['rps_ratio']:.2f}x, "
+        f"p99 {players['p99_ratio']:.2f}x (no target)"
     )
     print(
         f"\nCold stampede: {s['connections']} concurrent requests for one uncached segment, "
@@ -364,6 +412,16 @@ def print_report(report: dict[str, Any]) -> None:
         f"{cold['median_ratio']:.2f}x (target <= {COLD_TARGET_MEDIAN}: "
         f"{_verdict(met['cold_median'])})"
     )
+
+
+def _print_wrk(sides: dict[str, Any]) -> None:
+    print(f"  {'':14}{'requests/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+    for side in ("cadenza", "nginx"):
+        r = sides[side]
+        print(
+            f"  {side:14}{r['requests_per_s']:>12,.0f}{r['p50_ms']:>10.2f}"
+            f"{r['p99_ms']:>10.2f}{r['errors']:>8}"
+        )
 
 
 def _verdict(ok: bool) -> str:

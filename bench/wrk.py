@@ -1,6 +1,7 @@
 """wrk (Debian's package) as the load generator of the HTTP benchmarks: a script that cycles
 over request paths, one run, and its figures read from what wrk prints."""
 
+import posixpath
 import re
 import subprocess
 from collections.abc import Sequence
@@ -53,6 +54,38 @@ local i = math.random(#paths)
 request = function()
   i = i % #paths + 1
   return wrk.format("GET", paths[i])
+end
+"""
+
+
+def player_script(paths: Sequence[str], track: str, kbps: int) -> str:
+    """A wrk Lua script like ``cycling_script`` whose every request carries CMCD data as a
+    player sends it (``player.cmcd``): its session per wrk thread, its buffer length and
+    measured throughput, which change with every request, and the next segment (``nor``), so
+    that no two requests of a run are the same bytes."""
+    listed = ", ".join(f'"{p}"' for p in paths)
+    nexts = ", ".join(f'"{posixpath.basename(p)}"' for p in [*paths[1:], paths[0]])
+    return f"""\
+local paths = {{{listed}}}
+local nexts = {{{nexts}}}
+local i = math.random(#paths)
+local n = 0
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("sid", "bench-" .. threads)
+end
+local function escape(text)
+  return (text:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+request = function()
+  i = i % #paths + 1
+  n = n + 1
+  local bl = (n % 301) * 100
+  local mtp = 1000 + 100 * math.floor(n / 301)
+  local cmcd = "bl=" .. bl .. ",br={kbps},cid=\\"{track}\\",mtp=" .. mtp .. ",nor=\\""
+    .. nexts[i] .. "\\",ot=a,sid=\\"" .. sid .. "\\""
+  return wrk.format("GET", paths[i] .. "?CMCD=" .. escape(cmcd))
 end
 """
 

@@ -355,15 +355,31 @@ def readahead(
 ) -> None:
     """Warm the next segments of this rendition (and what CMCD ``nor`` names) in the background,
     only within ``acl`` (the token's, else the request's track) and the rendition's playlist."""
+    if readahead_due(app, key):
+        start_readahead(app, path, query, headers, acl)
+
+
+def readahead_due(app: web.Application, key: str) -> bool:
+    """Whether a request for ``key`` should start readahead now; once True, not again for
+    ``AHEAD_SECONDS`` (so the lane reads a request's query only when it is needed)."""
     now = time.monotonic()
     checked = app[AHEAD]
     if now - checked.get(key, -AHEAD_SECONDS) < AHEAD_SECONDS:
-        return  # players of this rendition were just served it; the next ones are coming
+        return False  # players of this rendition were just served it; the next ones are coming
     if len(checked) > 100_000:
         checked.clear()
     checked[key] = now
-    if len(app[TASKS]) >= MAX_PREFETCHES:
-        return
+    return len(app[TASKS]) < MAX_PREFETCHES
+
+
+def start_readahead(
+    app: web.Application,
+    path: str,
+    query: Mapping[str, str],
+    headers: Mapping[str, str],
+    acl: str | None = None,
+) -> None:
+    """``readahead`` once it is due."""
     nexts = next_objects(from_request(query, headers), path)
     paths = nexts or following_segments(path, app[SETTINGS].readahead_seconds)
     if not paths:

@@ -71,7 +71,7 @@ class Replay(NamedTuple):
     until: float  # when the answer's Date or Age would change, or its object or token expire
     head: Head
     raw_path: str
-    params: dict[str, str]
+    query: str
     admitted: Admitted
     entry: weakref.ref[Entry]  # not kept alive by its replay once memory lets it go
     response_head: bytes
@@ -136,7 +136,6 @@ class Front:
         entry = self.memory.peek(admitted.key)
         if entry is None or entry.status != 200 or not serves_from_cache(entry, now):
             return False
-        params = dict(parse_qsl(query)) if query else {}
         fields = head.headers
         if (
             "Range" in fields
@@ -151,8 +150,8 @@ class Front:
             status, body = 200, entry.body
             response_head = self._plain(entry, now, head.keep_alive)
             if raw is not None and head.keep_alive and len(raw) <= REPLAYED_BYTES:
-                self._remember(raw, head, raw_path, params, admitted, entry, response_head, now)
-        self._deliver(head, raw_path, params, admitted, entry, status, body, response_head,
+                self._remember(raw, head, raw_path, query, admitted, entry, response_head, now)
+        self._deliver(head, raw_path, query, admitted, entry, status, body, response_head,
                       transport, now, started)  # fmt: skip
         return True
 
@@ -174,12 +173,12 @@ class Front:
         ):
             del self.replays[raw]
             return False
-        self._deliver(replay.head, replay.raw_path, replay.params, replay.admitted, entry, 200,
+        self._deliver(replay.head, replay.raw_path, replay.query, replay.admitted, entry, 200,
                       entry.body, replay.response_head, transport, now, started)  # fmt: skip
         return True
 
     def _remember(
-        self, raw: bytes, head: Head, raw_path: str, params: dict[str, str], admitted: Admitted,
+        self, raw: bytes, head: Head, raw_path: str, query: str, admitted: Admitted,
         entry: Entry, response_head: bytes, now: float,
     ) -> None:  # fmt: skip
         """Keep the answer to ``raw`` for ``replay`` while its head (Date, Age) and its object
@@ -202,12 +201,12 @@ class Front:
         if len(self.replays) >= REPLAYS:
             self.replays.clear()
         self.replays[raw] = Replay(
-            int(now), self.denials.generation, until, head, raw_path, params, admitted,
+            int(now), self.denials.generation, until, head, raw_path, query, admitted,
             weakref.ref(entry), response_head,
         )  # fmt: skip
 
     def _deliver(
-        self, head: Head, raw_path: str, params: dict[str, str], admitted: Admitted,
+        self, head: Head, raw_path: str, query: str, admitted: Admitted,
         entry: Entry, status: int, body: bytes, response_head: bytes, transport: Sink,
         now: float, started: float,
     ) -> None:  # fmt: skip
@@ -217,7 +216,8 @@ class Front:
         app = self.app
         edge_app.record_hit(app, key)
         self.plays.record(key)
-        edge_app.readahead(app, key, admitted.path, params, head.headers, admitted.acl)
+        if edge_app.readahead_due(app, key):  # the query is read only then
+            edge_app.start_readahead(app, admitted.path, _params(query), head.headers, admitted.acl)
         sent = len(body) if head.method != "HEAD" and status in (200, 206) else 0
         where = self.pages.file(entry, response_head) if sent and status == 200 else None
         if where is not None:
@@ -231,7 +231,7 @@ class Front:
         metrics.hit_first_byte(time.perf_counter() - started)
         if self.egress is not None:
             count_egress(metrics, self.egress, sent, now)
-        _log(head, raw_path, status, sent, time.perf_counter() - started, params)
+        _log(head, raw_path, status, sent, time.perf_counter() - started, query)
 
     def _admit(self, raw_path: str, now: float) -> Admitted | None:
         """``admit``'s answer for ``raw_path``, remembered while no takedown came and its token
@@ -282,11 +282,17 @@ class Front:
 _access_logger = logging.getLogger(LOGGER)
 
 
+def _params(query: str) -> dict[str, str]:
+    """A request's query parameters (the last of a repeated name), read only when needed: a
+    player's CMCD data make it cost more than the rest of a hit."""
+    return dict(parse_qsl(query)) if query else {}
+
+
 def _log(head: Head, raw_path: str, status: int, nbytes: int, seconds: float,
-         params: dict[str, str]) -> None:  # fmt: skip
+         query: str) -> None:  # fmt: skip
     logger = _access_logger
     if logger.isEnabledFor(logging.INFO):
-        cmcd = from_request(params, head.headers)
+        cmcd = from_request(_params(query), head.headers)
         record = access_record(head.method, raw_path, status, nbytes, seconds, "HIT", cmcd)
         logger.info(json.dumps(record, separators=(",", ":")))
 

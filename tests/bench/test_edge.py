@@ -15,6 +15,7 @@ def test_nginx_is_a_caching_proxy_with_the_stated_settings(tmp_path: Path):
         "sendfile on;",
         "tcp_nopush off;",
         "proxy_cache segments;",
+        "proxy_cache_key $scheme$proxy_host$uri;",
         "proxy_cache_lock on;",
         "listen 127.0.0.1:8001;",
         "server 127.0.0.1:8002;",
@@ -37,8 +38,10 @@ def test_a_short_run_measures_both_sides(tmp_path: Path):
     )
     report = measure(tmp_path, args)
     for side in ("cadenza", "nginx"):
-        assert report["hot"][side]["requests_per_s"] > 0
-        assert report["hot"][side]["errors"] == 0
+        for hot in ("hot", "players"):
+            assert report[hot][side]["requests_per_s"] > 0
+            assert report[hot][side]["errors"] == 0
         assert report["cold"][side]["origin_fetches"] == 1
         assert report["cold"][side]["incomplete"] == 0
     assert report["targets"]["met"]["cold_one_fetch"]
+    assert report["players"]["replays"] == 0  # players' requests differ: each one is parsed

@@ -1,9 +1,17 @@
-"""wrk as the benchmarks run it: the figures read from its output, the cycling script."""
+"""wrk as the benchmarks run it: the figures read from its output, its scripts."""
+
+import asyncio
+import shutil
+import time
+from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from bench.edge import segment_paths
-from bench.wrk import cycling_script, parse_wrk
+from bench.wrk import cycling_script, parse_wrk, player_script, run_wrk
+from edge.cmcd import from_request, next_objects
+from tests.loopback import serve
 
 WRK_OUTPUT = """\
 Running 4s test @ http://127.0.0.1:40001
@@ -42,3 +50,35 @@ def test_the_wrk_script_cycles_over_every_path():
     script = cycling_script(paths)
     assert all(f'"{p}"' in script for p in paths)
     assert "request = function()" in script
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is Debian's package")
+async def test_the_player_script_sends_cmcd_that_differs_in_every_request(tmp_path: Path):
+    """Real wrk against a server that keeps what it was asked: every request is a path of the
+    list with CMCD data that the edge reads, and no two requests are the same."""
+    paths = segment_paths("0123456789abcdef", 3)
+    asked: list[tuple[str, str]] = []
+
+    async def record(request: web.Request) -> web.Response:
+        asked.append((request.path, request.query_string))
+        cmcd = from_request(request.query, request.headers)
+        nexts = next_objects(cmcd, request.path)
+        assert (cmcd["cid"], cmcd["ot"], cmcd["br"]) == ("0123456789abcdef", "a", 160)
+        assert str(cmcd["sid"]).startswith("bench-") and isinstance(cmcd["bl"], int)
+        assert nexts == [paths[(paths.index(request.path) + 1) % len(paths)]]
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/tracks/{tail:.+}", record)
+    runner, url = await serve(app)
+    script = tmp_path / "players.lua"
+    script.write_text(player_script(paths, "0123456789abcdef", 160))
+    try:
+        started = time.monotonic()
+        result = await asyncio.to_thread(run_wrk, url, script, 4, 1.0)
+    finally:
+        await asyncio.wait_for(runner.cleanup(), 10)
+    assert time.monotonic() - started < 30
+    assert result.errors == 0 and len(asked) > 100
+    assert {path for path, _ in asked} == set(paths)
+    assert len(set(asked)) == len(asked)

@@ -333,6 +333,7 @@ class FrontProtocol(asyncio.Protocol):
             and not self.pending
             and not self.refused
             and not self.paused
+            and len(data) <= REPLAYED_BYTES
             and self._replayed(data)
         ):
             return

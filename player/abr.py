@@ -362,12 +362,13 @@ class CadenzaRule:
     as insurance against the next outage, a share ``floor_weight`` of it, spread over the
     horizon, per second the buffer would sit below ``floor_s`` at each arrival.
 
-    The first segment of the lookahead is fetched at the short-term estimate, the lower of the
-    last sample and the harmonic mean of the last ``window`` samples: it falls at once and rises
-    once the recent samples agree. Later ones move towards the harmonic mean of the last
-    ``memory`` samples, a share ``recovery`` of the way closer per segment: on 3G a slow spell
-    usually passes, so a deep buffer rides it out at a good rung instead of dropping to the
-    lowest, while a shallow one still steps down at once. A rung above the last one must also be
+    The first segment of the lookahead is fetched at the short-term estimate, the harmonic mean
+    of the last ``window`` samples: a slow sample pulls it down at once (a harmonic mean follows
+    its lowest values), and it rises as the recent samples agree. Later ones move towards the
+    arithmetic mean of the last ``memory`` samples, the rate the link gives over a good minute,
+    a share ``recovery`` of the way closer per segment: on 3G a slow spell usually passes, so a
+    deep buffer rides it out at a good rung instead of dropping to the lowest, while a shallow
+    one still steps down at once. A rung above the last one must also be
     within ``up_safety`` of the short-term estimate, so the rule does not spend its buffer on an
     upswitch. The bandwidth probe (a playlist) is the only sample until the first segment
     arrives, then forgotten: so small a transfer measures latency more than bandwidth, and would
@@ -405,12 +406,12 @@ class CadenzaRule:
         """The short-term estimate, for the next segment."""
         if not self._samples:
             return self._default_kbps
-        recent = list(self._samples)[-self._window :]
-        return min(recent[-1], _harmonic(recent))
+        return _harmonic(list(self._samples)[-self._window :])
 
     def longer_term_kbps(self) -> float:
-        """The harmonic mean of all the samples kept, which the lookahead moves towards."""
-        return _harmonic(self._samples) if self._samples else self._default_kbps
+        """The mean of all the samples kept, which the lookahead moves towards."""
+        samples = self._samples
+        return sum(samples) / len(samples) if samples else self._default_kbps
 
     def choose(self, state: PlayerState) -> int:
         if state.last_rung is None and self._probe is not None:

@@ -305,3 +305,22 @@ def test_cadenza_played_with_a_probe_begins_where_the_link_allows(kbps, first):
     link = steady(kbps, latency_s=0.1)
     result = simulate(CadenzaRule(), link, LADDER, TRACK, DEFAULT_MAX_BUFFER_S, PROBE_BYTES)
     assert result.rungs[0] == first and result.stall_s == 0.0
+
+
+@pytest.mark.parametrize("rates", [[1_000.0, 100.0] * 5, [100.0, 1_000.0] * 5])
+def test_cadenza_expects_a_bursty_link_to_give_its_mean(rates: list[float]):
+    """3G comes in bursts: a link that alternates between 1,000 and 100 kbit/s gives 550 on
+    average, which 30 s of buffer can count on at 160 kbit/s. Its harmonic mean (182), with the
+    last sample as the short-term estimate, made the rule step down to 48 or 96."""
+    rule = CadenzaRule()
+    for rate in rates:
+        rule.observe(DownloadSample(rate * 125.0 * 6.0, 6.0, 6.0, 2))
+    assert rule.longer_term_kbps() == pytest.approx(550.0)
+    assert rule.choose(PlayerState(LADDER, 30.0, DEFAULT_MAX_BUFFER_S, 6.0, 2, True)) == 2
+
+
+def test_cadenzas_short_term_estimate_is_the_harmonic_mean_of_the_last_samples():
+    rule = CadenzaRule()
+    for rate in (900.0, 600.0, 600.0, 300.0):
+        rule.observe(DownloadSample(rate * 125.0 * 6.0, 6.0, 6.0, 1))
+    assert rule.estimate_kbps() == pytest.approx(3 / (1 / 600 + 1 / 600 + 1 / 300))

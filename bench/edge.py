@@ -380,7 +380,7 @@ def print_report(report: dict[str, Any]) -> None:
         f"{s['segment_bytes'] // 1024} KB, {s['workers']} workers each; "
         f"medians of {s['runs']} runs of {s['wrk_seconds']:g} s"
     )
-    _print_wrk(hot)
+    _print_sides(hot, _WRK_COLUMNS)
     print(
         f"  Cadenza / nginx: requests/s {hot['rps_ratio']:.2f}x (target >= {HOT_TARGET_RPS}: "
         f"{_verdict(met['hot_rps'])}), p99 {hot['p99_ratio']:.2f}x (target <= {HOT_TARGET_P99}: "
@@ -391,7 +391,7 @@ def print_report(report: dict[str, Any]) -> None:
         "\nPlayer hot hits: the same, every request with its own CMCD data as players send it "
         f"(answers the edge replayed: {players['replays']})"
     )
-    _print_wrk(players)
+    _print_sides(players, _WRK_COLUMNS)
     print(
         f"  Cadenza / nginx: requests/s {players['rps_ratio']:.2f}x, "
         f"p99 {players['p99_ratio']:.2f}x (no target)"
@@ -400,13 +400,7 @@ def print_report(report: dict[str, Any]) -> None:
         f"\nCold stampede: {s['connections']} concurrent requests for one uncached segment, "
         f"origin answering after {s['origin_delay_s'] * 1000:g} ms; medians of {s['runs']} runs"
     )
-    print(f"  {'':14}{'origin fetches':>16}{'median ms':>11}{'max ms':>9}{'incomplete':>12}")
-    for side in ("cadenza", "nginx"):
-        r = cold[side]
-        print(
-            f"  {side:14}{r['origin_fetches']:>16}{r['median_ms']:>11.1f}"
-            f"{r['max_ms']:>9.1f}{r['incomplete']:>12}"
-        )
+    _print_sides(cold, _COLD_COLUMNS)
     print(
         f"  one fetch each: {_verdict(met['cold_one_fetch'])}; Cadenza / nginx median "
         f"{cold['median_ratio']:.2f}x (target <= {COLD_TARGET_MEDIAN}: "
@@ -414,13 +408,24 @@ def print_report(report: dict[str, Any]) -> None:
     )
 
 
-def _print_wrk(sides: dict[str, Any]) -> None:
-    print(f"  {'':14}{'requests/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+# A table's columns: heading, field of each side's figures, width and number format.
+_WRK_COLUMNS = (
+    ("requests/s", "requests_per_s", 12, ",.0f"), ("p50 ms", "p50_ms", 10, ".2f"),
+    ("p99 ms", "p99_ms", 10, ".2f"), ("errors", "errors", 8, ""),
+)  # fmt: skip
+_COLD_COLUMNS = (
+    ("origin fetches", "origin_fetches", 16, ""), ("median ms", "median_ms", 11, ".1f"),
+    ("max ms", "max_ms", 9, ".1f"), ("incomplete", "incomplete", 12, ""),
+)  # fmt: skip
+
+
+def _print_sides(sides: dict[str, Any], columns: Sequence[tuple[str, str, int, str]]) -> None:
+    print(f"  {'':14}" + "".join(f"{title:>{width}}" for title, _, width, _ in columns))
     for side in ("cadenza", "nginx"):
-        r = sides[side]
+        figures = sides[side]
         print(
-            f"  {side:14}{r['requests_per_s']:>12,.0f}{r['p50_ms']:>10.2f}"
-            f"{r['p99_ms']:>10.2f}{r['errors']:>8}"
+            f"  {side:14}"
+            + "".join(f"{figures[field]:>{width}{form}}" for _, field, width, form in columns)
         )
 
 

@@ -134,6 +134,20 @@ async def next_second(past: float = 0.05) -> None:
     await asyncio.sleep(int(now) + 1 + past - now)
 
 
+async def replayed(
+    edge: Edge,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, list[Answer]]:
+    """A connection that asked for SEGMENT three times at the start of a second: parsed
+    twice, then answered from the lane's replay."""
+    reader, writer = await asyncio.open_connection(edge.host, edge.port)
+    await next_second()
+    answers = []
+    for _ in range(3):
+        writer.write(request(SEGMENT))
+        answers.append(await read_answer(reader))
+    return reader, writer, answers
+
+
 async def test_a_miss_goes_to_aiohttp_and_a_hit_is_answered_alike_from_memory(edge: Edge):
     reader, writer = await asyncio.open_connection(edge.host, edge.port)
     writer.write(request(SEGMENT))
@@ -231,12 +245,8 @@ async def test_a_takedown_ends_lane_answers_at_once(edge: Edge):
     across a takedown: the object still held in memory is refused by the next request (aiohttp
     answers the 410)."""
     await hit_ready(edge)
-    reader, writer = await asyncio.open_connection(edge.host, edge.port)
-    await next_second()
-    served = []
-    for _ in range(3):  # parsed twice, then replayed
-        writer.write(request(SEGMENT))
-        served.append((await read_answer(reader)).status)
+    reader, writer, answers = await replayed(edge)
+    served = [a.status for a in answers]
     edge.app[DENIALS].apply([Event(7, TAKEDOWN, TRACK)])  # recorded, not yet purged
     assert edge.app[MEMORY].peek(SEGMENT.lstrip("/")) is not None
     writer.write(request(SEGMENT))
@@ -295,12 +305,7 @@ async def test_the_same_request_bytes_within_a_second_get_the_same_answer_unpars
 
 async def test_an_object_gone_from_memory_is_not_replayed(edge: Edge):
     await hit_ready(edge)
-    reader, writer = await asyncio.open_connection(edge.host, edge.port)
-    await next_second()
-    answers = []
-    for _ in range(3):  # parsed twice, then replayed
-        writer.write(request(SEGMENT))
-        answers.append(await read_answer(reader))
+    reader, writer, answers = await replayed(edge)
     edge.app[MEMORY].remove(SEGMENT.lstrip("/"))  # evicted, purged or replaced
     writer.write(request(SEGMENT))
     answers.append(await read_answer(reader))

@@ -10,6 +10,11 @@ from that request on, to aiohttp's own protocol, which answers it (a 400 for ref
 serves the connection from then on. Responses stay in order: what the lane answered was written
 before the hand-off. The lane keeps its own deadlines: a whole request head within
 ``head_timeout`` (else 408 and close), an idle connection closed after ``keepalive_timeout``.
+
+Request bytes that came twice, as one whole request from a request's start, have their answer
+remembered (``Front.replay``): when the same bytes come again, alone in a read, within the
+second and while the object, its freshness, the token and the takedowns hold, the lane gives
+that answer again without parsing them (llhttp would read them as it did before).
 """
 
 import asyncio

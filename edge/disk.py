@@ -1,9 +1,12 @@
 """The disk tier: objects that fell out of memory, kept across restarts (diskcache).
 
-diskcache is synchronous (SQLite plus files), so every call runs in a worker thread; a hit is
+diskcache is synchronous (SQLite plus files), so its calls run in a worker thread; a hit is
 promoted to the memory tier by the caller. Bodies are stored with what is needed to serve them.
 Concurrent reads of one key share one lookup: a stampede of misses queues one job in the small
-thread pool, not one per waiter ahead of the fetch they all wait for.
+thread pool, not one per waiter ahead of the fetch they all wait for. Before that, whether the
+key is there at all is asked in the event loop: one indexed SQLite query (about 10 us, and in
+WAL mode never behind a writer), so that a cold miss starts its fetch without waiting for a
+thread and for the event loop's next turn, which a burst of new connections makes long.
 """
 
 import asyncio
@@ -30,6 +33,8 @@ class DiskTier:
     async def get(self, key: str) -> Entry | None:
         reading = self._reading.get(key)
         if reading is None:
+            if key not in self.cache:  # the index alone, at once: a miss needs no thread
+                return None
             reading = asyncio.ensure_future(self._read(key))
             self._reading[key] = reading
             reading.add_done_callback(lambda done: self._forget(key, done))

@@ -71,7 +71,7 @@ class Sink(Protocol):
 class Replay(NamedTuple):
     """A hit the lane answered to a request's exact bytes, and what its answer depends on."""
 
-    second: int  # of the clock when it was answered
+    second: int  # of the clock when it was answered: a clock set back must not stretch ``until``
     generation: int  # of the takedowns
     until: float  # when the answer's Date or Age would change, or its object or token expire
     head: Head
